@@ -1,0 +1,131 @@
+//! `equiflow bench`: time one training step of each model at the reference batch size.
+//! Wall-clock numbers on shared machines are noisy; the ratios between cases measured in the
+//! same run are what to compare.
+
+use crate::backend::Backend;
+use crate::method::diffusion::Schedule;
+use crate::preset::{Estimator, FlowSettings, ScoreSettings};
+use crate::train::job::{FlowTrainer, ScoreTrainer};
+use crate::nn::flow_mlp::FlowMlpConfig;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand_distr::{Distribution, StandardNormal};
+use serde::Serialize;
+use std::time::Instant;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchRow {
+    pub case: String,
+    pub backend: String,
+    pub batch: usize,
+    pub steps: usize,
+    pub ms_per_step: f64,
+    /// For Hutchinson rows: how many times slower than exact+penalty on the same system.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratio_to_exact: Option<f64>,
+}
+
+pub struct BenchConfig {
+    pub batch: usize,
+    pub steps: usize,
+    pub warmup: usize,
+}
+
+impl Default for BenchConfig {
+    fn default() -> Self {
+        Self {
+            batch: 2048,
+            steps: 20,
+            warmup: 3,
+        }
+    }
+}
+
+fn normal_rows(n: usize, rng: &mut StdRng) -> Vec<f32> {
+    (0..n).map(|_| StandardNormal.sample(rng)).collect()
+}
+
+fn time_steps(cfg: &BenchConfig, mut step: impl FnMut()) -> f64 {
+    for _ in 0..cfg.warmup {
+        step();
+    }
+    let t = Instant::now();
+    for _ in 0..cfg.steps {
+        step();
+    }
+    t.elapsed().as_secs_f64() * 1e3 / cfg.steps as f64
+}
+
+/// Time every case on `backend`; `progress` is told each case name before it runs.
+pub fn run(backend: &Backend, cfg: &BenchConfig, progress: &mut dyn FnMut(&str)) -> Vec<BenchRow> {
+    let device = &backend.device;
+    device.seed(1);
+    let mut rng = StdRng::seed_from_u64(1);
+    let sched = Schedule::cosine(100);
+    let mut rows = Vec::new();
+    let mut row = |case: String, ms: f64, ratio: Option<f64>| {
+        rows.push(BenchRow {
+            case,
+            backend: backend.kind.to_string(),
+            batch: cfg.batch,
+            steps: cfg.steps,
+            ms_per_step: ms,
+            ratio_to_exact: ratio,
+        })
+    };
+    for (system, dim) in [("ring", 2usize), ("lorenz", 3)] {
+        let x = normal_rows(cfg.batch * dim, &mut rng);
+        let s = normal_rows(cfg.batch * dim, &mut rng);
+
+        progress(&format!("score_{system}"));
+        let mut score = ScoreTrainer::new(dim, &ScoreSettings::default(), device);
+        let mut step_rng = StdRng::seed_from_u64(2);
+        let ms = time_steps(cfg, || {
+            let _ = score.step(&x, &sched, &mut step_rng);
+        });
+        row(format!("score_{system}"), ms, None);
+
+        let net = FlowMlpConfig {
+            dim,
+            hidden: 64,
+            freqs: 4,
+            bn_momentum: 0.1,
+        };
+        let mut exact_ms = f64::NAN;
+        for (name, estimator) in [("exact", Estimator::Exact), ("hutchinson10", Estimator::Hutchinson)] {
+            progress(&format!("flow_{name}_{system}"));
+            let settings = FlowSettings {
+                estimator,
+                probes: 10,
+                ..Default::default()
+            };
+            let mut flow = FlowTrainer::new(net, &settings, device);
+            let ms = time_steps(cfg, || {
+                let _ = flow.step(&x, &s);
+            });
+            if estimator == Estimator::Exact {
+                exact_ms = ms;
+                row(format!("flow_{name}_{system}"), ms, None);
+            } else {
+                row(format!("flow_{name}_{system}"), ms, Some(ms / exact_ms));
+            }
+        }
+    }
+    rows
+}
+
+/// The rows as an aligned text table.
+pub fn table(rows: &[BenchRow]) -> String {
+    let mut out = format!(
+        "{:<26} {:<8} {:>6} {:>12} {:>16}\n",
+        "case", "backend", "batch", "ms/step", "× exact+penalty"
+    );
+    for r in rows {
+        let ratio = r.ratio_to_exact.map_or(String::new(), |x| format!("{x:.2}×"));
+        out += &format!(
+            "{:<26} {:<8} {:>6} {:>12.2} {:>16}\n",
+            r.case, r.backend, r.batch, r.ms_per_step, ratio
+        );
+    }
+    out
+}

@@ -1,0 +1,262 @@
+//! The command line: `train`, `eval`, `bench`, `presets`.
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use equiflow::backend::{Backend, BackendChoice};
+use equiflow::bench::{self, BenchConfig};
+use equiflow::data::Dataset;
+use equiflow::metrics::report::Metrics;
+use equiflow::preset::{self, Preset};
+use equiflow::train::checkpoint::RunDir;
+use equiflow::train::evaluate::evaluate;
+use equiflow::train::job::{self, Observer, Phase, Progress};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "equiflow",
+    version,
+    about = "Equilibrium flow: from snapshots of a system to dynamics that keep its distribution"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Train the score model, then the flow; write a run directory with models and metrics.
+    Train(TrainArgs),
+    /// Recompute the metrics of a run directory from its saved models.
+    Eval {
+        /// The run directory written by `train`.
+        dir: PathBuf,
+        /// Print the metrics as JSON (the metrics.json format).
+        #[arg(long)]
+        json: bool,
+        #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
+        backend: BackendChoice,
+    },
+    /// Time score and flow training steps (exact+penalty vs Hutchinson-10) on each backend.
+    Bench {
+        /// Print the rows as a JSON list.
+        #[arg(long)]
+        json: bool,
+        /// Timed steps per case (after 3 warm-up steps).
+        #[arg(long, default_value_t = 20)]
+        steps: usize,
+        /// Only this backend (default: every available one).
+        #[arg(long, value_enum)]
+        backend: Option<BackendChoice>,
+    },
+    /// List the built-in presets.
+    Presets,
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// A built-in preset name or a path to a .toml file.
+    #[arg(long, default_value = "ring")]
+    preset: String,
+    /// Overrides the preset's seed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Run directory (default: runs/<preset>[-quick]-seed<seed>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
+    backend: BackendChoice,
+    /// Scale the preset down (its [quick] table) to train in a minute or two on a CPU.
+    #[arg(long)]
+    quick: bool,
+    /// Override one setting, e.g. --set flow.lr=0.005 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+    /// Overwrite an output directory that already holds a run.
+    #[arg(long)]
+    force: bool,
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.cmd {
+        Some(Cmd::Train(args)) => train(args),
+        Some(Cmd::Eval { dir, json, backend }) => eval(dir, json, backend),
+        Some(Cmd::Bench {
+            json,
+            steps,
+            backend,
+        }) => bench_cmd(json, steps, backend),
+        Some(Cmd::Presets) => {
+            for (name, text) in preset::BUILTIN {
+                let about = text.lines().next().unwrap_or("").trim_start_matches("# ");
+                println!("{name:<10} {about}");
+            }
+            Ok(())
+        }
+        None => {
+            use clap::CommandFactory;
+            Cli::command().print_help()?;
+            Ok(())
+        }
+    }
+}
+
+/// Progress bars on stderr, one per phase.
+struct Bars {
+    bar: Option<(Phase, ProgressBar)>,
+}
+
+impl Observer for Bars {
+    fn progress(&mut self, p: &Progress) {
+        if self.bar.as_ref().map(|(ph, _)| *ph) != Some(p.phase) {
+            if let Some((_, b)) = self.bar.take() {
+                b.finish();
+            }
+            let b = ProgressBar::new(p.total as u64);
+            b.set_style(
+                ProgressStyle::with_template(
+                    "{prefix:>8} [{bar:30}] {pos}/{len} {elapsed_precise} ETA {eta} {msg}",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+            b.set_prefix(p.phase.label());
+            self.bar = Some((p.phase, b));
+        }
+        if let Some((_, b)) = &self.bar {
+            b.set_position(p.done as u64);
+            if let Some(l) = p.loss {
+                b.set_message(format!("loss {l:.5}"));
+            }
+        }
+    }
+}
+
+impl Bars {
+    fn finish(&mut self) {
+        if let Some((_, b)) = self.bar.take() {
+            b.finish();
+        }
+    }
+}
+
+fn select_backend(choice: BackendChoice) -> Result<Backend> {
+    let backend = Backend::select(choice)?;
+    eprintln!("backend: {}", backend.description);
+    Ok(backend)
+}
+
+fn train(args: TrainArgs) -> Result<()> {
+    let mut preset = Preset::load(&args.preset, args.quick, &args.sets)?;
+    if let Some(seed) = args.seed {
+        preset.seed = seed;
+    }
+    let out = args.out.unwrap_or_else(|| {
+        let quick = if args.quick { "-quick" } else { "" };
+        PathBuf::from(format!("runs/{}{quick}-seed{}", preset.name, preset.seed))
+    });
+    let backend = select_backend(args.backend)?;
+    let dir = RunDir::create(&out, args.force)?;
+    dir.write_preset(&preset)?;
+    eprintln!("training '{}' into {}", preset.name, out.display());
+
+    let mut bars = Bars { bar: None };
+    let trained = job::train(&preset, &backend, &mut bars);
+    bars.finish();
+    dir.save_score(trained.score.clone())?;
+    if let Some(flow) = &trained.flow {
+        dir.save_flow(flow.clone())?;
+    }
+    dir.write_losses(&trained.losses)?;
+    dir.write_samples(&trained.samples, trained.dataset.dim)?;
+    if let Some(stop) = &trained.stopped {
+        bail!("{stop}; what was trained is saved in {}", out.display());
+    }
+    let flow = trained.flow.as_ref().expect("a finished job has a flow");
+    let mut metrics = evaluate(&preset, &trained.dataset, &trained.score, flow, &backend, &mut bars);
+    bars.finish();
+    metrics.seconds_score = trained.seconds_score;
+    metrics.seconds_flow = trained.seconds_flow;
+    metrics.score_loss_final = trained.final_loss(Phase::Score);
+    metrics.flow_loss_final = trained.final_loss(Phase::Flow);
+    dir.write_metrics(&metrics)?;
+    for line in metrics.lines() {
+        println!("{line}");
+    }
+    eprintln!("wrote {}", out.display());
+    Ok(())
+}
+
+fn eval(path: PathBuf, json: bool, choice: BackendChoice) -> Result<()> {
+    let dir = RunDir::open(&path)?;
+    let preset = dir.read_preset()?;
+    let backend = select_backend(choice)?;
+    let data = Dataset::generate(&preset.dataset, preset.seed);
+    let score = dir.load_score(&preset, data.dim, &backend.device)?;
+    let flow = dir.load_flow(&preset, data.dim, &backend.device)?;
+    let mut bars = Bars { bar: None };
+    let mut metrics = evaluate(&preset, &data, &score, &flow, &backend, &mut bars);
+    bars.finish();
+    // Training times and final losses belong to the training run; keep what it recorded.
+    if let Some(old) = read_metrics(&path) {
+        metrics.seconds_score = old.seconds_score;
+        metrics.seconds_flow = old.seconds_flow;
+        metrics.score_loss_final = old.score_loss_final;
+        metrics.flow_loss_final = old.flow_loss_final;
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&metrics)?);
+    } else {
+        for line in metrics.lines() {
+            println!("{line}");
+        }
+    }
+    Ok(())
+}
+
+fn read_metrics(dir: &std::path::Path) -> Option<Metrics> {
+    let text = std::fs::read_to_string(dir.join("metrics.json")).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+fn bench_cmd(json: bool, steps: usize, choice: Option<BackendChoice>) -> Result<()> {
+    if steps == 0 {
+        bail!("--steps must be at least 1");
+    }
+    let backends = match choice {
+        Some(c) => vec![select_backend(c)?],
+        None => Backend::available(),
+    };
+    let cfg = BenchConfig {
+        steps,
+        ..Default::default()
+    };
+    let mut rows = Vec::new();
+    for b in &backends {
+        eprintln!("benchmarking on {}", b.description);
+        let spinner = ProgressBar::new_spinner();
+        rows.extend(bench::run(b, &cfg, &mut |case| {
+            spinner.set_message(case.to_string());
+            spinner.tick();
+        }));
+        spinner.finish_and_clear();
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows).context("rows serialise")?);
+    } else {
+        print!("{}", bench::table(&rows));
+    }
+    Ok(())
+}

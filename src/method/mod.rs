@@ -1,0 +1,6 @@
+//! The science: diffusion (the score), the equilibrium loss (the learned flow) and the
+//! skew-symmetric training-free flow. Nothing here knows about files or fronts.
+
+pub mod diffusion;
+pub mod equilibrium;
+pub mod skew;

@@ -1,0 +1,6 @@
+//! How success is measured (METHOD §7). Protocols are documented where they are computed.
+
+pub mod alignment;
+pub mod lyapunov;
+pub mod mmd;
+pub mod report;

@@ -1,0 +1,7 @@
+//! Networks. Each module that the equilibrium loss differentiates also pushes tangents
+//! forward by hand (`jvp`), because burn 0.22 has no double backward.
+
+pub mod batchnorm;
+pub mod flow_mlp;
+pub mod jvp;
+pub mod score_mlp;

@@ -1,0 +1,3 @@
+//! Simulating a field forward in time.
+
+pub mod ode;

@@ -1,0 +1,156 @@
+//! A run directory: `preset.toml` (resolved settings), `score.bpk` and `flow.bpk` (burn
+//! records), `losses.csv`, `samples.csv` (reverse-diffusion samples) and `metrics.json`.
+
+use super::job::{LossPoint, flow_config};
+use crate::metrics::report::Metrics;
+use crate::nn::flow_mlp::FlowMlp;
+use crate::nn::score_mlp::{self, ScoreMlp};
+use crate::preset::{Preset, PresetError};
+use burn::module::Module;
+use burn::tensor::Device;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+pub const PRESET: &str = "preset.toml";
+pub const SCORE: &str = "score.bpk";
+pub const FLOW: &str = "flow.bpk";
+pub const LOSSES: &str = "losses.csv";
+pub const SAMPLES: &str = "samples.csv";
+pub const METRICS: &str = "metrics.json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunDirError {
+    #[error(
+        "{0} already holds a run ({PRESET} or model files are there); \
+         choose another --out or pass --force to overwrite it"
+    )]
+    Occupied(PathBuf),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0} is not a run directory: it has no {PRESET} (train one with `equiflow train`)")]
+    NotARun(PathBuf),
+    #[error("{path} is missing: the run did not finish or the file was removed")]
+    Missing { path: PathBuf },
+    #[error("{path} does not match {PRESET} (different architecture or a damaged file): {message}")]
+    Mismatch { path: PathBuf, message: String },
+    #[error("{0}")]
+    Preset(#[from] PresetError),
+}
+
+pub struct RunDir {
+    pub path: PathBuf,
+}
+
+impl RunDir {
+    /// A directory for a new run; refuses one that holds another run unless `force`.
+    pub fn create(path: &Path, force: bool) -> Result<Self, RunDirError> {
+        let occupied = [PRESET, SCORE, FLOW, METRICS]
+            .iter()
+            .any(|f| path.join(f).exists());
+        if occupied && !force {
+            return Err(RunDirError::Occupied(path.into()));
+        }
+        std::fs::create_dir_all(path).map_err(|source| RunDirError::Io {
+            path: path.into(),
+            source,
+        })?;
+        Ok(Self { path: path.into() })
+    }
+
+    /// An existing run, for `eval`.
+    pub fn open(path: &Path) -> Result<Self, RunDirError> {
+        if !path.join(PRESET).is_file() {
+            return Err(RunDirError::NotARun(path.into()));
+        }
+        Ok(Self { path: path.into() })
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    fn write(&self, name: &str, text: &str) -> Result<(), RunDirError> {
+        let path = self.file(name);
+        std::fs::write(&path, text).map_err(|source| RunDirError::Io { path, source })
+    }
+
+    pub fn write_preset(&self, preset: &Preset) -> Result<(), RunDirError> {
+        self.write(PRESET, &preset.to_toml())
+    }
+
+    pub fn read_preset(&self) -> Result<Preset, RunDirError> {
+        let path = self.file(PRESET);
+        Ok(Preset::load(&path.to_string_lossy(), false, &[])?)
+    }
+
+    pub fn write_losses(&self, losses: &[LossPoint]) -> Result<(), RunDirError> {
+        let mut s = String::from("phase,epoch,loss\n");
+        for l in losses {
+            let _ = writeln!(s, "{},{},{}", l.phase.label(), l.epoch, l.loss);
+        }
+        self.write(LOSSES, &s)
+    }
+
+    pub fn write_samples(&self, samples: &[f32], dim: usize) -> Result<(), RunDirError> {
+        let header: Vec<String> = (0..dim).map(|i| format!("x{i}")).collect();
+        let mut s = header.join(",") + "\n";
+        for row in samples.chunks(dim) {
+            let cells: Vec<String> = row.iter().map(|v| v.to_string()).collect();
+            s += &(cells.join(",") + "\n");
+        }
+        self.write(SAMPLES, &s)
+    }
+
+    pub fn write_metrics(&self, m: &Metrics) -> Result<(), RunDirError> {
+        let json = serde_json::to_string_pretty(m).expect("metrics serialise");
+        self.write(METRICS, &(json + "\n"))
+    }
+
+    pub fn save_score(&self, model: ScoreMlp) -> Result<(), RunDirError> {
+        self.save(SCORE, model)
+    }
+
+    pub fn save_flow(&self, model: FlowMlp) -> Result<(), RunDirError> {
+        self.save(FLOW, model)
+    }
+
+    fn save<M: Module>(&self, name: &str, model: M) -> Result<(), RunDirError> {
+        let path = self.file(name);
+        model.save_file(&path).map_err(|e| RunDirError::Io {
+            path,
+            source: std::io::Error::other(e.to_string()),
+        })
+    }
+
+    pub fn load_score(&self, preset: &Preset, dim: usize, device: &Device) -> Result<ScoreMlp, RunDirError> {
+        self.load(SCORE, score_mlp::init(dim, preset.score.hidden, device))
+    }
+
+    pub fn load_flow(&self, preset: &Preset, dim: usize, device: &Device) -> Result<FlowMlp, RunDirError> {
+        self.load(FLOW, flow_config(preset, dim).init(device))
+    }
+
+    fn load<M: Module>(&self, name: &str, template: M) -> Result<M, RunDirError> {
+        let path = self.file(name);
+        if !path.is_file() {
+            return Err(RunDirError::Missing { path });
+        }
+        // burn panics on some malformed inputs instead of returning an error; a damaged file
+        // must still become a sentence, not a crash.
+        let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| template.try_load_file(&path)));
+        match attempt {
+            Ok(Ok(m)) => Ok(m),
+            Ok(Err(e)) => Err(RunDirError::Mismatch {
+                path,
+                message: e.to_string(),
+            }),
+            Err(_) => Err(RunDirError::Mismatch {
+                path,
+                message: "the record could not be decoded".into(),
+            }),
+        }
+    }
+}

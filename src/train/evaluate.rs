@@ -1,0 +1,140 @@
+//! The metrics of METHOD §7 for a trained score model and flow.
+//!
+//! Fields compared: the learned flow; an untrained flow of the same architecture (its output
+//! norm calibrated on the data, so it too has unit variance); the score field itself; and the
+//! training-free flow D s. The score and training-free fields are rescaled to the learned
+//! flow's mean speed (mean |v|² = dim on the data), so MMD² compares where the fields carry
+//! the distribution, not how fast they happen to be.
+
+use super::job::{Observer, Phase, Progress, flow_config};
+use crate::backend::Backend;
+use crate::data::{Dataset, lorenz};
+use crate::method::diffusion::{self, Schedule};
+use crate::method::skew;
+use crate::metrics::alignment::{abs_cosine, tangential_ratio};
+use crate::metrics::lyapunov::{LyapunovConfig, largest_exponent};
+use crate::metrics::mmd::mmd2_rbf;
+use crate::metrics::report::Metrics;
+use crate::nn::batchnorm::BnMode;
+use crate::nn::flow_mlp::FlowMlp;
+use crate::nn::score_mlp::ScoreMlp;
+use crate::preset::{DatasetKind, Preset};
+use crate::sim::ode::integrate;
+use crate::tensor_util::{from_rows, to_vec};
+use burn::tensor::{Device, Tensor};
+
+type Field<'a> = Box<dyn Fn(Tensor<2>) -> Tensor<2> + 'a>;
+
+/// An untrained flow with the preset's architecture, seeded, its norm calibrated on `points`.
+pub fn random_flow(preset: &Preset, dim: usize, points: &[f32], device: &Device) -> FlowMlp {
+    device.seed(preset.seed.wrapping_add(0x9E37));
+    let net = flow_config(preset, dim).init(device);
+    let out = net.forward_jvp(from_rows(points, dim, device), None, BnMode::Batch);
+    let (mean, var) = out.batch_stats.expect("batch mode returns statistics");
+    FlowMlp {
+        bn: net.bn.with_stats(mean, var),
+        ..net
+    }
+}
+
+/// `field` scaled so that mean |v|² over `points` equals `dim`.
+fn speed_matched<'a>(field: Field<'a>, points: &[f32], dim: usize, device: &Device) -> Field<'a> {
+    let v = to_vec(field(from_rows(points, dim, device)));
+    let ms = v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>() / (points.len() / dim) as f64;
+    let c = if ms > 0.0 && ms.is_finite() { (dim as f64 / ms).sqrt() } else { 1.0 };
+    Box::new(move |x| field(x).mul_scalar(c))
+}
+
+pub fn evaluate(
+    preset: &Preset,
+    data: &Dataset,
+    score: &ScoreMlp,
+    flow: &FlowMlp,
+    backend: &Backend,
+    obs: &mut dyn Observer,
+) -> Metrics {
+    let device = &backend.device;
+    let dim = data.dim;
+    let e = &preset.eval;
+    let sched = Schedule::cosine(preset.score.diffusion_steps);
+    let tau = preset.score.tau_step;
+    let x0 = data.spread(e.mmd_points);
+    let random = random_flow(preset, dim, &x0, device);
+    let d_matrix = skew::random_antisymmetric(dim, preset.seed);
+
+    let learned: Field = Box::new(|x| flow.forward(x, BnMode::Running));
+    let random_field: Field = Box::new(|x| random.forward(x, BnMode::Running));
+    let score_field = speed_matched(
+        Box::new(|x| diffusion::score(score, x, &sched, tau)),
+        &x0,
+        dim,
+        device,
+    );
+    let training_free = speed_matched(
+        Box::new(|x| skew::apply(&d_matrix, diffusion::score(score, x.clone(), &sched, tau), &x.device())),
+        &x0,
+        dim,
+        device,
+    );
+
+    let is_lorenz = data.kind == DatasetKind::Lorenz;
+    let total = 4 + if is_lorenz { 2 } else { 0 };
+    let mut step = 0;
+    let mut tick = |obs: &mut dyn Observer| {
+        step += 1;
+        obs.progress(&Progress {
+            phase: Phase::Metrics,
+            done: step,
+            total,
+            loss: None,
+        });
+    };
+    let mmd = |field: &Field| {
+        let end = to_vec(integrate(field, from_rows(&x0, dim, device), e.dt, e.rk4_steps));
+        mmd2_rbf(&x0, &end, dim, e.mmd_sigma)
+    };
+    let mut m = Metrics {
+        backend: backend.kind.to_string(),
+        ..Default::default()
+    };
+    m.mmd2_learned = mmd(&learned);
+    tick(obs);
+    m.mmd2_random = mmd(&random_field);
+    tick(obs);
+    m.mmd2_score = mmd(&score_field);
+    tick(obs);
+    m.mmd2_training_free = mmd(&training_free);
+    tick(obs);
+
+    if data.kind == DatasetKind::Ring {
+        let v = to_vec(learned(from_rows(&x0, dim, device)));
+        m.tangential_ratio = Some(tangential_ratio(&x0, &v));
+    }
+    if is_lorenz {
+        let cfg = LyapunovConfig {
+            dt: e.dt,
+            steps: e.lyapunov_steps,
+            window: e.lyapunov_window,
+            keep: e.lyapunov_keep,
+            bound: 4.0,
+            delta: 1e-5,
+        };
+        let starts = data.spread(e.lyapunov_candidates);
+        let l = largest_exponent(&learned, &starts, dim, &cfg, device);
+        m.lyapunov_mean = Some(l.mean);
+        m.lyapunov_positive_fraction = Some(l.positive_fraction);
+        tick(obs);
+        let pts = data.spread(e.cos_points);
+        let st = data
+            .standardizer
+            .as_ref()
+            .expect("Lorenz data are always standardised");
+        let truth = lorenz::field_standardised(&pts, st);
+        let cos = |f: &Field| abs_cosine(&to_vec(f(from_rows(&pts, dim, device))), &truth);
+        m.cos_truth_learned = Some(cos(&learned));
+        m.cos_truth_training_free = Some(cos(&training_free));
+        m.cos_truth_random = Some(cos(&random_field));
+        tick(obs);
+    }
+    m
+}

@@ -1,0 +1,5 @@
+//! Jobs: training (score, then flow), evaluation, and the run directory they write.
+
+pub mod checkpoint;
+pub mod evaluate;
+pub mod job;

@@ -1,0 +1,139 @@
+//! End-to-end: the `equiflow` binary as a user runs it (CPU backend, quick presets).
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn equiflow(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_equiflow"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn metrics(dir: &Path) -> Value {
+    let text = std::fs::read_to_string(dir.join("metrics.json")).expect("metrics.json written");
+    serde_json::from_str(&text).expect("metrics.json is JSON")
+}
+
+fn num(m: &Value, key: &str) -> f64 {
+    m[key].as_f64().unwrap_or_else(|| panic!("{key} missing in {m}"))
+}
+
+#[test]
+fn quick_ring_learns_a_circulating_flow_that_keeps_the_ring() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("ring");
+    let o = equiflow(&[
+        "train", "--preset", "ring", "--quick", "--seed", "1", "--backend", "cpu", "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "train failed: {}", stderr(&o));
+    assert!(stderr(&o).contains("backend: cpu"), "{}", stderr(&o));
+    for f in ["preset.toml", "score.bpk", "flow.bpk", "losses.csv", "samples.csv", "metrics.json"] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    let m = metrics(&out);
+    for key in [
+        "backend", "seconds_score", "seconds_flow", "score_loss_final", "flow_loss_final",
+        "mmd2_learned", "mmd2_random", "mmd2_score", "mmd2_training_free", "tangential_ratio",
+    ] {
+        assert!(m.get(key).is_some(), "{key} missing in {m}");
+    }
+    assert_eq!(m["backend"], "cpu");
+    let (learned, random) = (num(&m, "mmd2_learned"), num(&m, "mmd2_random"));
+    assert!(learned < random, "learned {learned} vs random {random}");
+    let tang = num(&m, "tangential_ratio");
+    assert!(tang < 0.3, "tangential ratio {tang}");
+    let losses = std::fs::read_to_string(out.join("losses.csv")).unwrap();
+    assert!(losses.starts_with("phase,epoch,loss\n") && losses.contains("\nflow,"));
+
+    // eval recomputes the same metrics from the saved models.
+    let o = equiflow(&["eval", out.to_str().unwrap(), "--json", "--backend", "cpu"]);
+    assert!(o.status.success(), "eval failed: {}", stderr(&o));
+    let again: Value = serde_json::from_slice(&o.stdout).expect("eval --json prints JSON");
+    assert!((num(&again, "mmd2_learned") - learned).abs() < 1e-4 + 0.05 * learned.abs());
+    assert!((num(&again, "tangential_ratio") - tang).abs() < 1e-3);
+
+    // The same directory is not overwritten by accident.
+    let o = equiflow(&["train", "--preset", "ring", "--quick", "--backend", "cpu", "--out", out.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--force"), "{}", stderr(&o));
+
+    // Models that do not match the settings are refused with a sentence, not a panic.
+    let other = tmp.path().join("mismatch");
+    std::fs::create_dir(&other).unwrap();
+    for f in ["score.bpk", "flow.bpk"] {
+        std::fs::copy(out.join(f), other.join(f)).unwrap();
+    }
+    let preset = std::fs::read_to_string(out.join("preset.toml")).unwrap();
+    let changed = preset.replacen("hidden = 64", "hidden = 32", 2);
+    assert_ne!(changed, preset);
+    std::fs::write(other.join("preset.toml"), changed).unwrap();
+    let o = equiflow(&["eval", other.to_str().unwrap(), "--backend", "cpu"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("does not match"), "{}", stderr(&o));
+    std::fs::remove_file(other.join("flow.bpk")).unwrap();
+    std::fs::write(other.join("preset.toml"), &preset).unwrap();
+    let o = equiflow(&["eval", other.to_str().unwrap(), "--backend", "cpu"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("flow.bpk is missing"), "{}", stderr(&o));
+}
+
+#[test]
+fn quick_lorenz_is_chaotic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("lorenz");
+    let o = equiflow(&[
+        "train", "--preset", "lorenz", "--quick", "--seed", "1", "--backend", "cpu", "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "train failed: {}", stderr(&o));
+    let m = metrics(&out);
+    let frac = num(&m, "lyapunov_positive_fraction");
+    assert!(frac > 0.5, "positive fraction {frac} in {m}");
+    for key in ["lyapunov_mean", "cos_truth_learned", "cos_truth_training_free", "cos_truth_random"] {
+        assert!(m.get(key).is_some(), "{key} missing");
+    }
+    assert!(m.get("tangential_ratio").is_none());
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_nonzero_exit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("x");
+    let o_str = out.to_str().unwrap();
+
+    let o = equiflow(&["train", "--preset", "spiral", "--out", o_str]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("unknown preset 'spiral'") && stderr(&o).contains("two_moons"));
+
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(&bad, "name = \"bad\"\n[flow]\nlr = 0.01\nepochs = [\n").unwrap();
+    let o = equiflow(&["train", "--preset", bad.to_str().unwrap(), "--out", o_str]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("malformed preset") && stderr(&o).contains("line"), "{}", stderr(&o));
+
+    let o = equiflow(&["train", "--preset", "ring", "--set", "flow.learning_rate=1", "--out", o_str]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("unknown setting 'flow.learning_rate'"), "{}", stderr(&o));
+
+    let o = equiflow(&["eval", tmp.path().join("nothing").to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("not a run directory"), "{}", stderr(&o));
+
+    // A diverging learning rate: stop, keep the last good model, say so.
+    let o = equiflow(&[
+        "train", "--preset", "ring", "--quick", "--backend", "cpu", "--set", "score.lr=1e30",
+        "--set", "score.epochs=5", "--out", o_str,
+    ]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("NaN or infinite") && err.contains("last model"), "{err}");
+    assert!(out.join("score.bpk").is_file() && !out.join("metrics.json").exists());
+    assert!(!err.contains("panicked"), "{err}");
+}
