@@ -78,7 +78,7 @@ pub fn run(backend: &Backend, cfg: &BenchConfig, progress: &mut dyn FnMut(&str))
         let s = normal_rows(cfg.batch * dim, &mut rng);
 
         progress(&format!("score_{system}"));
-        let mut score = ScoreTrainer::new(dim, &ScoreSettings::default(), device);
+        let mut score = ScoreTrainer::new(dim, &ScoreSettings::default(), cfg.steps + cfg.warmup, device);
         let mut step_rng = StdRng::seed_from_u64(2);
         let ms = time_steps(cfg, || {
             let _ = score.step(&x, &sched, &mut step_rng);
@@ -99,7 +99,7 @@ pub fn run(backend: &Backend, cfg: &BenchConfig, progress: &mut dyn FnMut(&str))
                 probes: 10,
                 ..Default::default()
             };
-            let mut flow = FlowTrainer::new(net, &settings, device);
+            let mut flow = FlowTrainer::new(net, &settings, cfg.steps + cfg.warmup, device);
             let ms = time_steps(cfg, || {
                 let _ = flow.step(&x, &s);
             });

@@ -83,15 +83,50 @@ impl Default for DatasetSettings {
     }
 }
 
+/// How the learning rate moves over a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LrSchedule {
+    Constant,
+    /// Half a cosine from lr down to 0 over all steps: the last steps settle instead of
+    /// jittering at full step size.
+    Cosine,
+}
+
+impl LrSchedule {
+    /// The learning rate at `step` of `total`.
+    pub fn at(self, lr: f64, step: usize, total: usize) -> f64 {
+        match self {
+            LrSchedule::Constant => lr,
+            LrSchedule::Cosine => {
+                let frac = step as f64 / total.max(1) as f64;
+                lr * 0.5 * (1.0 + (std::f64::consts::PI * frac.min(1.0)).cos())
+            }
+        }
+    }
+}
+
+/// What the denoiser's output stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Prediction {
+    /// The noise eps; the loss weighs every noise level alike in eps units.
+    Eps,
+    /// The clean point x0 (a denoiser): output ≈ input at low noise.
+    X0,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ScoreSettings {
     pub hidden: usize,
+    pub prediction: Prediction,
     /// Diffusion steps of the cosine schedule.
     pub diffusion_steps: usize,
     pub epochs: usize,
     pub batch: usize,
     pub lr: f64,
+    pub lr_schedule: LrSchedule,
     pub weight_decay: f64,
     /// The fixed noise level at which the score is read: index into the schedule
     /// (9 of 100 gives a ≈ 0.979, sigma ≈ 0.15).
@@ -104,10 +139,12 @@ impl Default for ScoreSettings {
     fn default() -> Self {
         Self {
             hidden: 64,
+            prediction: Prediction::Eps,
             diffusion_steps: 100,
             epochs: 512,
             batch: 2048,
             lr: 1e-2,
+            lr_schedule: LrSchedule::Cosine,
             weight_decay: 1e-5,
             tau_step: 9,
             samples: 1000,
@@ -124,6 +161,7 @@ pub struct FlowSettings {
     pub epochs: usize,
     pub batch: usize,
     pub lr: f64,
+    pub lr_schedule: LrSchedule,
     pub weight_decay: f64,
     pub estimator: Estimator,
     /// Hutchinson probes per estimate.
@@ -145,6 +183,7 @@ impl Default for FlowSettings {
             epochs: 1024,
             batch: 2048,
             lr: 1e-2,
+            lr_schedule: LrSchedule::Cosine,
             weight_decay: 1e-5,
             estimator: Estimator::Auto,
             probes: 10,

@@ -11,7 +11,7 @@ pub fn from_rows(data: &[f32], dim: usize, device: &Device) -> Tensor<2> {
 pub fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data()
         .convert::<f32>()
-        .into_vec::<f32>()
+        .try_into_vec::<f32>()
         .expect("converted to f32 just above")
 }
 

@@ -51,24 +51,33 @@ fn levels(steps: &[usize], sched: &Schedule, device: &Device) -> [Tensor<2>; 3] 
     [sa, sb, ti].map(|v| from_rows(&v, 1, device))
 }
 
-/// The denoising loss mean ‖eps_hat − eps‖² on a batch, at uniformly drawn steps.
+/// Time input `[b, 1]` and sqrt(a), sqrt(1 − a) as `[1, 1]`, all at one step.
+fn fixed_level(b: usize, sched: &Schedule, step: usize, device: &Device) -> [Tensor<2>; 3] {
+    [
+        Tensor::<2>::full([b, 1], sched.t_input(step), device),
+        Tensor::<2>::full([1, 1], sched.alpha_bar[step].sqrt() as f32, device),
+        Tensor::<2>::full([1, 1], sched.sigma(step) as f32, device),
+    ]
+}
+
+/// The denoising loss mean ‖out − target‖² (target eps or x0) at uniformly drawn steps.
 pub fn dsm_loss(model: &ScoreMlp, x0: Tensor<2>, sched: &Schedule, rng: &mut StdRng) -> Tensor<1> {
     let device = x0.device();
     let [b, _] = x0.dims();
     let steps: Vec<usize> = (0..b).map(|_| rng.random_range(0..sched.len())).collect();
     let [sa, sb, ti] = levels(&steps, sched, &device);
     let eps = Tensor::<2>::random(x0.shape(), Distribution::Normal(0.0, 1.0), &device);
-    let xt = x0 * sa + eps.clone() * sb;
-    let eps_hat = model.forward(xt, ti);
-    (eps_hat - eps).square().mean()
+    let xt = x0.clone() * sa + eps.clone() * sb;
+    let target = if model.predicts_x0 { x0 } else { eps };
+    (model.forward(xt, ti) - target).square().mean()
 }
 
 /// The score s(x) of the data density smoothed to noise level `step`.
 pub fn score(model: &ScoreMlp, x: Tensor<2>, sched: &Schedule, step: usize) -> Tensor<2> {
     let device = x.device();
     let [b, _] = x.dims();
-    let ti = Tensor::<2>::full([b, 1], sched.t_input(step), &device);
-    model.forward(x, ti).div_scalar(-sched.sigma(step))
+    let [ti, sa, sb] = fixed_level(b, sched, step, &device);
+    model.eps_hat(x, ti, sa, sb).div_scalar(-sched.sigma(step))
 }
 
 /// Noise the clean points `x0` to level `step`: the states the flow is trained on.
@@ -87,16 +96,16 @@ pub fn sample(model: &ScoreMlp, n: usize, sched: &Schedule, device: &Device) -> 
         let a_prev = sched.alpha_bar[i - 1];
         let alpha = a / a_prev;
         let beta = 1.0 - alpha;
-        let ti = Tensor::<2>::full([n, 1], sched.t_input(i), device);
-        let eps_hat = model.forward(x.clone(), ti);
+        let [ti, sa, sb] = fixed_level(n, sched, i, device);
+        let eps_hat = model.eps_hat(x.clone(), ti, sa, sb);
         let mean = (x - eps_hat.mul_scalar(beta / (1.0 - a).sqrt())).div_scalar(alpha.sqrt());
         let var = beta * (1.0 - a_prev) / (1.0 - a);
         let z = Tensor::<2>::random([n, dim], Distribution::Normal(0.0, 1.0), device);
         x = mean + z.mul_scalar(var.sqrt());
     }
     // Last step: the posterior mean of x0 given x at level 0.
-    let ti = Tensor::<2>::full([n, 1], sched.t_input(0), device);
-    let eps_hat = model.forward(x.clone(), ti);
+    let [ti, sa, sb] = fixed_level(n, sched, 0, device);
+    let eps_hat = model.eps_hat(x.clone(), ti, sa, sb);
     (x - eps_hat.mul_scalar(sched.sigma(0))).div_scalar(sched.alpha_bar[0].sqrt())
 }
 

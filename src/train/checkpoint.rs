@@ -126,7 +126,7 @@ impl RunDir {
     }
 
     pub fn load_score(&self, preset: &Preset, dim: usize, device: &Device) -> Result<ScoreMlp, RunDirError> {
-        self.load(SCORE, score_mlp::init(dim, preset.score.hidden, device))
+        self.load(SCORE, score_mlp::init(dim, preset.score.hidden, preset.score.prediction, device))
     }
 
     pub fn load_flow(&self, preset: &Preset, dim: usize, device: &Device) -> Result<FlowMlp, RunDirError> {

@@ -11,7 +11,7 @@ use crate::method::equilibrium::{LossConfig, equilibrium_loss};
 use crate::nn::batchnorm::BnMode;
 use crate::nn::flow_mlp::{FlowMlp, FlowMlpConfig};
 use crate::nn::score_mlp::{self, ScoreMlp};
-use crate::preset::{FlowSettings, Preset, ScoreSettings};
+use crate::preset::{FlowSettings, LrSchedule, Preset, ScoreSettings};
 use crate::tensor_util::{from_rows, scalar, to_vec};
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, decay::WeightDecayConfig};
@@ -170,6 +170,11 @@ fn batches(order: &[usize], batch: usize) -> impl Iterator<Item = &[usize]> {
     order.chunks(batch).filter(|c| c.len() >= 2)
 }
 
+fn batches_per_epoch(n: usize, batch: usize) -> usize {
+    let order: Vec<usize> = (0..n).collect();
+    batches(&order, batch).count()
+}
+
 fn gather(points: &[f32], idx: &[usize], dim: usize) -> Vec<f32> {
     idx.iter()
         .flat_map(|&i| points[i * dim..(i + 1) * dim].iter().copied())
@@ -191,17 +196,39 @@ pub struct ScoreTrainer {
     model: ScoreMlp,
     last_good: ScoreMlp,
     optim: ModuleOptimizer,
-    lr: f64,
+    lr: Lr,
+}
+
+/// A learning-rate schedule being walked through.
+struct Lr {
+    base: f64,
+    schedule: LrSchedule,
+    step: usize,
+    total: usize,
+}
+
+impl Lr {
+    fn next(&mut self) -> f64 {
+        let lr = self.schedule.at(self.base, self.step, self.total);
+        self.step += 1;
+        lr
+    }
 }
 
 impl ScoreTrainer {
-    pub fn new(dim: usize, s: &ScoreSettings, device: &Device) -> Self {
-        let model = score_mlp::init(dim, s.hidden, device).fork(&device.clone().autodiff()).train();
+    /// `total_steps` spans the learning-rate schedule.
+    pub fn new(dim: usize, s: &ScoreSettings, total_steps: usize, device: &Device) -> Self {
+        let model = score_mlp::init(dim, s.hidden, s.prediction, device).fork(&device.clone().autodiff()).train();
         Self {
             last_good: model.clone(),
             model,
             optim: adam(s.weight_decay),
-            lr: s.lr,
+            lr: Lr {
+                base: s.lr,
+                schedule: s.lr_schedule,
+                step: 0,
+                total: total_steps,
+            },
         }
     }
 
@@ -216,7 +243,7 @@ impl ScoreTrainer {
         }
         self.last_good = self.model.clone();
         let grads = GradientsParams::from_grads(loss.backward(), &self.model);
-        self.model = self.optim.step(self.lr, self.model.clone(), grads);
+        self.model = self.optim.step(self.lr.next(), self.model.clone(), grads);
         Ok(value)
     }
 
@@ -237,18 +264,24 @@ pub struct FlowTrainer {
     last_good: FlowMlp,
     optim: ModuleOptimizer,
     cfg: LossConfig,
-    lr: f64,
+    lr: Lr,
 }
 
 impl FlowTrainer {
-    pub fn new(net: FlowMlpConfig, f: &FlowSettings, device: &Device) -> Self {
+    /// `total_steps` spans the learning-rate schedule.
+    pub fn new(net: FlowMlpConfig, f: &FlowSettings, total_steps: usize, device: &Device) -> Self {
         let model = net.init(device).fork(&device.clone().autodiff()).train();
         Self {
             last_good: model.clone(),
             model,
             optim: adam(f.weight_decay),
             cfg: LossConfig::from_settings(f, net.dim),
-            lr: f.lr,
+            lr: Lr {
+                base: f.lr,
+                schedule: f.lr_schedule,
+                step: 0,
+                total: total_steps,
+            },
         }
     }
 
@@ -265,7 +298,7 @@ impl FlowTrainer {
         }
         self.last_good = self.model.clone();
         let grads = GradientsParams::from_grads(out.loss.backward(), &self.model);
-        let model = self.optim.step(self.lr, self.model.clone(), grads);
+        let model = self.optim.step(self.lr.next(), self.model.clone(), grads);
         self.model = match out.batch_stats {
             Some((mean, var)) => FlowMlp {
                 bn: model.bn.updated(mean, var, b),
@@ -295,7 +328,8 @@ fn train_score(
     obs: &mut dyn Observer,
 ) -> (ScoreMlp, Option<Stop>) {
     let s = &preset.score;
-    let mut trainer = ScoreTrainer::new(data.dim, s, device);
+    let total = s.epochs * batches_per_epoch(data.len(), s.batch);
+    let mut trainer = ScoreTrainer::new(data.dim, s, total, device);
     let mut order: Vec<usize> = (0..data.len()).collect();
     for epoch in 0..s.epochs {
         if obs.cancelled() {
@@ -370,7 +404,8 @@ fn train_flow(
 ) -> (FlowMlp, Option<Stop>) {
     let f = &preset.flow;
     let dim = data.dim;
-    let mut trainer = FlowTrainer::new(flow_config(preset, dim), f, device);
+    let total = f.epochs * batches_per_epoch(data.len(), f.batch);
+    let mut trainer = FlowTrainer::new(flow_config(preset, dim), f, total, device);
     let mut order: Vec<usize> = (0..data.len()).collect();
     for epoch in 0..f.epochs {
         if obs.cancelled() {
@@ -413,7 +448,8 @@ mod tests {
     use rand_distr::{Distribution, StandardNormal};
 
     /// A diffusion model trained on N(mu, s0² I) recovers the analytic smoothed score
-    /// s(x) = −(x − sqrt(a) mu) / (a s0² + 1 − a).
+    /// s(x) = −(x − sqrt(a) mu) / (a s0² + 1 − a). Low noise levels are the hard ones: the
+    /// network's eps error is amplified by 1/sigma there (≈ 7× at step 9).
     #[test]
     fn trained_score_matches_the_analytic_gaussian_score() {
         let device = Device::flex();
@@ -422,37 +458,41 @@ mod tests {
         let (mu, s0) = ([1.0f32, -0.5], 0.7f32);
         let sample = |rng: &mut StdRng, n: usize| -> Vec<f32> {
             (0..n * 2)
-                .map(|i| mu[i % 2] + s0 * StandardNormal.sample(rng) as f32)
+                .map(|i| {
+                    let g: f64 = StandardNormal.sample(rng);
+                    mu[i % 2] + s0 * g as f32
+                })
                 .collect()
         };
         let settings = ScoreSettings {
-            lr: 5e-3,
+            lr: 2e-3,
             ..Default::default()
         };
         let sched = Schedule::cosine(100);
-        let mut trainer = ScoreTrainer::new(2, &settings, &device);
-        for _ in 0..600 {
+        let mut trainer = ScoreTrainer::new(2, &settings, 2000, &device);
+        for _ in 0..2000 {
             let x0 = sample(&mut rng, 512);
             trainer.step(&x0, &sched, &mut rng).unwrap();
         }
         let model = trainer.model();
-        let tau = 9;
-        let a = sched.alpha_bar[tau] as f32;
-        let var = a * s0 * s0 + 1.0 - a;
-        let x: Vec<f32> = sample(&mut rng, 400)
-            .iter()
-            .enumerate()
-            .map(|(i, v)| a.sqrt() * v + (1.0 - a).sqrt() * if i % 3 == 0 { 0.3 } else { -0.2 })
-            .collect();
-        let got = to_vec(diffusion::score(&model, from_rows(&x, 2, &device), &sched, tau));
-        let (mut err, mut norm) = (0.0f64, 0.0f64);
-        for (i, g) in got.iter().enumerate() {
-            let want = -(x[i] - a.sqrt() * mu[i % 2]) / var;
-            err += ((g - want) as f64).powi(2);
-            norm += (want as f64).powi(2);
+        for (tau, tolerance) in [(9usize, 0.3), (30, 0.1)] {
+            let a = sched.alpha_bar[tau] as f32;
+            let var = a * s0 * s0 + 1.0 - a;
+            let x: Vec<f32> = sample(&mut rng, 400)
+                .iter()
+                .enumerate()
+                .map(|(i, v)| a.sqrt() * v + (1.0 - a).sqrt() * if i % 3 == 0 { 0.3 } else { -0.2 })
+                .collect();
+            let got = to_vec(diffusion::score(&model, from_rows(&x, 2, &device), &sched, tau));
+            let (mut err, mut norm) = (0.0f64, 0.0f64);
+            for (i, g) in got.iter().enumerate() {
+                let want = -(x[i] - a.sqrt() * mu[i % 2]) / var;
+                err += ((g - want) as f64).powi(2);
+                norm += (want as f64).powi(2);
+            }
+            let rel = (err / norm).sqrt();
+            assert!(rel < tolerance, "step {tau}: relative score error {rel}");
         }
-        let rel = (err / norm).sqrt();
-        assert!(rel < 0.15, "relative score error {rel}");
     }
 
     struct CancelAfter(usize, usize);
