@@ -17,7 +17,7 @@ pub enum BackendChoice {
 pub enum BackendError {
     #[error("this build has no GPU backend (built without the `gpu` feature); use --backend cpu")]
     NotBuilt,
-    #[error("no usable GPU adapter: {0}; use --backend cpu")]
+    #[error("{0}; use --backend cpu")]
     NoAdapter(String),
 }
 
@@ -61,33 +61,89 @@ impl Backend {
 
 #[cfg(feature = "gpu")]
 fn gpu() -> Result<Backend, BackendError> {
+    use burn::tensor::DeviceKind;
     // wgpu can be initialised once per process; later calls reuse the first answer.
-    static GPU: std::sync::OnceLock<Result<Device, String>> = std::sync::OnceLock::new();
+    static GPU: std::sync::OnceLock<Result<(Device, String), String>> = std::sync::OnceLock::new();
     let res = GPU.get_or_init(|| {
-        let init = std::panic::catch_unwind(|| Device::wgpu_options().init());
-        match init {
-            Ok(Ok(device)) => Ok(device),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err("the wgpu runtime panicked while looking for an adapter".into()),
+        // Hardware adapters only: wgpu's "best available" happily returns a software
+        // rasteriser (llvmpipe), on which training is far slower than the CPU backend.
+        let mut why = Vec::new();
+        for kind in [
+            DeviceKind::DiscreteGpu(0),
+            DeviceKind::IntegratedGpu(0),
+            DeviceKind::VirtualGpu(0),
+        ] {
+            let label = format!("{kind:?}");
+            let init = std::panic::catch_unwind(|| Device::wgpu_options().device_kind(kind).init());
+            match init {
+                Ok(Ok(device)) => {
+                    let name = device
+                        .identity()
+                        .map(|id| id.name.to_string())
+                        .unwrap_or_else(|| "unnamed adapter".into());
+                    if is_software(&name) {
+                        why.push(format!("{label}: {name} is a software rasteriser"));
+                        continue;
+                    }
+                    return Ok((device, name));
+                }
+                // wgpu's message lists every adapter's full info; the first clause says it.
+                Ok(Err(e)) => why.push(
+                    e.to_string()
+                        .split(", adapters")
+                        .next()
+                        .unwrap_or("")
+                        .to_string(),
+                ),
+                Err(_) => why.push(format!("{label}: wgpu panicked")),
+            }
         }
+        Err(format!("no hardware GPU found ({})", why.join("; ")))
     });
     match res {
-        Ok(device) => {
-            let name = device
-                .identity()
-                .map(|id| format!("{id:?}"))
-                .unwrap_or_else(|| "adapter".into());
-            Ok(Backend {
-                device: device.clone(),
-                kind: "gpu",
-                description: format!("gpu (burn wgpu, {name})"),
-            })
-        }
+        Ok((device, name)) => Ok(Backend {
+            device: device.clone(),
+            kind: "gpu",
+            description: format!("gpu (burn wgpu, {name})"),
+        }),
         Err(e) => Err(BackendError::NoAdapter(e.clone())),
     }
+}
+
+#[cfg(feature = "gpu")]
+fn is_software(name: &str) -> bool {
+    let n = name.to_lowercase();
+    [
+        "llvmpipe",
+        "lavapipe",
+        "swiftshader",
+        "softpipe",
+        "software",
+    ]
+    .iter()
+    .any(|s| n.contains(s))
 }
 
 #[cfg(not(feature = "gpu"))]
 fn gpu() -> Result<Backend, BackendError> {
     Err(BackendError::NotBuilt)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_always_yields_a_usable_backend() {
+        let b = Backend::select(BackendChoice::Auto).unwrap();
+        assert!(b.kind == "cpu" || b.kind == "gpu");
+        assert!(b.description.starts_with(b.kind));
+        let cpu = Backend::select(BackendChoice::Cpu).unwrap();
+        assert_eq!(cpu.kind, "cpu");
+        // Asking for a GPU either gives one or says why not.
+        match Backend::select(BackendChoice::Gpu) {
+            Ok(g) => assert_eq!(g.kind, "gpu"),
+            Err(e) => assert!(e.to_string().contains("--backend cpu")),
+        }
+    }
 }

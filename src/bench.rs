@@ -4,9 +4,9 @@
 
 use crate::backend::Backend;
 use crate::method::diffusion::Schedule;
+use crate::nn::flow_mlp::FlowMlpConfig;
 use crate::preset::{Estimator, FlowSettings, ScoreSettings};
 use crate::train::job::{FlowTrainer, ScoreTrainer};
-use crate::nn::flow_mlp::FlowMlpConfig;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, StandardNormal};
@@ -78,7 +78,12 @@ pub fn run(backend: &Backend, cfg: &BenchConfig, progress: &mut dyn FnMut(&str))
         let s = normal_rows(cfg.batch * dim, &mut rng);
 
         progress(&format!("score_{system}"));
-        let mut score = ScoreTrainer::new(dim, &ScoreSettings::default(), cfg.steps + cfg.warmup, device);
+        let mut score = ScoreTrainer::new(
+            dim,
+            &ScoreSettings::default(),
+            cfg.steps + cfg.warmup,
+            device,
+        );
         let mut step_rng = StdRng::seed_from_u64(2);
         let ms = time_steps(cfg, || {
             let _ = score.step(&x, &sched, &mut step_rng);
@@ -92,7 +97,10 @@ pub fn run(backend: &Backend, cfg: &BenchConfig, progress: &mut dyn FnMut(&str))
             bn_momentum: 0.1,
         };
         let mut exact_ms = f64::NAN;
-        for (name, estimator) in [("exact", Estimator::Exact), ("hutchinson10", Estimator::Hutchinson)] {
+        for (name, estimator) in [
+            ("exact", Estimator::Exact),
+            ("hutchinson10", Estimator::Hutchinson),
+        ] {
             progress(&format!("flow_{name}_{system}"));
             let settings = FlowSettings {
                 estimator,
@@ -121,7 +129,9 @@ pub fn table(rows: &[BenchRow]) -> String {
         "case", "backend", "batch", "ms/step", "× exact+penalty"
     );
     for r in rows {
-        let ratio = r.ratio_to_exact.map_or(String::new(), |x| format!("{x:.2}×"));
+        let ratio = r
+            .ratio_to_exact
+            .map_or(String::new(), |x| format!("{x:.2}×"));
         out += &format!(
             "{:<26} {:<8} {:>6} {:>12.2} {:>16}\n",
             r.case, r.backend, r.batch, r.ms_per_step, ratio

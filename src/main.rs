@@ -185,7 +185,14 @@ fn train(args: TrainArgs) -> Result<()> {
         bail!("{stop}; what was trained is saved in {}", out.display());
     }
     let flow = trained.flow.as_ref().expect("a finished job has a flow");
-    let mut metrics = evaluate(&preset, &trained.dataset, &trained.score, flow, &backend, &mut bars);
+    let mut metrics = evaluate(
+        &preset,
+        &trained.dataset,
+        &trained.score,
+        flow,
+        &backend,
+        &mut bars,
+    );
     bars.finish();
     metrics.seconds_score = trained.seconds_score;
     metrics.seconds_flow = trained.seconds_flow;
@@ -254,7 +261,10 @@ fn bench_cmd(json: bool, steps: usize, choice: Option<BackendChoice>) -> Result<
         spinner.finish_and_clear();
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&rows).context("rows serialise")?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).context("rows serialise")?
+        );
     } else {
         print!("{}", bench::table(&rows));
     }

@@ -353,7 +353,10 @@ impl Preset {
         match self.dataset.kind {
             DatasetKind::Lorenz => {
                 if self.dataset.runs == 0 || self.dataset.steps_per_run < 2 {
-                    return bad("dataset.steps_per_run", "Lorenz needs runs ≥ 1 and ≥ 2 steps");
+                    return bad(
+                        "dataset.steps_per_run",
+                        "Lorenz needs runs ≥ 1 and ≥ 2 steps",
+                    );
                 }
             }
             _ if self.dataset.n < 2 => return bad("dataset.n", "needs at least 2 points"),
@@ -473,13 +476,28 @@ mod tests {
             let p = Preset::load(name, false, &[]).unwrap();
             assert_eq!(&p.name, name);
             let q = Preset::load(name, true, &[]).unwrap();
-            assert!(q.flow.epochs < p.flow.epochs, "{name}: quick must be smaller");
+            assert!(
+                q.flow.epochs < p.flow.epochs,
+                "{name}: quick must be smaller"
+            );
         }
     }
 
     #[test]
+    fn cosine_schedule_runs_from_lr_to_zero() {
+        let c = LrSchedule::Cosine;
+        assert_eq!(c.at(0.01, 0, 100), 0.01);
+        assert!((c.at(0.01, 50, 100) - 0.005).abs() < 1e-12);
+        assert!(c.at(0.01, 100, 100).abs() < 1e-12);
+        assert_eq!(LrSchedule::Constant.at(0.01, 99, 100), 0.01);
+    }
+
+    #[test]
     fn set_overrides_and_round_trips() {
-        let sets = vec!["flow.lr=0.005".to_string(), "flow.estimator=hutchinson".into()];
+        let sets = vec![
+            "flow.lr=0.005".to_string(),
+            "flow.estimator=hutchinson".into(),
+        ];
         let p = Preset::load("ring", false, &sets).unwrap();
         assert_eq!(p.flow.lr, 0.005);
         assert_eq!(p.flow.estimator, Estimator::Hutchinson);

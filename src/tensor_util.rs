@@ -4,7 +4,10 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 /// Row-major `[n, dim]` host data as a tensor on `device`.
 pub fn from_rows(data: &[f32], dim: usize, device: &Device) -> Tensor<2> {
-    Tensor::from_data(TensorData::new(data.to_vec(), [data.len() / dim, dim]), device)
+    Tensor::from_data(
+        TensorData::new(data.to_vec(), [data.len() / dim, dim]),
+        device,
+    )
 }
 
 /// A host copy of any float tensor, flattened row-major.

@@ -21,7 +21,9 @@ fn metrics(dir: &Path) -> Value {
 }
 
 fn num(m: &Value, key: &str) -> f64 {
-    m[key].as_f64().unwrap_or_else(|| panic!("{key} missing in {m}"))
+    m[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{key} missing in {m}"))
 }
 
 #[test]
@@ -29,18 +31,41 @@ fn quick_ring_learns_a_circulating_flow_that_keeps_the_ring() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("ring");
     let o = equiflow(&[
-        "train", "--preset", "ring", "--quick", "--seed", "1", "--backend", "cpu", "--out",
+        "train",
+        "--preset",
+        "ring",
+        "--quick",
+        "--seed",
+        "1",
+        "--backend",
+        "cpu",
+        "--out",
         out.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "train failed: {}", stderr(&o));
     assert!(stderr(&o).contains("backend: cpu"), "{}", stderr(&o));
-    for f in ["preset.toml", "score.bpk", "flow.bpk", "losses.csv", "samples.csv", "metrics.json"] {
+    for f in [
+        "preset.toml",
+        "score.bpk",
+        "flow.bpk",
+        "losses.csv",
+        "samples.csv",
+        "metrics.json",
+    ] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
     let m = metrics(&out);
     for key in [
-        "backend", "seconds_score", "seconds_flow", "score_loss_final", "flow_loss_final",
-        "mmd2_learned", "mmd2_random", "mmd2_score", "mmd2_training_free", "tangential_ratio",
+        "backend",
+        "seconds_score",
+        "seconds_flow",
+        "score_loss_final",
+        "flow_loss_final",
+        "mmd2_learned",
+        "mmd2_random",
+        "mmd2_score",
+        "mmd2_training_free",
+        "tangential_ratio",
     ] {
         assert!(m.get(key).is_some(), "{key} missing in {m}");
     }
@@ -60,7 +85,16 @@ fn quick_ring_learns_a_circulating_flow_that_keeps_the_ring() {
     assert!((num(&again, "tangential_ratio") - tang).abs() < 1e-3);
 
     // The same directory is not overwritten by accident.
-    let o = equiflow(&["train", "--preset", "ring", "--quick", "--backend", "cpu", "--out", out.to_str().unwrap()]);
+    let o = equiflow(&[
+        "train",
+        "--preset",
+        "ring",
+        "--quick",
+        "--backend",
+        "cpu",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("--force"), "{}", stderr(&o));
 
@@ -89,14 +123,27 @@ fn quick_lorenz_is_chaotic() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("lorenz");
     let o = equiflow(&[
-        "train", "--preset", "lorenz", "--quick", "--seed", "1", "--backend", "cpu", "--out",
+        "train",
+        "--preset",
+        "lorenz",
+        "--quick",
+        "--seed",
+        "1",
+        "--backend",
+        "cpu",
+        "--out",
         out.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "train failed: {}", stderr(&o));
     let m = metrics(&out);
     let frac = num(&m, "lyapunov_positive_fraction");
     assert!(frac > 0.5, "positive fraction {frac} in {m}");
-    for key in ["lyapunov_mean", "cos_truth_learned", "cos_truth_training_free", "cos_truth_random"] {
+    for key in [
+        "lyapunov_mean",
+        "cos_truth_learned",
+        "cos_truth_training_free",
+        "cos_truth_random",
+    ] {
         assert!(m.get(key).is_some(), "{key} missing");
     }
     assert!(m.get("tangential_ratio").is_none());
@@ -116,11 +163,27 @@ fn bad_input_gets_a_clear_error_and_nonzero_exit() {
     std::fs::write(&bad, "name = \"bad\"\n[flow]\nlr = 0.01\nepochs = [\n").unwrap();
     let o = equiflow(&["train", "--preset", bad.to_str().unwrap(), "--out", o_str]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("malformed preset") && stderr(&o).contains("line"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("malformed preset") && stderr(&o).contains("line"),
+        "{}",
+        stderr(&o)
+    );
 
-    let o = equiflow(&["train", "--preset", "ring", "--set", "flow.learning_rate=1", "--out", o_str]);
+    let o = equiflow(&[
+        "train",
+        "--preset",
+        "ring",
+        "--set",
+        "flow.learning_rate=1",
+        "--out",
+        o_str,
+    ]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("unknown setting 'flow.learning_rate'"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("unknown setting 'flow.learning_rate'"),
+        "{}",
+        stderr(&o)
+    );
 
     let o = equiflow(&["eval", tmp.path().join("nothing").to_str().unwrap()]);
     assert!(!o.status.success());
@@ -128,12 +191,25 @@ fn bad_input_gets_a_clear_error_and_nonzero_exit() {
 
     // A diverging learning rate: stop, keep the last good model, say so.
     let o = equiflow(&[
-        "train", "--preset", "ring", "--quick", "--backend", "cpu", "--set", "score.lr=1e30",
-        "--set", "score.epochs=5", "--out", o_str,
+        "train",
+        "--preset",
+        "ring",
+        "--quick",
+        "--backend",
+        "cpu",
+        "--set",
+        "score.lr=1e30",
+        "--set",
+        "score.epochs=5",
+        "--out",
+        o_str,
     ]);
     assert!(!o.status.success());
     let err = stderr(&o);
-    assert!(err.contains("NaN or infinite") && err.contains("last model"), "{err}");
+    assert!(
+        err.contains("NaN or infinite") && err.contains("last model"),
+        "{err}"
+    );
     assert!(out.join("score.bpk").is_file() && !out.join("metrics.json").exists());
     assert!(!err.contains("panicked"), "{err}");
 }

@@ -20,7 +20,8 @@ pub fn rhs(x: [f64; 3]) -> [f64; 3] {
 }
 
 pub fn rk4_step(x: [f64; 3], dt: f64) -> [f64; 3] {
-    let add = |a: [f64; 3], b: [f64; 3], h: f64| [a[0] + h * b[0], a[1] + h * b[1], a[2] + h * b[2]];
+    let add =
+        |a: [f64; 3], b: [f64; 3], h: f64| [a[0] + h * b[0], a[1] + h * b[1], a[2] + h * b[2]];
     let k1 = rhs(x);
     let k2 = rhs(add(x, k1, dt / 2.0));
     let k3 = rhs(add(x, k2, dt / 2.0));
@@ -54,7 +55,9 @@ pub fn field_standardised(z: &[f32], st: &Standardizer) -> Vec<f32> {
         .flat_map(|q| {
             let x: [f64; 3] = std::array::from_fn(|i| q[i] as f64 * st.std[i] + st.mean[i]);
             let f = rhs(x);
-            (0..3).map(move |i| (f[i] / st.std[i]) as f32).collect::<Vec<_>>()
+            (0..3)
+                .map(move |i| (f[i] / st.std[i]) as f32)
+                .collect::<Vec<_>>()
         })
         .collect()
 }

@@ -63,12 +63,7 @@ impl Dataset {
             ),
             DatasetKind::Lorenz => (
                 3,
-                lorenz::trajectories(
-                    settings.runs,
-                    settings.steps_per_run,
-                    settings.dt,
-                    &mut rng,
-                ),
+                lorenz::trajectories(settings.runs, settings.steps_per_run, settings.dt, &mut rng),
                 true,
             ),
         };
@@ -103,7 +98,9 @@ impl Dataset {
         (0..n)
             .flat_map(|i| {
                 let j = i * len / n;
-                self.points[j * self.dim..(j + 1) * self.dim].iter().copied()
+                self.points[j * self.dim..(j + 1) * self.dim]
+                    .iter()
+                    .copied()
             })
             .collect()
     }
@@ -146,10 +143,19 @@ mod tests {
         let d = Dataset::generate(&settings(DatasetKind::Lorenz), 1);
         assert_eq!(d.len(), 1200);
         for axis in 0..3 {
-            let col: Vec<f64> = d.points.iter().skip(axis).step_by(3).map(|&x| x as f64).collect();
+            let col: Vec<f64> = d
+                .points
+                .iter()
+                .skip(axis)
+                .step_by(3)
+                .map(|&x| x as f64)
+                .collect();
             let m = col.iter().sum::<f64>() / col.len() as f64;
             let v = col.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / col.len() as f64;
-            assert!(m.abs() < 1e-4 && (v - 1.0).abs() < 1e-3, "axis {axis}: {m} {v}");
+            assert!(
+                m.abs() < 1e-4 && (v - 1.0).abs() < 1e-3,
+                "axis {axis}: {m} {v}"
+            );
         }
     }
 }

@@ -45,7 +45,10 @@ impl Schedule {
 
 /// Per-point noise levels `[B, 1]` for a batch: sqrt(a), sqrt(1 − a), and the time input.
 fn levels(steps: &[usize], sched: &Schedule, device: &Device) -> [Tensor<2>; 3] {
-    let sa: Vec<f32> = steps.iter().map(|&i| sched.alpha_bar[i].sqrt() as f32).collect();
+    let sa: Vec<f32> = steps
+        .iter()
+        .map(|&i| sched.alpha_bar[i].sqrt() as f32)
+        .collect();
     let sb: Vec<f32> = steps.iter().map(|&i| sched.sigma(i) as f32).collect();
     let ti: Vec<f32> = steps.iter().map(|&i| sched.t_input(i)).collect();
     [sa, sb, ti].map(|v| from_rows(&v, 1, device))

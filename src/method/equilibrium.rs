@@ -91,7 +91,8 @@ pub fn equilibrium_loss(
             let out = model.forward_jvp(x, Some(z.clone()), mode);
             let jz = out.tangents.expect("tangents were pushed");
             let vs = (out.v * s).sum_dim(1).reshape([b]);
-            let r1 = hutchinson_from(z.clone().slice([0..k]), jz.clone().slice([0..k])) + vs.clone();
+            let r1 =
+                hutchinson_from(z.clone().slice([0..k]), jz.clone().slice([0..k])) + vs.clone();
             let loss = if cfg.unbiased {
                 let r2 = hutchinson_from(z.slice([k..2 * k]), jz.slice([k..2 * k])) + vs;
                 (r1 * r2).mean()
@@ -137,18 +138,32 @@ mod tests {
     fn exact_divergence_of_linear_fields_is_the_trace() {
         let device = Device::flex();
         let a = [0.5f32, 2.0, -1.0, -3.0, 1.5, 0.25, 4.0, 0.0, 2.0];
-        let div = to_vec(divergence_from_columns(linear_field_columns(&a, 3, 5, &device)));
+        let div = to_vec(divergence_from_columns(linear_field_columns(
+            &a, 3, 5, &device,
+        )));
         for v in div {
             assert!((v - 4.0).abs() < 1e-5, "{v}");
         }
         // A rotation has zero divergence and zero symmetric part.
         let rot = [0.0f32, -1.0, 1.0, 0.0];
         let cols = linear_field_columns(&rot, 2, 4, &device);
-        assert!(to_vec(divergence_from_columns(cols.clone())).iter().all(|v| v.abs() < 1e-6));
-        assert!(to_vec(sym_sq_from_columns(cols)).iter().all(|v| v.abs() < 1e-6));
+        assert!(
+            to_vec(divergence_from_columns(cols.clone()))
+                .iter()
+                .all(|v| v.abs() < 1e-6)
+        );
+        assert!(
+            to_vec(sym_sq_from_columns(cols))
+                .iter()
+                .all(|v| v.abs() < 1e-6)
+        );
         // ‖sym A‖² for A = [[1, 2], [0, 3]]: sym = [[1, 1], [1, 3]] → 12.
         let cols = linear_field_columns(&[1.0, 2.0, 0.0, 3.0], 2, 3, &device);
-        assert!(to_vec(sym_sq_from_columns(cols)).iter().all(|v| (v - 12.0).abs() < 1e-5));
+        assert!(
+            to_vec(sym_sq_from_columns(cols))
+                .iter()
+                .all(|v| (v - 12.0).abs() < 1e-5)
+        );
     }
 
     #[test]
@@ -162,7 +177,8 @@ mod tests {
             let z = Tensor::<3>::random([k, 256, 3], Distribution::Normal(0.0, 1.0), &device);
             let jz = jvp::linear(z.clone(), at.clone());
             let est = to_vec(hutchinson_from(z, jz));
-            let rms = (est.iter().map(|e| (e - 4.0).powi(2)).sum::<f32>() / est.len() as f32).sqrt();
+            let rms =
+                (est.iter().map(|e| (e - 4.0).powi(2)).sum::<f32>() / est.len() as f32).sqrt();
             errors.push(rms);
         }
         assert!(errors[0] > errors[1] && errors[1] > errors[2], "{errors:?}");

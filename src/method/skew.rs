@@ -76,14 +76,22 @@ mod tests {
         };
         let residual = |x: [f64; 2], mat: &[f32]| -> f64 {
             let h = 1e-3;
-            let dvx = (field([x[0] + h, x[1]], mat)[0] - field([x[0] - h, x[1]], mat)[0]) / (2.0 * h);
-            let dvy = (field([x[0], x[1] + h], mat)[1] - field([x[0], x[1] - h], mat)[1]) / (2.0 * h);
+            let dvx =
+                (field([x[0] + h, x[1]], mat)[0] - field([x[0] - h, x[1]], mat)[0]) / (2.0 * h);
+            let dvy =
+                (field([x[0], x[1] + h], mat)[1] - field([x[0], x[1] - h], mat)[1]) / (2.0 * h);
             let v = field(x, mat);
             let s = mixture_score(x, &means, 0.6);
             dvx + dvy + v[0] * s[0] + v[1] * s[1]
         };
         let identity = [1.0f32, 0.0, 0.0, 1.0];
-        let points = [[0.3, -0.2], [-1.2, -0.7], [0.9, 0.9], [0.0, 0.4], [1.5, -0.5]];
+        let points = [
+            [0.3, -0.2],
+            [-1.2, -0.7],
+            [0.9, 0.9],
+            [0.0, 0.4],
+            [1.5, -0.5],
+        ];
         for x in points {
             let r = residual(x, &dm);
             assert!(r.abs() < 2e-2, "skew residual {r} at {x:?}");

@@ -36,7 +36,10 @@ pub fn largest_exponent(
     let m = starts.len() / dim;
     let dir = 1.0 / (dim as f64).sqrt();
     let mut x: Vec<f32> = starts.to_vec();
-    let mut y: Vec<f32> = starts.iter().map(|&a| a + (cfg.delta * dir) as f32).collect();
+    let mut y: Vec<f32> = starts
+        .iter()
+        .map(|&a| a + (cfg.delta * dir) as f32)
+        .collect();
     let mut log_growth = vec![0.0f64; m];
     let mut bounded = vec![true; m];
     let windows = cfg.steps.div_ceil(cfg.window);

@@ -106,11 +106,7 @@ impl FlowMlp {
     }
 }
 
-fn hidden_layer(
-    l: &Linear,
-    x: Tensor<2>,
-    t: Option<Tensor<3>>,
-) -> (Tensor<2>, Option<Tensor<3>>) {
+fn hidden_layer(l: &Linear, x: Tensor<2>, t: Option<Tensor<3>>) -> (Tensor<2>, Option<Tensor<3>>) {
     let h = l.forward(x);
     let (a, da) = super::jvp::silu_with_derivative(h);
     let ta = t.map(|t| jvp::scale(jvp::linear(t, l.weight.val()), da));
@@ -171,7 +167,9 @@ mod tests {
         .init(&device);
         // A fresh net's raw outputs vary by ~1e-4, where eps = 1e-5 would show.
         net.bn.epsilon = 1e-12;
-        let rows: Vec<f32> = (0..512).map(|i| ((i * 7919) % 1000) as f32 / 300.0).collect();
+        let rows: Vec<f32> = (0..512)
+            .map(|i| ((i * 7919) % 1000) as f32 / 300.0)
+            .collect();
         let v = to_vec(net.forward(from_rows(&rows, 2, &device), BnMode::Batch));
         for c in 0..2 {
             let col: Vec<f64> = v.iter().skip(c).step_by(2).map(|&x| x as f64).collect();

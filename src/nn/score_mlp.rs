@@ -2,10 +2,10 @@
 //! dim+1 → h → h → dim with ReLU. `out` predicts either the noise eps or the clean point x0
 //! (see `preset::Prediction`); the residual makes "the input" the starting guess.
 
+use crate::preset::Prediction;
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::relu;
-use crate::preset::Prediction;
 use burn::tensor::{Device, Tensor};
 
 #[derive(Module, Debug)]
@@ -44,8 +44,18 @@ impl ScoreMlp {
 impl ScoreMlp {
     /// The predicted noise, whatever the parameterisation: x_t = sa·x0 + sb·eps, so
     /// eps = (x_t − sa·x0) / sb. `sa`, `sb` broadcast (`[B, 1]` or `[1, 1]`).
-    pub fn eps_hat(&self, x: Tensor<2>, t_in: Tensor<2>, sa: Tensor<2>, sb: Tensor<2>) -> Tensor<2> {
+    pub fn eps_hat(
+        &self,
+        x: Tensor<2>,
+        t_in: Tensor<2>,
+        sa: Tensor<2>,
+        sb: Tensor<2>,
+    ) -> Tensor<2> {
         let out = self.forward(x.clone(), t_in);
-        if self.predicts_x0 { (x - out * sa) / sb } else { out }
+        if self.predicts_x0 {
+            (x - out * sa) / sb
+        } else {
+            out
+        }
     }
 }

@@ -12,7 +12,12 @@ pub fn rk4_step(v: &dyn Fn(Tensor<2>) -> Tensor<2>, x: Tensor<2>, dt: f64) -> Te
 }
 
 /// `steps` RK4 steps; returns the final states.
-pub fn integrate(v: &dyn Fn(Tensor<2>) -> Tensor<2>, x: Tensor<2>, dt: f64, steps: usize) -> Tensor<2> {
+pub fn integrate(
+    v: &dyn Fn(Tensor<2>) -> Tensor<2>,
+    x: Tensor<2>,
+    dt: f64,
+    steps: usize,
+) -> Tensor<2> {
     (0..steps).fold(x, |x, _| rk4_step(v, x, dt))
 }
 
@@ -34,7 +39,12 @@ mod tests {
         };
         let x0 = from_rows(&[1.0, 0.0], 2, &device);
         let err = |steps: usize| {
-            let x = to_vec(integrate(&rot, x0.clone(), std::f64::consts::PI / steps as f64, steps));
+            let x = to_vec(integrate(
+                &rot,
+                x0.clone(),
+                std::f64::consts::PI / steps as f64,
+                steps,
+            ));
             (((x[0] + 1.0) as f64).powi(2) + (x[1] as f64).powi(2)).sqrt()
         };
         let (coarse, fine) = (err(10), err(20));

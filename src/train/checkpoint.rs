@@ -125,11 +125,24 @@ impl RunDir {
         })
     }
 
-    pub fn load_score(&self, preset: &Preset, dim: usize, device: &Device) -> Result<ScoreMlp, RunDirError> {
-        self.load(SCORE, score_mlp::init(dim, preset.score.hidden, preset.score.prediction, device))
+    pub fn load_score(
+        &self,
+        preset: &Preset,
+        dim: usize,
+        device: &Device,
+    ) -> Result<ScoreMlp, RunDirError> {
+        self.load(
+            SCORE,
+            score_mlp::init(dim, preset.score.hidden, preset.score.prediction, device),
+        )
     }
 
-    pub fn load_flow(&self, preset: &Preset, dim: usize, device: &Device) -> Result<FlowMlp, RunDirError> {
+    pub fn load_flow(
+        &self,
+        preset: &Preset,
+        dim: usize,
+        device: &Device,
+    ) -> Result<FlowMlp, RunDirError> {
         self.load(FLOW, flow_config(preset, dim).init(device))
     }
 
@@ -140,7 +153,9 @@ impl RunDir {
         }
         // burn panics on some malformed inputs instead of returning an error; a damaged file
         // must still become a sentence, not a crash.
-        let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| template.try_load_file(&path)));
+        let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            template.try_load_file(&path)
+        }));
         match attempt {
             Ok(Ok(m)) => Ok(m),
             Ok(Err(e)) => Err(RunDirError::Mismatch {

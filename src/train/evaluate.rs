@@ -41,7 +41,11 @@ pub fn random_flow(preset: &Preset, dim: usize, points: &[f32], device: &Device)
 fn speed_matched<'a>(field: Field<'a>, points: &[f32], dim: usize, device: &Device) -> Field<'a> {
     let v = to_vec(field(from_rows(points, dim, device)));
     let ms = v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>() / (points.len() / dim) as f64;
-    let c = if ms > 0.0 && ms.is_finite() { (dim as f64 / ms).sqrt() } else { 1.0 };
+    let c = if ms > 0.0 && ms.is_finite() {
+        (dim as f64 / ms).sqrt()
+    } else {
+        1.0
+    };
     Box::new(move |x| field(x).mul_scalar(c))
 }
 
@@ -71,7 +75,13 @@ pub fn evaluate(
         device,
     );
     let training_free = speed_matched(
-        Box::new(|x| skew::apply(&d_matrix, diffusion::score(score, x.clone(), &sched, tau), &x.device())),
+        Box::new(|x| {
+            skew::apply(
+                &d_matrix,
+                diffusion::score(score, x.clone(), &sched, tau),
+                &x.device(),
+            )
+        }),
         &x0,
         dim,
         device,
@@ -90,7 +100,12 @@ pub fn evaluate(
         });
     };
     let mmd = |field: &Field| {
-        let end = to_vec(integrate(field, from_rows(&x0, dim, device), e.dt, e.rk4_steps));
+        let end = to_vec(integrate(
+            field,
+            from_rows(&x0, dim, device),
+            e.dt,
+            e.rk4_steps,
+        ));
         mmd2_rbf(&x0, &end, dim, e.mmd_sigma)
     };
     let mut m = Metrics {

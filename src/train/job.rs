@@ -131,7 +131,8 @@ pub fn train(preset: &Preset, backend: &Backend, obs: &mut dyn Observer) -> Trai
     let mut losses = Vec::new();
 
     let t0 = Instant::now();
-    let (score, stopped) = train_score(preset, &dataset, &sched, device, &mut rng, &mut losses, obs);
+    let (score, stopped) =
+        train_score(preset, &dataset, &sched, device, &mut rng, &mut losses, obs);
     let seconds_score = t0.elapsed().as_secs_f64();
     let samples = if stopped.is_none() {
         obs.progress(&Progress {
@@ -140,7 +141,12 @@ pub fn train(preset: &Preset, backend: &Backend, obs: &mut dyn Observer) -> Trai
             total: 1,
             loss: None,
         });
-        to_vec(diffusion::sample(&score, preset.score.samples, &sched, device))
+        to_vec(diffusion::sample(
+            &score,
+            preset.score.samples,
+            &sched,
+            device,
+        ))
     } else {
         Vec::new()
     };
@@ -149,7 +155,16 @@ pub fn train(preset: &Preset, backend: &Backend, obs: &mut dyn Observer) -> Trai
     let (flow, stopped) = match stopped {
         Some(s) => (None, Some(s)),
         None => {
-            let (f, s) = train_flow(preset, &dataset, &score, &sched, device, &mut rng, &mut losses, obs);
+            let (f, s) = train_flow(
+                preset,
+                &dataset,
+                &score,
+                &sched,
+                device,
+                &mut rng,
+                &mut losses,
+                obs,
+            );
             (Some(f), s)
         }
     };
@@ -218,7 +233,9 @@ impl Lr {
 impl ScoreTrainer {
     /// `total_steps` spans the learning-rate schedule.
     pub fn new(dim: usize, s: &ScoreSettings, total_steps: usize, device: &Device) -> Self {
-        let model = score_mlp::init(dim, s.hidden, s.prediction, device).fork(&device.clone().autodiff()).train();
+        let model = score_mlp::init(dim, s.hidden, s.prediction, device)
+            .fork(&device.clone().autodiff())
+            .train();
         Self {
             last_good: model.clone(),
             model,
@@ -233,7 +250,12 @@ impl ScoreTrainer {
     }
 
     /// One step on clean points `x0` (created on any device; moved to the training one).
-    pub fn step(&mut self, x0: &[f32], sched: &Schedule, rng: &mut StdRng) -> Result<f64, NonFiniteLoss> {
+    pub fn step(
+        &mut self,
+        x0: &[f32],
+        sched: &Schedule,
+        rng: &mut StdRng,
+    ) -> Result<f64, NonFiniteLoss> {
         let dim = self.model.dim();
         let x0 = from_rows(x0, dim, &self.model.l1.weight.device());
         let loss = diffusion::dsm_loss(&self.model, x0, sched, rng);
@@ -333,7 +355,12 @@ fn train_score(
     let mut order: Vec<usize> = (0..data.len()).collect();
     for epoch in 0..s.epochs {
         if obs.cancelled() {
-            return (trainer.model(), Some(Stop::Cancelled { phase: Phase::Score }));
+            return (
+                trainer.model(),
+                Some(Stop::Cancelled {
+                    phase: Phase::Score,
+                }),
+            );
         }
         order.shuffle(rng);
         let (mut sum, mut count) = (0.0, 0usize);
@@ -409,7 +436,10 @@ fn train_flow(
     let mut order: Vec<usize> = (0..data.len()).collect();
     for epoch in 0..f.epochs {
         if obs.cancelled() {
-            return (trainer.model(), Some(Stop::Cancelled { phase: Phase::Flow }));
+            return (
+                trainer.model(),
+                Some(Stop::Cancelled { phase: Phase::Flow }),
+            );
         }
         let (xs, ss) = noised_with_scores(score, data, sched, preset.score.tau_step, device);
         order.shuffle(rng);
@@ -483,7 +513,12 @@ mod tests {
                 .enumerate()
                 .map(|(i, v)| a.sqrt() * v + (1.0 - a).sqrt() * if i % 3 == 0 { 0.3 } else { -0.2 })
                 .collect();
-            let got = to_vec(diffusion::score(&model, from_rows(&x, 2, &device), &sched, tau));
+            let got = to_vec(diffusion::score(
+                &model,
+                from_rows(&x, 2, &device),
+                &sched,
+                tau,
+            ));
             let (mut err, mut norm) = (0.0f64, 0.0f64);
             for (i, g) in got.iter().enumerate() {
                 let want = -(x[i] - a.sqrt() * mu[i % 2]) / var;
@@ -513,7 +548,12 @@ mod tests {
         preset.dataset.n = 500;
         let mut obs = CancelAfter(3, 0);
         let t = train(&preset, &Backend::cpu(), &mut obs);
-        assert_eq!(t.stopped, Some(Stop::Cancelled { phase: Phase::Score }));
+        assert_eq!(
+            t.stopped,
+            Some(Stop::Cancelled {
+                phase: Phase::Score
+            })
+        );
         assert_eq!(t.losses.len(), 3);
         assert!(t.flow.is_none());
     }
