@@ -350,17 +350,15 @@ impl Preset {
                 return bad(key, "must be at least 1");
             }
         }
-        match self.dataset.kind {
-            DatasetKind::Lorenz => {
-                if self.dataset.runs == 0 || self.dataset.steps_per_run < 2 {
-                    return bad(
-                        "dataset.steps_per_run",
-                        "Lorenz needs runs ≥ 1 and ≥ 2 steps",
-                    );
-                }
-            }
-            _ if self.dataset.n < 2 => return bad("dataset.n", "needs at least 2 points"),
-            _ => {}
+        let lorenz = self.dataset.kind == DatasetKind::Lorenz;
+        if lorenz && (self.dataset.runs == 0 || self.dataset.steps_per_run < 2) {
+            return bad(
+                "dataset.steps_per_run",
+                "Lorenz needs runs ≥ 1 and ≥ 2 steps",
+            );
+        }
+        if !lorenz && self.dataset.n < 2 {
+            return bad("dataset.n", "needs at least 2 points");
         }
         if self.eval.mmd_points < 2 {
             return bad("eval.mmd_points", "needs at least 2 points");

@@ -92,9 +92,9 @@ pub fn equilibrium_loss(
             let jz = out.tangents.expect("tangents were pushed");
             let vs = (out.v * s).sum_dim(1).reshape([b]);
             let r1 =
-                hutchinson_from(z.clone().slice([0..k]), jz.clone().slice([0..k])) + vs.clone();
+                hutchinson_from(z.clone().narrow(0, 0, k), jz.clone().narrow(0, 0, k)) + vs.clone();
             let loss = if cfg.unbiased {
-                let r2 = hutchinson_from(z.slice([k..2 * k]), jz.slice([k..2 * k])) + vs;
+                let r2 = hutchinson_from(z.narrow(0, k, k), jz.narrow(0, k, k)) + vs;
                 (r1 * r2).mean()
             } else {
                 r1.square().mean()

@@ -142,7 +142,7 @@ mod tests {
             // difference, large enough for f32 rounding.
             let h = 2e-3f64;
             for m in 0..2 {
-                let tm = t.clone().slice([m..m + 1]).reshape([b, dim]);
+                let tm = t.clone().narrow(0, m, 1).reshape([b, dim]);
                 let plus = net.forward(x.clone() + tm.clone().mul_scalar(h), BnMode::Running);
                 let minus = net.forward(x.clone() - tm.mul_scalar(h), BnMode::Running);
                 let fd = to_vec((plus - minus).div_scalar(2.0 * h));
