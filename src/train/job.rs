@@ -340,6 +340,47 @@ impl FlowTrainer {
     }
 }
 
+/// Shuffled mini-batch epochs shared by both phases: cancel between epochs, stop at a
+/// non-finite loss, record each epoch's mean loss. `begin_epoch` prepares per-epoch data;
+/// `step` trains on one batch of indices.
+#[allow(clippy::too_many_arguments)]
+fn run_epochs<S>(
+    phase: Phase,
+    epochs: usize,
+    order: &mut [usize],
+    batch: usize,
+    state: &mut S,
+    begin_epoch: impl Fn(&mut S),
+    step: impl Fn(&mut S, &[usize], &mut StdRng) -> Result<f64, NonFiniteLoss>,
+    rng: &mut StdRng,
+    losses: &mut Vec<LossPoint>,
+    obs: &mut dyn Observer,
+) -> Option<Stop> {
+    for epoch in 0..epochs {
+        if obs.cancelled() {
+            return Some(Stop::Cancelled { phase });
+        }
+        begin_epoch(state);
+        order.shuffle(rng);
+        let (mut sum, mut count) = (0.0, 0usize);
+        for idx in batches(order, batch) {
+            match step(state, idx, rng) {
+                Ok(v) => (sum, count) = (sum + v, count + 1),
+                Err(NonFiniteLoss) => return Some(Stop::NonFinite { phase, epoch }),
+            }
+        }
+        let loss = sum / count.max(1) as f64;
+        losses.push(LossPoint { phase, epoch, loss });
+        obs.progress(&Progress {
+            phase,
+            done: epoch + 1,
+            total: epochs,
+            loss: Some(loss),
+        });
+    }
+    None
+}
+
 fn train_score(
     preset: &Preset,
     data: &Dataset,
@@ -353,51 +394,22 @@ fn train_score(
     let total = s.epochs * batches_per_epoch(data.len(), s.batch);
     let mut trainer = ScoreTrainer::new(data.dim, s, total, device);
     let mut order: Vec<usize> = (0..data.len()).collect();
-    for epoch in 0..s.epochs {
-        if obs.cancelled() {
-            return (
-                trainer.model(),
-                Some(Stop::Cancelled {
-                    phase: Phase::Score,
-                }),
-            );
-        }
-        order.shuffle(rng);
-        let (mut sum, mut count) = (0.0, 0usize);
-        for idx in batches(&order, s.batch) {
-            let x0 = gather(&data.points, idx, data.dim);
-            match trainer.step(&x0, sched, rng) {
-                Ok(v) => (sum, count) = (sum + v, count + 1),
-                Err(NonFiniteLoss) => {
-                    let stop = Stop::NonFinite {
-                        phase: Phase::Score,
-                        epoch,
-                    };
-                    return (trainer.last_good(), Some(stop));
-                }
-            }
-        }
-        let loss = sum / count.max(1) as f64;
-        record_epoch(losses, obs, Phase::Score, epoch, s.epochs, loss);
+    let stop = run_epochs(
+        Phase::Score,
+        s.epochs,
+        &mut order,
+        s.batch,
+        &mut trainer,
+        |_| {},
+        |t, idx, rng| t.step(&gather(&data.points, idx, data.dim), sched, rng),
+        rng,
+        losses,
+        obs,
+    );
+    match stop {
+        Some(Stop::NonFinite { .. }) => (trainer.last_good(), stop),
+        _ => (trainer.model(), stop),
     }
-    (trainer.model(), None)
-}
-
-fn record_epoch(
-    losses: &mut Vec<LossPoint>,
-    obs: &mut dyn Observer,
-    phase: Phase,
-    epoch: usize,
-    total: usize,
-    loss: f64,
-) {
-    losses.push(LossPoint { phase, epoch, loss });
-    obs.progress(&Progress {
-        phase,
-        done: epoch + 1,
-        total,
-        loss: Some(loss),
-    });
 }
 
 /// Noised data x_tau and the score there, for one epoch of flow training (host rows).
@@ -432,34 +444,29 @@ fn train_flow(
     let f = &preset.flow;
     let dim = data.dim;
     let total = f.epochs * batches_per_epoch(data.len(), f.batch);
-    let mut trainer = FlowTrainer::new(flow_config(preset, dim), f, total, device);
+    let trainer = FlowTrainer::new(flow_config(preset, dim), f, total, device);
+    // Fresh noise every epoch: the flow sees new noised states x_tau each pass.
+    let mut state = (trainer, Vec::new(), Vec::new());
     let mut order: Vec<usize> = (0..data.len()).collect();
-    for epoch in 0..f.epochs {
-        if obs.cancelled() {
-            return (
-                trainer.model(),
-                Some(Stop::Cancelled { phase: Phase::Flow }),
-            );
-        }
-        let (xs, ss) = noised_with_scores(score, data, sched, preset.score.tau_step, device);
-        order.shuffle(rng);
-        let (mut sum, mut count) = (0.0, 0usize);
-        for idx in batches(&order, f.batch) {
-            match trainer.step(&gather(&xs, idx, dim), &gather(&ss, idx, dim)) {
-                Ok(v) => (sum, count) = (sum + v, count + 1),
-                Err(NonFiniteLoss) => {
-                    let stop = Stop::NonFinite {
-                        phase: Phase::Flow,
-                        epoch,
-                    };
-                    return (trainer.last_good(), Some(stop));
-                }
-            }
-        }
-        let loss = sum / count.max(1) as f64;
-        record_epoch(losses, obs, Phase::Flow, epoch, f.epochs, loss);
+    let stop = run_epochs(
+        Phase::Flow,
+        f.epochs,
+        &mut order,
+        f.batch,
+        &mut state,
+        |(_, xs, ss)| {
+            (*xs, *ss) = noised_with_scores(score, data, sched, preset.score.tau_step, device)
+        },
+        |(t, xs, ss), idx, _| t.step(&gather(xs, idx, dim), &gather(ss, idx, dim)),
+        rng,
+        losses,
+        obs,
+    );
+    let trainer = state.0;
+    match stop {
+        Some(Stop::NonFinite { .. }) => (trainer.last_good(), stop),
+        _ => (trainer.model(), stop),
     }
-    (trainer.model(), None)
 }
 
 /// The flow architecture a preset asks for.
