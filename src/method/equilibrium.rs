@@ -184,4 +184,57 @@ mod tests {
         assert!(errors[0] > errors[1] && errors[1] > errors[2], "{errors:?}");
         assert!(errors[2] < 0.3, "{errors:?}");
     }
+
+    /// The claim the docs make: a squared Hutchinson-k estimate optimises
+    /// r² + (2/k)‖sym J‖²_F in expectation (= `exact` with λ = 2/k), and the product of two
+    /// independent estimates optimises r² itself (= `exact` with λ = 0).
+    #[test]
+    fn hutchinson_expectations_match_exact_with_and_without_penalty() {
+        use crate::nn::flow_mlp::FlowMlpConfig;
+        let device = Device::flex();
+        device.seed(21);
+        let net = FlowMlpConfig {
+            dim: 2,
+            hidden: 16,
+            freqs: 2,
+            bn_momentum: 0.1,
+        }
+        .init(&device);
+        let b = 256;
+        let x = Tensor::<2>::random([b, 2], Distribution::Normal(0.0, 1.0), &device);
+        let s = Tensor::<2>::random([b, 2], Distribution::Normal(0.0, 1.0), &device);
+        let k = 2;
+        let loss = |estimator, unbiased, sym_penalty| {
+            let cfg = LossConfig {
+                estimator,
+                probes: k,
+                unbiased,
+                sym_penalty,
+            };
+            let out = equilibrium_loss(&net, x.clone(), s.clone(), &cfg, BnMode::Running);
+            crate::tensor_util::scalar(out.loss)
+        };
+        let plain = loss(Estimator::Exact, false, 0.0);
+        let penalised = loss(Estimator::Exact, false, 2.0 / k as f64);
+        assert!(
+            penalised > plain * 1.05,
+            "the penalty must matter here: {plain} {penalised}"
+        );
+        let draws = 300;
+        let mean = |unbiased| {
+            (0..draws)
+                .map(|_| loss(Estimator::Hutchinson, unbiased, 0.0))
+                .sum::<f64>()
+                / draws as f64
+        };
+        let (biased, unbiased) = (mean(false), mean(true));
+        assert!(
+            (biased - penalised).abs() < 0.05 * penalised,
+            "{biased} vs {penalised}"
+        );
+        assert!(
+            (unbiased - plain).abs() < 0.05 * penalised,
+            "{unbiased} vs {plain}"
+        );
+    }
 }
