@@ -185,9 +185,9 @@ fn batches(order: &[usize], batch: usize) -> impl Iterator<Item = &[usize]> {
     order.chunks(batch).filter(|c| c.len() >= 2)
 }
 
+/// How many batches `batches` yields for `n` points.
 fn batches_per_epoch(n: usize, batch: usize) -> usize {
-    let order: Vec<usize> = (0..n).collect();
-    batches(&order, batch).count()
+    n / batch + usize::from(n % batch >= 2)
 }
 
 fn gather(points: &[f32], idx: &[usize], dim: usize) -> Vec<f32> {
@@ -223,6 +223,15 @@ struct Lr {
 }
 
 impl Lr {
+    fn new(base: f64, schedule: LrSchedule, total: usize) -> Self {
+        Self {
+            base,
+            schedule,
+            step: 0,
+            total,
+        }
+    }
+
     fn next(&mut self) -> f64 {
         let lr = self.schedule.at(self.base, self.step, self.total);
         self.step += 1;
@@ -240,12 +249,7 @@ impl ScoreTrainer {
             last_good: model.clone(),
             model,
             optim: adam(s.weight_decay),
-            lr: Lr {
-                base: s.lr,
-                schedule: s.lr_schedule,
-                step: 0,
-                total: total_steps,
-            },
+            lr: Lr::new(s.lr, s.lr_schedule, total_steps),
         }
     }
 
@@ -298,12 +302,7 @@ impl FlowTrainer {
             model,
             optim: adam(f.weight_decay),
             cfg: LossConfig::from_settings(f, net.dim),
-            lr: Lr {
-                base: f.lr,
-                schedule: f.lr_schedule,
-                step: 0,
-                total: total_steps,
-            },
+            lr: Lr::new(f.lr, f.lr_schedule, total_steps),
         }
     }
 
@@ -534,6 +533,25 @@ mod tests {
             }
             let rel = (err / norm).sqrt();
             assert!(rel < tolerance, "step {tau}: relative score error {rel}");
+        }
+    }
+
+    #[test]
+    fn batch_count_matches_the_batches_yielded() {
+        for (n, b) in [
+            (10_000, 2048),
+            (4096, 2048),
+            (4097, 2048),
+            (4098, 2048),
+            (5, 8),
+            (1, 8),
+        ] {
+            let order: Vec<usize> = (0..n).collect();
+            assert_eq!(
+                batches(&order, b).count(),
+                batches_per_epoch(n, b),
+                "{n} {b}"
+            );
         }
     }
 
