@@ -53,6 +53,15 @@ impl RunDir {
         if occupied && !force {
             return Err(RunDirError::Occupied(path.into()));
         }
+        // An overwritten run must not leave files of the old one behind (a stale
+        // metrics.json beside a run that then fails would lie).
+        for f in [PRESET, SCORE, FLOW, LOSSES, SAMPLES, METRICS] {
+            let old = path.join(f);
+            if old.is_file() {
+                std::fs::remove_file(&old)
+                    .map_err(|source| RunDirError::Io { path: old, source })?;
+            }
+        }
         std::fs::create_dir_all(path).map_err(|source| RunDirError::Io {
             path: path.into(),
             source,
@@ -167,5 +176,37 @@ impl RunDir {
                 message: "the record could not be decoded".into(),
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_occupied_dir_is_refused_unless_forced_and_then_cleared() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("run");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("notes.txt"), "mine").unwrap();
+        // A directory without a run is fine.
+        RunDir::create(&dir, false).unwrap();
+        std::fs::write(dir.join(METRICS), "{}").unwrap();
+        std::fs::write(dir.join(LOSSES), "old").unwrap();
+        let err = RunDir::create(&dir, false).err().unwrap().to_string();
+        assert!(err.contains("--force"), "{err}");
+        RunDir::create(&dir, true).unwrap();
+        assert!(!dir.join(METRICS).exists() && !dir.join(LOSSES).exists());
+        assert!(
+            dir.join("notes.txt").exists(),
+            "files that are not ours stay"
+        );
+    }
+
+    #[test]
+    fn eval_needs_a_run_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let err = RunDir::open(tmp.path()).err().unwrap().to_string();
+        assert!(err.contains("not a run directory"), "{err}");
     }
 }
