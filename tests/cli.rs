@@ -11,6 +11,22 @@ fn equiflow(args: &[&str]) -> Output {
         .expect("the binary runs")
 }
 
+/// `equiflow train --preset P --quick --backend cpu --out DIR` plus `extra` arguments.
+fn train_quick(preset: &str, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "train",
+        "--preset",
+        preset,
+        "--quick",
+        "--backend",
+        "cpu",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    equiflow(&args)
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -30,18 +46,7 @@ fn num(m: &Value, key: &str) -> f64 {
 fn quick_ring_learns_a_circulating_flow_that_keeps_the_ring() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("ring");
-    let o = equiflow(&[
-        "train",
-        "--preset",
-        "ring",
-        "--quick",
-        "--seed",
-        "1",
-        "--backend",
-        "cpu",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let o = train_quick("ring", &out, &["--seed", "1"]);
     assert!(o.status.success(), "train failed: {}", stderr(&o));
     assert!(stderr(&o).contains("backend: cpu"), "{}", stderr(&o));
     for f in [
@@ -85,16 +90,7 @@ fn quick_ring_learns_a_circulating_flow_that_keeps_the_ring() {
     assert!((num(&again, "tangential_ratio") - tang).abs() < 1e-3);
 
     // The same directory is not overwritten by accident.
-    let o = equiflow(&[
-        "train",
-        "--preset",
-        "ring",
-        "--quick",
-        "--backend",
-        "cpu",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let o = train_quick("ring", &out, &[]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("--force"), "{}", stderr(&o));
 
@@ -122,18 +118,7 @@ fn quick_ring_learns_a_circulating_flow_that_keeps_the_ring() {
 fn quick_lorenz_is_chaotic() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("lorenz");
-    let o = equiflow(&[
-        "train",
-        "--preset",
-        "lorenz",
-        "--quick",
-        "--seed",
-        "1",
-        "--backend",
-        "cpu",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let o = train_quick("lorenz", &out, &["--seed", "1"]);
     assert!(o.status.success(), "train failed: {}", stderr(&o));
     let m = metrics(&out);
     let frac = num(&m, "lyapunov_positive_fraction");
@@ -190,20 +175,11 @@ fn bad_input_gets_a_clear_error_and_nonzero_exit() {
     assert!(stderr(&o).contains("not a run directory"), "{}", stderr(&o));
 
     // A diverging learning rate: stop, keep the last good model, say so.
-    let o = equiflow(&[
-        "train",
-        "--preset",
+    let o = train_quick(
         "ring",
-        "--quick",
-        "--backend",
-        "cpu",
-        "--set",
-        "score.lr=1e30",
-        "--set",
-        "score.epochs=5",
-        "--out",
-        o_str,
-    ]);
+        &out,
+        &["--set", "score.lr=1e30", "--set", "score.epochs=5"],
+    );
     assert!(!o.status.success());
     let err = stderr(&o);
     assert!(
