@@ -54,13 +54,9 @@ fn levels(steps: &[usize], sched: &Schedule, device: &Device) -> [Tensor<2>; 3] 
     [sa, sb, ti].map(|v| from_rows(&v, 1, device))
 }
 
-/// Time input `[b, 1]` and sqrt(a), sqrt(1 − a) as `[1, 1]`, all at one step.
+/// The same levels for all `b` points, at one step.
 fn fixed_level(b: usize, sched: &Schedule, step: usize, device: &Device) -> [Tensor<2>; 3] {
-    [
-        Tensor::<2>::full([b, 1], sched.t_input(step), device),
-        Tensor::<2>::full([1, 1], sched.alpha_bar[step].sqrt() as f32, device),
-        Tensor::<2>::full([1, 1], sched.sigma(step) as f32, device),
-    ]
+    levels(&vec![step; b], sched, device)
 }
 
 /// The denoising loss mean ‖out − target‖² (target eps or x0) at uniformly drawn steps.
@@ -79,7 +75,7 @@ pub fn dsm_loss(model: &ScoreMlp, x0: Tensor<2>, sched: &Schedule, rng: &mut Std
 pub fn score(model: &ScoreMlp, x: Tensor<2>, sched: &Schedule, step: usize) -> Tensor<2> {
     let device = x.device();
     let [b, _] = x.dims();
-    let [ti, sa, sb] = fixed_level(b, sched, step, &device);
+    let [sa, sb, ti] = fixed_level(b, sched, step, &device);
     model.eps_hat(x, ti, sa, sb).div_scalar(-sched.sigma(step))
 }
 
@@ -99,7 +95,7 @@ pub fn sample(model: &ScoreMlp, n: usize, sched: &Schedule, device: &Device) -> 
         let a_prev = sched.alpha_bar[i - 1];
         let alpha = a / a_prev;
         let beta = 1.0 - alpha;
-        let [ti, sa, sb] = fixed_level(n, sched, i, device);
+        let [sa, sb, ti] = fixed_level(n, sched, i, device);
         let eps_hat = model.eps_hat(x.clone(), ti, sa, sb);
         let mean = (x - eps_hat.mul_scalar(beta / (1.0 - a).sqrt())).div_scalar(alpha.sqrt());
         let var = beta * (1.0 - a_prev) / (1.0 - a);
@@ -107,7 +103,7 @@ pub fn sample(model: &ScoreMlp, n: usize, sched: &Schedule, device: &Device) -> 
         x = mean + z.mul_scalar(var.sqrt());
     }
     // Last step: the posterior mean of x0 given x at level 0.
-    let [ti, sa, sb] = fixed_level(n, sched, 0, device);
+    let [sa, sb, ti] = fixed_level(n, sched, 0, device);
     let eps_hat = model.eps_hat(x.clone(), ti, sa, sb);
     (x - eps_hat.mul_scalar(sched.sigma(0))).div_scalar(sched.alpha_bar[0].sqrt())
 }

@@ -39,9 +39,7 @@ impl ScoreMlp {
         let h = relu(self.l2.forward(h));
         self.l3.forward(h) + x
     }
-}
 
-impl ScoreMlp {
     /// The predicted noise, whatever the parameterisation: x_t = sa·x0 + sb·eps, so
     /// eps = (x_t − sa·x0) / sb. `sa`, `sb` broadcast (`[B, 1]` or `[1, 1]`).
     pub fn eps_hat(
