@@ -2,7 +2,7 @@
 //!
 //! Data flows one way: `data` → score model (`nn::score_mlp`, `method::diffusion`) →
 //! flow (`nn::flow_mlp`, `method::equilibrium`, `method::skew`) → simulation (`sim`) →
-//! metrics and fronts (the CLI in `main.rs`; the app later). See `shared/ARCHITECTURE.md`.
+//! metrics and fronts (the CLI in `main.rs`, the app in `ui`, driven by the `worker` thread). See `shared/ARCHITECTURE.md`.
 
 pub mod backend;
 pub mod bench;
@@ -14,3 +14,5 @@ pub mod preset;
 pub mod sim;
 pub mod tensor_util;
 pub mod train;
+pub mod ui;
+pub mod worker;

@@ -1,4 +1,5 @@
-//! The command line: `train`, `eval`, `bench`, `presets`.
+//! The command line: no subcommand opens the app; `train`, `eval`, `bench`, `presets` run
+//! headless.
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
@@ -10,6 +11,7 @@ use equiflow::preset::{self, Preset};
 use equiflow::train::checkpoint::RunDir;
 use equiflow::train::evaluate::evaluate;
 use equiflow::train::job::{self, Observer, Phase, Progress};
+use equiflow::ui::Renderer;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,6 +25,10 @@ use std::process::ExitCode;
 struct Cli {
     #[command(subcommand)]
     cmd: Option<Cmd>,
+    /// How the app window is drawn (without a subcommand): glow (OpenGL, smooth on any
+    /// machine) or wgpu (for a real GPU).
+    #[arg(long, value_enum, default_value_t = Renderer::Glow)]
+    renderer: Renderer,
 }
 
 #[derive(Subcommand)]
@@ -105,11 +111,8 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        None => {
-            use clap::CommandFactory;
-            Cli::command().print_help()?;
-            Ok(())
-        }
+        None => equiflow::ui::run(cli.renderer)
+            .map_err(|e| anyhow::anyhow!("could not open the app window: {e}")),
     }
 }
 

@@ -43,6 +43,16 @@ pub enum DatasetKind {
     Lorenz,
 }
 
+impl DatasetKind {
+    /// The dimension of one snapshot.
+    pub fn dim(self) -> usize {
+        match self {
+            DatasetKind::Lorenz => 3,
+            _ => 2,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Estimator {

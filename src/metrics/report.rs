@@ -42,3 +42,10 @@ impl Metrics {
             .collect()
     }
 }
+
+/// MMD² between the data and the data carried `points[k][0]` RK4 steps by one field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MmdCurve {
+    pub field: &'static str,
+    pub points: Vec<[f64; 2]>,
+}

@@ -1,3 +1,4 @@
 //! Simulating a field forward in time.
 
 pub mod ode;
+pub mod particles;

@@ -14,7 +14,7 @@ use crate::method::skew;
 use crate::metrics::alignment::{abs_cosine, tangential_ratio};
 use crate::metrics::lyapunov::{LyapunovConfig, largest_exponent};
 use crate::metrics::mmd::mmd2_rbf;
-use crate::metrics::report::Metrics;
+use crate::metrics::report::{Metrics, MmdCurve};
 use crate::nn::batchnorm::BnMode;
 use crate::nn::flow_mlp::FlowMlp;
 use crate::nn::score_mlp::ScoreMlp;
@@ -57,6 +57,22 @@ pub fn evaluate(
     backend: &Backend,
     obs: &mut dyn Observer,
 ) -> Metrics {
+    let every = preset.eval.rk4_steps;
+    evaluate_with_curves(preset, data, score, flow, backend, every, obs).0
+}
+
+/// [`evaluate`], also recording MMD² every `every` RK4 steps for each field (the app's
+/// "MMD² over time" plot; the last point of each curve is the metric).
+pub fn evaluate_with_curves(
+    preset: &Preset,
+    data: &Dataset,
+    score: &ScoreMlp,
+    flow: &FlowMlp,
+    backend: &Backend,
+    every: usize,
+    obs: &mut dyn Observer,
+) -> (Metrics, Vec<MmdCurve>) {
+    let every = every.max(1);
     let device = &backend.device;
     let dim = data.dim;
     let e = &preset.eval;
@@ -99,26 +115,38 @@ pub fn evaluate(
             loss: None,
         });
     };
-    let mmd = |field: &Field| {
-        let end = to_vec(integrate(
-            field,
-            from_rows(&x0, dim, device),
-            e.dt,
-            e.rk4_steps,
-        ));
-        mmd2_rbf(&x0, &end, dim, e.mmd_sigma)
+    let mut curves = Vec::new();
+    let mut mmd = |name: &'static str, field: &Field| {
+        let mut x = from_rows(&x0, dim, device);
+        let mut points = vec![[0.0, 0.0]];
+        let mut done = 0;
+        while done < e.rk4_steps {
+            let n = every.min(e.rk4_steps - done);
+            x = integrate(field, x, e.dt, n);
+            done += n;
+            points.push([
+                done as f64,
+                mmd2_rbf(&x0, &to_vec(x.clone()), dim, e.mmd_sigma),
+            ]);
+        }
+        let last = points.last().map_or(f64::NAN, |p| p[1]);
+        curves.push(MmdCurve {
+            field: name,
+            points,
+        });
+        last
     };
     let mut m = Metrics {
         backend: backend.kind.to_string(),
         ..Default::default()
     };
-    m.mmd2_learned = mmd(&learned);
+    m.mmd2_learned = mmd("learned", &learned);
     tick(obs);
-    m.mmd2_random = mmd(&random_field);
+    m.mmd2_random = mmd("random", &random_field);
     tick(obs);
-    m.mmd2_score = mmd(&score_field);
+    m.mmd2_score = mmd("score", &score_field);
     tick(obs);
-    m.mmd2_training_free = mmd(&training_free);
+    m.mmd2_training_free = mmd("training-free", &training_free);
     tick(obs);
 
     if data.kind == DatasetKind::Ring {
@@ -151,5 +179,5 @@ pub fn evaluate(
         m.cos_truth_random = Some(cos(&random_field));
         tick(obs);
     }
-    m
+    (m, curves)
 }

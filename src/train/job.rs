@@ -186,11 +186,11 @@ fn batches(order: &[usize], batch: usize) -> impl Iterator<Item = &[usize]> {
 }
 
 /// How many batches `batches` yields for `n` points.
-fn batches_per_epoch(n: usize, batch: usize) -> usize {
+pub(crate) fn batches_per_epoch(n: usize, batch: usize) -> usize {
     n / batch + usize::from(n % batch >= 2)
 }
 
-fn gather(points: &[f32], idx: &[usize], dim: usize) -> Vec<f32> {
+pub(crate) fn gather(points: &[f32], idx: &[usize], dim: usize) -> Vec<f32> {
     idx.iter()
         .flat_map(|&i| points[i * dim..(i + 1) * dim].iter().copied())
         .collect()
@@ -273,6 +273,11 @@ impl ScoreTrainer {
         Ok(value)
     }
 
+    /// Change the base learning rate; the schedule continues from where it is.
+    pub fn set_lr(&mut self, lr: f64) {
+        self.lr.base = lr;
+    }
+
     /// The current model, for inference.
     pub fn model(&self) -> ScoreMlp {
         self.model.valid()
@@ -328,6 +333,11 @@ impl FlowTrainer {
             None => model,
         };
         Ok(value)
+    }
+
+    /// Change the base learning rate; the schedule continues from where it is.
+    pub fn set_lr(&mut self, lr: f64) {
+        self.lr.base = lr;
     }
 
     pub fn model(&self) -> FlowMlp {
@@ -412,7 +422,7 @@ fn train_score(
 }
 
 /// Noised data x_tau and the score there, for one epoch of flow training (host rows).
-fn noised_with_scores(
+pub(crate) fn noised_with_scores(
     score: &ScoreMlp,
     data: &Dataset,
     sched: &Schedule,

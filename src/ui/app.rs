@@ -1,0 +1,459 @@
+//! The app: panels around a central view, wired to the worker by commands and events.
+
+use super::results::{JobState, Message, Results};
+use super::state::{AppState, Tab, ThemeChoice, builtin_source};
+use super::views::{field2d, help, lorenz3d, plots};
+use crate::preset::Preset;
+use crate::worker::{Command, Worker};
+use crossbeam_channel::{Receiver, Sender, unbounded};
+use egui::{Key, KeyboardShortcut, Modifiers, Ui};
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// A file chosen in a dialog (dialogs run on their own thread so the UI never blocks).
+enum FileChoice {
+    OpenPreset(PathBuf),
+    SaveTo(PathBuf),
+}
+
+pub struct EquiflowApp {
+    pub state: AppState,
+    /// The settings the panel edits (and the next Train uses).
+    pub settings: Preset,
+    pub results: Results,
+    pub message: Option<Message>,
+    /// The settings of the job that is running, to tell which edits wait for the next run.
+    pub running: Option<Preset>,
+    pub(crate) worker: Worker,
+    frame_times: VecDeque<Instant>,
+    files: (Sender<FileChoice>, Receiver<FileChoice>),
+    sent_animate: Option<bool>,
+    sent_particles: Option<(usize, f64)>,
+    applied_theme: Option<ThemeChoice>,
+    fonts_installed: bool,
+}
+
+/// egui's text font lacks a few maths symbols the views use (∇, ‖, →); its monospace font
+/// has them, so it backs the text font up.
+fn install_fonts(ctx: &egui::Context) {
+    let mut fonts = egui::FontDefinitions::default();
+    if let Some(family) = fonts.families.get_mut(&egui::FontFamily::Proportional) {
+        let at = family.len().min(1);
+        family.insert(at, "Hack".to_owned());
+    }
+    ctx.set_fonts(fonts);
+}
+
+impl EquiflowApp {
+    /// `wake` is called from the worker thread whenever it sent something.
+    pub fn new(state: AppState, wake: impl Fn() + Send + 'static) -> Self {
+        let settings = state.settings();
+        Self {
+            state,
+            settings,
+            results: Results::default(),
+            message: None,
+            running: None,
+            worker: Worker::spawn(Box::new(wake)),
+            frame_times: VecDeque::new(),
+            files: unbounded(),
+            sent_animate: None,
+            sent_particles: None,
+            applied_theme: None,
+            fonts_installed: false,
+        }
+    }
+
+    pub fn from_creation(cc: &eframe::CreationContext<'_>) -> Self {
+        let state = cc
+            .storage
+            .and_then(|s| eframe::get_value::<AppState>(s, eframe::APP_KEY))
+            .unwrap_or_default();
+        let ctx = cc.egui_ctx.clone();
+        Self::new(state, move || ctx.request_repaint())
+    }
+
+    // ---- actions (buttons, shortcuts and tests all go through these) ----
+
+    pub fn start(&mut self) {
+        if let Err(e) = self.settings.validate() {
+            self.message = Some(Message::error(format!("Cannot train: {e}.")));
+            return;
+        }
+        self.message = None;
+        self.running = Some(self.settings.clone());
+        self.worker.send(Command::Start {
+            preset: Box::new(self.settings.clone()),
+            backend: self.state.backend,
+        });
+    }
+
+    /// Space: train when idle, otherwise pause or resume.
+    pub fn play_pause(&mut self) {
+        match self.results.state {
+            JobState::Training => self.worker.send(Command::Pause),
+            JobState::Paused => self.worker.send(Command::Resume),
+            _ => self.start(),
+        }
+    }
+
+    pub fn stop(&mut self) {
+        self.worker.send(Command::Stop);
+    }
+
+    /// Stop, clear the views and return the settings to the preset's own.
+    pub fn reset(&mut self) {
+        self.worker.send(Command::Stop);
+        self.results = Results::default();
+        self.running = None;
+        self.message = None;
+        match self.state.preset() {
+            Ok(p) => self.set_settings(p),
+            Err(e) => self.message = Some(Message::error(e.to_string())),
+        }
+    }
+
+    pub fn set_settings(&mut self, p: Preset) {
+        self.state.settings_toml = p.to_toml();
+        self.settings = p;
+    }
+
+    /// Choose a built-in preset.
+    pub fn choose_preset(&mut self, name: &str) {
+        if let Some(text) = builtin_source(name) {
+            if let Err(e) = self.load_preset_text(name, &text) {
+                self.message = Some(Message::error(e));
+            }
+        }
+    }
+
+    /// Load a preset from TOML text; on error nothing changes and the error is returned.
+    pub fn load_preset_text(&mut self, name: &str, text: &str) -> Result<(), String> {
+        let p =
+            Preset::from_toml_str(name, text, self.state.quick, &[]).map_err(|e| e.to_string())?;
+        self.state.preset_name = name.to_string();
+        self.state.preset_source = text.to_string();
+        self.set_settings(p);
+        Ok(())
+    }
+
+    pub fn load_preset_file(&mut self, path: &Path, bytes: Result<Vec<u8>, String>) {
+        let name = path
+            .file_name()
+            .map_or("preset".into(), |n| n.to_string_lossy().to_string());
+        let result = bytes
+            .and_then(|b| {
+                String::from_utf8(b).map_err(|_| "the file is not UTF-8 text".to_string())
+            })
+            .and_then(|text| self.load_preset_text(&name, &text));
+        self.message = Some(match result {
+            Ok(()) => Message::info(format!("Loaded preset {name}. Press Train to run it.")),
+            Err(e) => Message::error(format!("Could not load {name}: {e}")),
+        });
+    }
+
+    /// Turn quick scaling on or off: reloads the preset's settings.
+    pub fn set_quick(&mut self, quick: bool) {
+        self.state.quick = quick;
+        match self.state.preset() {
+            Ok(p) => self.set_settings(p),
+            Err(e) => self.message = Some(Message::error(e.to_string())),
+        }
+    }
+
+    /// Save the current job; `None` picks a fresh directory under `runs/`.
+    pub fn save_run(&mut self, dir: Option<PathBuf>) {
+        let dir = dir.unwrap_or_else(|| {
+            let secs = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            PathBuf::from("runs").join(format!("{}-app-{secs}", self.settings.name))
+        });
+        self.worker.send(Command::Save(dir));
+    }
+
+    pub fn open_dialog(&self) {
+        let tx = self.files.0.clone();
+        std::thread::spawn(move || {
+            if let Some(p) = rfd::FileDialog::new()
+                .add_filter("equiflow preset", &["toml"])
+                .pick_file()
+            {
+                let _ = tx.send(FileChoice::OpenPreset(p));
+            }
+        });
+    }
+
+    pub fn save_dialog(&self) {
+        let tx = self.files.0.clone();
+        std::thread::spawn(move || {
+            if let Some(p) = rfd::FileDialog::new().pick_folder() {
+                let _ = tx.send(FileChoice::SaveTo(p));
+            }
+        });
+    }
+
+    /// For tests: make the running job panic at its next step, as a bug would.
+    #[doc(hidden)]
+    pub fn inject_failure(&self) {
+        self.worker.send(Command::InjectPanic);
+    }
+
+    /// The live settings (learning rates) changed: tell the running job.
+    pub(crate) fn send_live_lr(&self) {
+        if self.results.is_running() {
+            self.worker.send(Command::SetLr {
+                score: self.settings.score.lr,
+                flow: self.settings.flow.lr,
+            });
+        }
+    }
+
+    /// Whether edits (other than the live ones) wait for the next run.
+    pub fn edits_pending(&self) -> bool {
+        let Some(running) = self.running.as_ref().filter(|_| self.results.is_running()) else {
+            return false;
+        };
+        let mut a = self.settings.clone();
+        (a.score.lr, a.flow.lr) = (running.score.lr, running.flow.lr);
+        a != *running
+    }
+
+    pub fn particle_count(&self) -> usize {
+        if self
+            .results
+            .dim()
+            .unwrap_or(self.settings.dataset.kind.dim())
+            >= 3
+        {
+            self.state.particles_3d
+        } else {
+            self.state.particles_2d
+        }
+    }
+
+    pub fn fps(&self) -> f64 {
+        let n = self.frame_times.len();
+        if n < 2 {
+            return 0.0;
+        }
+        let span = self.frame_times[n - 1] - self.frame_times[0];
+        (n - 1) as f64 / span.as_secs_f64().max(1e-6)
+    }
+
+    // ---- one frame ----
+
+    /// Take in what the worker sent since the last frame.
+    pub fn poll(&mut self) {
+        for e in self.worker.events() {
+            if let Some(m) = self.results.apply(e) {
+                self.message = Some(m);
+            }
+        }
+        if let Some(f) = self.worker.latest_frame() {
+            self.results.particles = Some(f);
+        }
+        while let Ok(choice) = self.files.1.try_recv() {
+            match choice {
+                FileChoice::OpenPreset(p) => {
+                    let bytes = std::fs::read(&p).map_err(|e| e.to_string());
+                    self.load_preset_file(&p, bytes);
+                }
+                FileChoice::SaveTo(p) => self.save_run(Some(p)),
+            }
+        }
+        if !self.worker.is_alive() && !matches!(&self.message, Some(m) if m.error) {
+            self.message = Some(Message::error(
+                "the worker thread stopped; restart the app to train again",
+            ));
+        }
+    }
+
+    fn sync_worker(&mut self) {
+        let animate = self.state.tab.animates();
+        if self.sent_animate != Some(animate) {
+            self.worker.send(Command::Animate(animate));
+            self.sent_animate = Some(animate);
+        }
+        let particles = (self.particle_count(), self.state.sim_dt);
+        if self.sent_particles != Some(particles) {
+            self.worker.send(Command::SetParticles {
+                count: particles.0,
+                dt: particles.1,
+            });
+            self.sent_particles = Some(particles);
+        }
+    }
+
+    fn shortcuts(&mut self, ui: &Ui) {
+        let typing = ui.ctx().memory(|m| m.focused().is_some());
+        let (space, open, save) = ui.input_mut(|i| {
+            (
+                !typing && i.consume_key(Modifiers::NONE, Key::Space),
+                i.consume_shortcut(&KeyboardShortcut::new(Modifiers::COMMAND, Key::O)),
+                i.consume_shortcut(&KeyboardShortcut::new(Modifiers::COMMAND, Key::S)),
+            )
+        });
+        if space {
+            self.play_pause();
+        }
+        if open {
+            self.open_dialog();
+        }
+        if save {
+            self.save_run(None);
+        }
+    }
+
+    fn dropped_files(&mut self, ui: &Ui) {
+        let dropped = ui.input(|i| i.raw.dropped_files.clone());
+        for f in dropped {
+            let bytes = f.bytes();
+            self.load_preset_file(f.path(), bytes);
+        }
+    }
+
+    fn apply_theme(&mut self, ctx: &egui::Context) {
+        if self.applied_theme != Some(self.state.theme) {
+            ctx.set_theme(match self.state.theme {
+                ThemeChoice::System => egui::ThemePreference::System,
+                ThemeChoice::Dark => egui::ThemePreference::Dark,
+                ThemeChoice::Light => egui::ThemePreference::Light,
+            });
+            self.applied_theme = Some(self.state.theme);
+        }
+    }
+
+    /// Draw one frame into `ui` (the whole window).
+    pub fn show(&mut self, ui: &mut Ui) {
+        let now = Instant::now();
+        self.frame_times.push_back(now);
+        while self
+            .frame_times
+            .front()
+            .is_some_and(|t| now - *t > Duration::from_secs(1))
+        {
+            self.frame_times.pop_front();
+        }
+        if !std::mem::replace(&mut self.fonts_installed, true) {
+            install_fonts(ui.ctx());
+        }
+        self.poll();
+        self.apply_theme(ui.ctx());
+        self.shortcuts(ui);
+        self.dropped_files(ui);
+        self.sync_worker();
+
+        egui::Panel::top("top").show(ui, |ui| self.top_bar(ui));
+        egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
+        egui::Panel::left("controls")
+            .resizable(true)
+            .default_size(300.0)
+            .show(ui, |ui| {
+                egui::ScrollArea::vertical().show(ui, |ui| self.controls(ui));
+            });
+        egui::CentralPanel::default().show(ui, |ui| self.central(ui));
+
+        if ui.input(|i| !i.raw.hovered_files.is_empty()) {
+            let rect = ui.ctx().content_rect();
+            let painter = ui.ctx().layer_painter(egui::LayerId::new(
+                egui::Order::Foreground,
+                egui::Id::unique("drop"),
+            ));
+            painter.rect_filled(rect, 0.0, egui::Color32::from_black_alpha(160));
+            painter.text(
+                rect.center(),
+                egui::Align2::CENTER_CENTER,
+                "Drop a preset .toml to load it",
+                egui::FontId::proportional(22.0),
+                egui::Color32::WHITE,
+            );
+        }
+        let animating = self.state.tab.animates() && self.results.particles.is_some();
+        if self.results.is_running() || animating {
+            ui.ctx().request_repaint();
+        }
+    }
+
+    fn top_bar(&mut self, ui: &mut Ui) {
+        ui.horizontal(|ui| {
+            ui.heading("equiflow");
+            ui.separator();
+            for tab in Tab::ALL {
+                ui.selectable_value(&mut self.state.tab, tab, tab.label());
+            }
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                egui::ComboBox::from_id_salt("theme")
+                    .selected_text(format!("{:?}", self.state.theme))
+                    .show_ui(ui, |ui| {
+                        for t in [ThemeChoice::System, ThemeChoice::Dark, ThemeChoice::Light] {
+                            ui.selectable_value(&mut self.state.theme, t, format!("{t:?}"));
+                        }
+                    })
+                    .response
+                    .on_hover_text("Colour theme: follow the system, or dark, or light");
+                ui.label("Theme");
+            });
+        });
+    }
+
+    fn status_bar(&mut self, ui: &mut Ui) {
+        ui.horizontal(|ui| {
+            ui.monospace(format!("{:>5.1} fps", self.fps()));
+            ui.separator();
+            let backend = self
+                .results
+                .started
+                .as_ref()
+                .map_or("backend: chosen when you train".to_string(), |s| {
+                    s.backend.clone()
+                });
+            ui.label(backend);
+            ui.separator();
+            ui.label(match self.results.state {
+                JobState::Idle => "idle",
+                JobState::Training => "training",
+                JobState::Paused => "paused",
+                JobState::Finished => "finished",
+                JobState::Failed => "failed",
+            });
+            if let Some(p) = &self.results.saved {
+                ui.separator();
+                ui.label(format!("saved: {}", p.display()));
+            }
+        });
+    }
+
+    fn central(&mut self, ui: &mut Ui) {
+        let tab = self.state.tab;
+        egui::CollapsingHeader::new("What am I seeing?")
+            .id_salt(("help", tab as u8))
+            .show(ui, |ui| ui.label(help::text(tab)));
+        ui.add_space(4.0);
+        match tab {
+            Tab::Data => field2d::data_view(ui, &self.results),
+            Tab::Score => field2d::score_view(ui, &self.results),
+            Tab::Flow => {
+                ui.checkbox(&mut self.state.show_streamlines, "streamlines")
+                    .on_hover_text("Draw the learned field's streamlines under the particles");
+                field2d::flow_view(ui, &self.results, self.state.show_streamlines);
+            }
+            Tab::Loss => plots::loss_view(ui, &self.results),
+            Tab::Metrics => plots::metrics_view(ui, &self.results),
+            Tab::Lorenz3d => {
+                lorenz3d::lorenz_view(ui, &self.results, &mut self.state.camera);
+            }
+        }
+    }
+}
+
+impl eframe::App for EquiflowApp {
+    fn ui(&mut self, ui: &mut Ui, _frame: &mut eframe::Frame) {
+        self.show(ui);
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, eframe::APP_KEY, &self.state);
+    }
+}

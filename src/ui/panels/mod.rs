@@ -1,0 +1,3 @@
+//! The panels around the views.
+
+pub mod controls;

@@ -1,0 +1,48 @@
+//! "What am I seeing?": a few plain sentences per view, for teaching.
+
+use crate::ui::state::Tab;
+
+pub fn text(tab: Tab) -> &'static str {
+    match tab {
+        Tab::Data => {
+            "Left: the snapshots we learn from — points with no time order, only where the \
+             system tends to be. Right: new points drawn from the diffusion (score) model as it \
+             trains. When the right looks like the left, the model has learned the distribution p."
+        }
+        Tab::Score => {
+            "The score is the direction in which the probability density grows fastest, ∇log p. \
+             Each arrow points towards where data are more likely; arrows are long where the \
+             density changes quickly. It is learned from noisy copies of the data (denoising), \
+             at a small noise level so the field is smooth."
+        }
+        Tab::Flow => {
+            "A flow v moves every point. The density stays the same exactly when the continuity \
+             equation holds: ∂p/∂t = −∇·(p v) = 0, i.e. as much probability flows into every \
+             small region as out of it. Pushing points towards higher density would pile them \
+             up, so a flow that keeps p must move along the contours of p: on the ring the \
+             particles circulate around it, and the picture stays still while everything moves. \
+             Lines are streamlines of the learned field; particles are moved by it live (RK4), \
+             coloured by speed."
+        }
+        Tab::Loss => {
+            "Training losses per epoch, on a log scale. Score: how well the model predicts the \
+             noise added to the data. Flow: the equilibrium loss, the squared residual of the \
+             continuity equation written with the score, ∇·v + v·∇log p, which is zero for a \
+             flow that keeps the distribution."
+        }
+        Tab::Metrics => {
+            "MMD² measures how different two clouds of points are (0 = the same distribution). \
+             Each curve starts from the data and moves it along one field: the learned flow \
+             should stay near 0 while a random flow of the same kind drifts away. The score \
+             field itself collapses points onto the peaks. The training-free flow D·∇log p \
+             (D antisymmetric) keeps p too, with no flow training at all."
+        }
+        Tab::Lorenz3d => {
+            "The Lorenz attractor in 3-D (standardised coordinates). Blue dots are the snapshots; \
+             grey is one true Lorenz trajectory; coloured curves are trajectories of the learned \
+             flow. The learned flow only saw the cloud of states, never their order — yet it \
+             finds dynamics that wind around the two lobes and keep the butterfly. \
+             Drag to rotate, scroll to zoom, double-click to reset the camera."
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! The central views. Each draws what the worker last sent; none computes.
+
+pub mod field2d;
+pub mod help;
+pub mod lorenz3d;
+pub mod plane;
+pub mod plots;

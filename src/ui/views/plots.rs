@@ -1,0 +1,123 @@
+//! Loss curves and metrics, with egui_plot.
+
+use crate::ui::results::Results;
+use egui::Ui;
+use egui_plot::{HoverPosition, Legend, Line, Plot, PlotPoints};
+
+fn log_points(points: &[[f64; 2]]) -> PlotPoints<'static> {
+    points
+        .iter()
+        .filter(|p| p[1] > 0.0 && p[1].is_finite())
+        .map(|p| [p[0], p[1].log10()])
+        .collect()
+}
+
+/// Score and flow losses per epoch, log scale.
+pub fn loss_view(ui: &mut Ui, results: &Results) {
+    if results.score_losses.is_empty() && results.flow_losses.is_empty() {
+        ui.weak("Loss curves appear after the first epoch.");
+    }
+    Plot::new("losses")
+        .legend(Legend::default())
+        .x_axis_label("epoch")
+        .y_axis_label("loss (log scale)")
+        .y_axis_formatter(|m, _| format!("{:.2e}", 10f64.powf(m.value)))
+        .label_formatter(|h| {
+            let p = match h {
+                HoverPosition::NearDataPoint { position, .. } => position,
+                HoverPosition::Elsewhere { position } => position,
+            };
+            Some(format!("epoch {:.0}\nloss {:.4e}", p.x, 10f64.powf(p.y)))
+        })
+        .show(ui, |plot| {
+            plot.line(Line::new("score loss", log_points(&results.score_losses)));
+            plot.line(Line::new("flow loss", log_points(&results.flow_losses)));
+        });
+}
+
+fn row(ui: &mut Ui, name: &str, value: Option<f64>, hint: &str) {
+    ui.label(name).on_hover_text(hint);
+    ui.monospace(value.map_or("—".into(), |v| format!("{v:.4}")));
+    ui.end_row();
+}
+
+/// MMD² over simulated time for each field, and the final numbers.
+pub fn metrics_view(ui: &mut Ui, results: &Results) {
+    let Some((m, curves)) = &results.metrics else {
+        ui.weak("Metrics are computed when training finishes.");
+        return;
+    };
+    egui::Grid::new("metrics").striped(true).show(ui, |ui| {
+        row(
+            ui,
+            "MMD² learned",
+            Some(m.mmd2_learned),
+            "data vs data moved 100 steps by the learned flow; near 0 is best",
+        );
+        row(
+            ui,
+            "MMD² random",
+            Some(m.mmd2_random),
+            "the same for an untrained flow of the same kind: the baseline to beat",
+        );
+        row(
+            ui,
+            "MMD² score",
+            Some(m.mmd2_score),
+            "moving along the score itself: collapses onto the peaks",
+        );
+        row(
+            ui,
+            "MMD² training-free",
+            Some(m.mmd2_training_free),
+            "D·∇log p with a random antisymmetric D: keeps p without training",
+        );
+        row(
+            ui,
+            "tangential ratio",
+            m.tangential_ratio,
+            "ring only: radial over total speed; 0 = the flow goes around the ring",
+        );
+        row(
+            ui,
+            "Lyapunov exponent",
+            m.lyapunov_mean,
+            "Lorenz: mean largest exponent of the learned flow; > 0 means chaos",
+        );
+        row(
+            ui,
+            "Lyapunov > 0 (fraction)",
+            m.lyapunov_positive_fraction,
+            "share of trajectories whose exponent is positive",
+        );
+        row(
+            ui,
+            "|cos| to true field",
+            m.cos_truth_learned,
+            "Lorenz: alignment of the learned flow with the true Lorenz field",
+        );
+        row(
+            ui,
+            "|cos| training-free",
+            m.cos_truth_training_free,
+            "the same for the training-free flow",
+        );
+        row(
+            ui,
+            "|cos| random",
+            m.cos_truth_random,
+            "the same for an untrained flow",
+        );
+    });
+    ui.add_space(6.0);
+    Plot::new("mmd")
+        .legend(Legend::default())
+        .x_axis_label("RK4 steps from the data")
+        .y_axis_label("MMD²")
+        .show(ui, |plot| {
+            for c in curves {
+                let pts: PlotPoints = c.points.iter().copied().collect();
+                plot.line(Line::new(c.field, pts));
+            }
+        });
+}

@@ -1,0 +1,115 @@
+//! What the worker tells the UI: plain numbers, never tensors or egui types.
+
+pub use crate::metrics::report::{Metrics, MmdCurve};
+use crate::train::job::Phase;
+use std::path::PathBuf;
+
+/// Points are row-major `[n, dim]`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Cloud {
+    pub dim: usize,
+    pub points: Vec<f32>,
+}
+
+impl Cloud {
+    pub fn len(&self) -> usize {
+        self.points.len() / self.dim.max(1)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.points.is_empty()
+    }
+
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.points[i * self.dim..(i + 1) * self.dim]
+    }
+}
+
+/// What a new job shows before anything is trained.
+#[derive(Debug, Clone)]
+pub struct JobStarted {
+    pub preset: String,
+    pub backend: String,
+    pub dim: usize,
+    /// A subset of the training data.
+    pub data: Cloud,
+    /// Per-axis view bounds `[lo, hi]` that hold the data with a margin.
+    pub bounds: Vec<[f32; 2]>,
+    /// For Lorenz: one true trajectory in the same (standardised) coordinates.
+    pub truth: Option<Cloud>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProgressInfo {
+    pub phase: Phase,
+    pub epoch: usize,
+    pub epochs: usize,
+    /// Steps (batches) done and in all, within the phase.
+    pub done: usize,
+    pub total: usize,
+    pub eta_seconds: Option<f64>,
+}
+
+/// Arrows: `vectors[i]` starts at `origins[i]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VectorField {
+    pub origins: Cloud,
+    pub vectors: Cloud,
+}
+
+/// Particles and their recent past: `trails` is `[n, len, dim]`, oldest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParticleFrame {
+    pub dim: usize,
+    pub len: usize,
+    pub trails: Vec<f32>,
+    pub speed: Vec<f32>,
+}
+
+impl ParticleFrame {
+    pub fn count(&self) -> usize {
+        self.speed.len()
+    }
+
+    /// Point `k` (0 = oldest) of particle `i`'s trail.
+    pub fn point(&self, i: usize, k: usize) -> &[f32] {
+        let at = (i * self.len + k) * self.dim;
+        &self.trails[at..at + self.dim]
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Event {
+    Started(Box<JobStarted>),
+    Progress(ProgressInfo),
+    /// Mean loss of one finished epoch.
+    Loss {
+        phase: Phase,
+        epoch: usize,
+        loss: f64,
+    },
+    Paused(bool),
+    /// Samples drawn from the diffusion model as it is now.
+    Samples(Cloud),
+    /// The score field at tau on a grid (2-D) or at data points (projected views use axes).
+    ScoreField(VectorField),
+    /// Streamlines of the current flow: `[n, len, dim]` in a cloud of `n*len` points.
+    Streamlines {
+        len: usize,
+        lines: Cloud,
+    },
+    Metrics {
+        metrics: Box<Metrics>,
+        curves: Vec<MmdCurve>,
+    },
+    /// The job ended; `stop` says why when it did not run to the end.
+    Finished {
+        stop: Option<String>,
+        seconds: f64,
+    },
+    /// The job failed (bad settings, no backend, a panic); the app stays usable.
+    Failed(String),
+    Saved(PathBuf),
+    /// A request that could not be done (e.g. saving before anything was trained).
+    Notice(String),
+}

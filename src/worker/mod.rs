@@ -1,0 +1,304 @@
+//! The worker thread: owns burn and every heavy computation. The UI talks to it only through
+//! [`Command`]s and [`Event`]s; particle frames come on their own bounded channel so a
+//! busy worker never floods a slow UI (a full channel drops the frame, never blocks).
+
+pub mod command;
+pub mod event;
+pub mod session;
+
+pub use command::Command;
+pub use event::{Event, ParticleFrame};
+
+use crate::backend::Backend;
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded, unbounded};
+use session::Session;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Called after the worker sends something, so the UI wakes up (`request_repaint`).
+pub type Waker = Box<dyn Fn() + Send>;
+
+/// How long the worker trains before it looks at commands and views again.
+const SLICE: Duration = Duration::from_millis(25);
+const FRAME: Duration = Duration::from_millis(20);
+const FIELD_EVERY: Duration = Duration::from_millis(1000);
+const SAMPLES_EVERY: Duration = Duration::from_millis(2500);
+
+pub struct Worker {
+    commands: Sender<Command>,
+    events: Receiver<Event>,
+    frames: Receiver<ParticleFrame>,
+    cancel: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Worker {
+    pub fn spawn(waker: Waker) -> Self {
+        let (commands, rx) = unbounded();
+        let (events_tx, events) = unbounded();
+        let (frames_tx, frames) = bounded(2);
+        let cancel = Arc::new(AtomicBool::new(false));
+        let state = Loop {
+            commands: rx,
+            events: events_tx,
+            frames: frames_tx,
+            waker,
+            cancel: cancel.clone(),
+            session: None,
+            paused: false,
+            animate: false,
+            particles: 300,
+            dt: 0.02,
+            lr: None,
+            last_field: Instant::now(),
+            last_samples: Instant::now(),
+            last_frame: Instant::now(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("equiflow-worker".into())
+            .spawn(move || state.run())
+            .expect("spawn the worker thread");
+        Self {
+            commands,
+            events,
+            frames,
+            cancel,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn send(&self, cmd: Command) {
+        if matches!(
+            cmd,
+            Command::Stop | Command::Start { .. } | Command::Shutdown
+        ) {
+            // Reaches a long metrics step at once, before the command is read.
+            self.cancel.store(true, Ordering::Relaxed);
+        }
+        // A dead worker already reported why; the UI keeps working without it.
+        let _ = self.commands.send(cmd);
+    }
+
+    /// Every event sent since the last call.
+    pub fn events(&self) -> Vec<Event> {
+        self.events.try_iter().collect()
+    }
+
+    /// The newest particle frame, if any arrived.
+    pub fn latest_frame(&self) -> Option<ParticleFrame> {
+        self.frames.try_iter().last()
+    }
+
+    pub fn is_alive(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.send(Command::Shutdown);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+struct Loop {
+    commands: Receiver<Command>,
+    events: Sender<Event>,
+    frames: Sender<ParticleFrame>,
+    waker: Waker,
+    cancel: Arc<AtomicBool>,
+    session: Option<Session>,
+    paused: bool,
+    animate: bool,
+    particles: usize,
+    dt: f64,
+    lr: Option<(f64, f64)>,
+    last_field: Instant,
+    last_samples: Instant,
+    last_frame: Instant,
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+impl Loop {
+    fn training(&self) -> bool {
+        !self.paused && self.session.as_ref().is_some_and(|s| s.is_training())
+    }
+
+    fn animating(&self) -> bool {
+        self.animate && self.session.as_ref().is_some_and(|s| s.has_flow())
+    }
+
+    fn run(mut self) {
+        loop {
+            let cmd = if self.training() {
+                self.commands.try_recv().ok()
+            } else if self.animating() {
+                let wait = FRAME.saturating_sub(self.last_frame.elapsed());
+                match self.commands.recv_timeout(wait) {
+                    Ok(c) => Some(c),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
+            } else {
+                match self.commands.recv() {
+                    Ok(c) => Some(c),
+                    Err(_) => return,
+                }
+            };
+            let mut out = Vec::new();
+            let mut next = cmd;
+            while let Some(c) = next {
+                if matches!(c, Command::Shutdown) {
+                    return;
+                }
+                self.handle(c, &mut out);
+                next = self.commands.try_recv().ok();
+            }
+            self.guarded(&mut out, |lp, out| lp.work(out));
+            self.flush(out);
+        }
+    }
+
+    /// Run `f`; a panic fails the job (keeping its models) instead of killing the worker.
+    fn guarded(&mut self, out: &mut Vec<Event>, f: impl FnOnce(&mut Self, &mut Vec<Event>)) {
+        if let Err(p) = catch_unwind(AssertUnwindSafe(|| f(self, out))) {
+            let msg = panic_message(p.as_ref());
+            if let Some(s) = &mut self.session {
+                s.abandon();
+            }
+            out.push(Event::Failed(format!(
+                "the job crashed ({msg}); training stopped, and what it had trained so far is kept"
+            )));
+        }
+    }
+
+    fn flush(&self, out: Vec<Event>) {
+        let any = !out.is_empty();
+        for e in out {
+            let _ = self.events.send(e);
+        }
+        if any {
+            (self.waker)();
+        }
+    }
+
+    fn handle(&mut self, cmd: Command, out: &mut Vec<Event>) {
+        match cmd {
+            Command::Start { preset, backend } => {
+                self.cancel.store(false, Ordering::Relaxed);
+                // Bad settings leave the current job (and what it trained) alone.
+                let backend = match preset
+                    .validate()
+                    .map_err(|e| e.to_string())
+                    .and_then(|_| Backend::select(backend).map_err(|e| e.to_string()))
+                {
+                    Ok(b) => b,
+                    Err(e) => {
+                        out.push(Event::Failed(e));
+                        return;
+                    }
+                };
+                if let Some(s) = &mut self.session {
+                    s.stop("replaced by a new job", out);
+                }
+                self.session = None;
+                self.paused = false;
+                let cancel = self.cancel.clone();
+                self.guarded(out, |lp, out| {
+                    let mut s = Session::new(*preset, backend, cancel, out);
+                    if let Some((a, b)) = lp.lr {
+                        s.set_lr(a, b);
+                    }
+                    lp.session = Some(s);
+                });
+                self.lr = None;
+                (self.last_field, self.last_samples) = (Instant::now(), Instant::now());
+                out.push(Event::Paused(false));
+            }
+            Command::Pause | Command::Resume => {
+                let pause = matches!(cmd, Command::Pause);
+                if self.session.as_ref().is_some_and(|s| s.is_training()) {
+                    self.paused = pause;
+                    out.push(Event::Paused(pause));
+                }
+            }
+            Command::Stop => {
+                self.paused = false;
+                if let Some(s) = &mut self.session {
+                    s.stop("stopped by you", out);
+                }
+                self.cancel.store(false, Ordering::Relaxed);
+            }
+            Command::SetLr { score, flow } => match &mut self.session {
+                Some(s) => s.set_lr(score, flow),
+                None => self.lr = Some((score, flow)),
+            },
+            Command::SetParticles { count, dt } => {
+                self.particles = count.clamp(1, 20_000);
+                self.dt = dt;
+            }
+            Command::Animate(on) => self.animate = on,
+            Command::Save(dir) => match &self.session {
+                Some(s) if s.has_models() => match s.save(&dir) {
+                    Ok(()) => out.push(Event::Saved(dir)),
+                    Err(e) => out.push(Event::Notice(format!("could not save: {e}"))),
+                },
+                _ => out.push(Event::Notice(
+                    "nothing to save yet: train a model first".into(),
+                )),
+            },
+            Command::InjectPanic => {
+                if let Some(s) = &mut self.session {
+                    s.inject_panic = true;
+                }
+            }
+            Command::Shutdown => {}
+        }
+    }
+
+    fn work(&mut self, out: &mut Vec<Event>) {
+        let training = self.training();
+        let Some(s) = &mut self.session else { return };
+        if training {
+            let t0 = Instant::now();
+            let stage = s.stage_index();
+            while s.is_training() && t0.elapsed() < SLICE {
+                s.step(out);
+                if !self.commands.is_empty() || s.stage_index() != stage {
+                    break;
+                }
+            }
+            if let Some(p) = s.progress() {
+                out.push(Event::Progress(p));
+            }
+            if self.last_field.elapsed() >= FIELD_EVERY || !s.is_training() {
+                let samples = self.last_samples.elapsed() >= SAMPLES_EVERY;
+                s.refresh_views(samples, out);
+                self.last_field = Instant::now();
+                if samples {
+                    self.last_samples = Instant::now();
+                }
+            }
+        }
+        if self.animate && s.has_flow() && self.last_frame.elapsed() >= FRAME {
+            self.last_frame = Instant::now();
+            if let Some(frame) = s.animate(self.particles, self.dt) {
+                match self.frames.try_send(frame) {
+                    Ok(()) => (self.waker)(),
+                    Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {}
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,625 @@
+//! One job as the app runs it: the same training as `train::job`, cut into single steps so
+//! the worker can pause, steer, animate and report between any two of them.
+
+use super::event::{Cloud, Event, JobStarted, ParticleFrame, ProgressInfo, VectorField};
+use crate::backend::Backend;
+use crate::data::{Dataset, lorenz};
+use crate::method::diffusion::{self, Schedule};
+use crate::metrics::report::Metrics;
+use crate::nn::batchnorm::BnMode;
+use crate::nn::flow_mlp::FlowMlp;
+use crate::nn::score_mlp::ScoreMlp;
+use crate::preset::{DatasetKind, Preset};
+use crate::sim::particles::{self, Particles};
+use crate::tensor_util::{from_rows, to_vec};
+use crate::train::checkpoint::{RunDir, RunDirError};
+use crate::train::evaluate::evaluate_with_curves;
+use crate::train::job::{
+    FlowTrainer, LossPoint, Observer, Phase, Progress, ScoreTrainer, batches_per_epoch,
+    flow_config, gather, noised_with_scores,
+};
+use burn::tensor::Tensor;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// Mini-batch epochs walked one batch at a time.
+struct Epochs {
+    phase: Phase,
+    epochs: usize,
+    batch: usize,
+    per_epoch: usize,
+    order: Vec<usize>,
+    epoch: usize,
+    k: usize,
+    sum: f64,
+    count: usize,
+    started: Instant,
+}
+
+impl Epochs {
+    fn new(phase: Phase, n: usize, batch: usize, epochs: usize) -> Self {
+        Self {
+            phase,
+            epochs,
+            batch,
+            per_epoch: batches_per_epoch(n, batch),
+            order: (0..n).collect(),
+            epoch: 0,
+            k: 0,
+            sum: 0.0,
+            count: 0,
+            started: Instant::now(),
+        }
+    }
+
+    fn total(&self) -> usize {
+        self.epochs * self.per_epoch
+    }
+
+    fn done(&self) -> usize {
+        self.epoch * self.per_epoch + self.k
+    }
+
+    fn at_epoch_start(&self) -> bool {
+        self.k == 0
+    }
+
+    /// The next batch's indices, or `None` when every epoch is done.
+    fn next_batch(&mut self, rng: &mut StdRng) -> Option<Vec<usize>> {
+        if self.epoch >= self.epochs || self.per_epoch == 0 {
+            return None;
+        }
+        if self.k == 0 {
+            self.order.shuffle(rng);
+        }
+        let start = self.k * self.batch;
+        let end = (start + self.batch).min(self.order.len());
+        Some(self.order[start..end].to_vec())
+    }
+
+    /// Count one batch's loss; at the end of an epoch returns its mean loss.
+    fn record(&mut self, loss: f64) -> Option<LossPoint> {
+        self.sum += loss;
+        self.count += 1;
+        self.k += 1;
+        if self.k < self.per_epoch {
+            return None;
+        }
+        let point = LossPoint {
+            phase: self.phase,
+            epoch: self.epoch,
+            loss: self.sum / self.count.max(1) as f64,
+        };
+        (self.epoch, self.k, self.sum, self.count) = (self.epoch + 1, 0, 0.0, 0);
+        Some(point)
+    }
+
+    fn progress(&self) -> ProgressInfo {
+        let (done, total) = (self.done(), self.total());
+        let elapsed = self.started.elapsed().as_secs_f64();
+        ProgressInfo {
+            phase: self.phase,
+            epoch: (self.epoch + 1).min(self.epochs),
+            epochs: self.epochs,
+            done,
+            total,
+            eta_seconds: (done > 0).then(|| elapsed / done as f64 * (total - done) as f64),
+        }
+    }
+}
+
+enum Stage {
+    Score(Box<ScoreTrainer>, Epochs),
+    Flow {
+        trainer: Box<FlowTrainer>,
+        epochs: Epochs,
+        xs: Vec<f32>,
+        ss: Vec<f32>,
+    },
+    Metrics,
+    Done,
+}
+
+/// How particles look for a job of this dimension.
+pub struct ParticleStyle {
+    pub trail: usize,
+    pub respawn_rate: f64,
+}
+
+impl ParticleStyle {
+    pub fn for_dim(dim: usize) -> Self {
+        if dim == 2 {
+            Self {
+                trail: 14,
+                respawn_rate: 0.004,
+            }
+        } else {
+            // In 3-D the particles draw long trajectories: never reborn unless they escape.
+            Self {
+                trail: 600,
+                respawn_rate: 0.0,
+            }
+        }
+    }
+}
+
+pub struct Session {
+    preset: Preset,
+    backend: Backend,
+    dataset: Dataset,
+    sched: Schedule,
+    rng: StdRng,
+    stage: Stage,
+    /// Inference copies of the models as they were at the last refresh.
+    score: Option<ScoreMlp>,
+    flow: Option<FlowMlp>,
+    losses: Vec<LossPoint>,
+    samples: Vec<f32>,
+    metrics: Option<Metrics>,
+    bounds: Vec<[f32; 2]>,
+    particles: Option<Particles>,
+    started: Instant,
+    cancel: Arc<AtomicBool>,
+    pub inject_panic: bool,
+}
+
+/// Forwards metric progress to the UI and honours Stop during the long metrics step.
+struct MetricsObserver<'a> {
+    out: &'a mut Vec<Event>,
+    cancel: &'a AtomicBool,
+}
+
+impl Observer for MetricsObserver<'_> {
+    fn progress(&mut self, p: &Progress) {
+        self.out.push(Event::Progress(ProgressInfo {
+            phase: p.phase,
+            epoch: 1,
+            epochs: 1,
+            done: p.done,
+            total: p.total,
+            eta_seconds: None,
+        }));
+    }
+    fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+}
+
+/// Per-axis data bounds with a margin of `pad` times the range on each side.
+pub fn bounds_of(points: &[f32], dim: usize, pad: f32) -> Vec<[f32; 2]> {
+    (0..dim)
+        .map(|a| {
+            let (lo, hi) = points
+                .chunks(dim)
+                .map(|p| p[a])
+                .fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), x| {
+                    (l.min(x), h.max(x))
+                });
+            let m = (hi - lo).max(1e-3) * pad;
+            [lo - m, hi + m]
+        })
+        .collect()
+}
+
+impl Session {
+    /// Generate the data and set up the score phase.
+    pub fn new(
+        preset: Preset,
+        backend: Backend,
+        cancel: Arc<AtomicBool>,
+        out: &mut Vec<Event>,
+    ) -> Self {
+        let device = backend.device.clone();
+        device.seed(preset.seed);
+        let dataset = Dataset::generate(&preset.dataset, preset.seed);
+        let dim = dataset.dim;
+        let shown = dataset.spread(2000.min(dataset.len()));
+        let bounds = bounds_of(&shown, dim, 0.15);
+        out.push(Event::Started(Box::new(JobStarted {
+            preset: preset.name.clone(),
+            backend: backend.description.clone(),
+            dim,
+            data: Cloud { dim, points: shown },
+            bounds: bounds.clone(),
+            truth: truth_trajectory(&preset, &dataset),
+        })));
+        let s = &preset.score;
+        let epochs = Epochs::new(Phase::Score, dataset.len(), s.batch, s.epochs);
+        let trainer = ScoreTrainer::new(dim, s, epochs.total(), &device);
+        Self {
+            sched: Schedule::cosine(s.diffusion_steps),
+            rng: StdRng::seed_from_u64(preset.seed),
+            stage: Stage::Score(Box::new(trainer), epochs),
+            score: None,
+            flow: None,
+            losses: Vec::new(),
+            samples: Vec::new(),
+            metrics: None,
+            bounds,
+            particles: None,
+            started: Instant::now(),
+            cancel,
+            inject_panic: false,
+            preset,
+            backend,
+            dataset,
+        }
+    }
+
+    pub fn is_training(&self) -> bool {
+        !matches!(self.stage, Stage::Done)
+    }
+
+    pub fn has_flow(&self) -> bool {
+        self.flow.is_some()
+    }
+
+    pub fn dim(&self) -> usize {
+        self.dataset.dim
+    }
+
+    pub fn set_lr(&mut self, score: f64, flow: f64) {
+        match &mut self.stage {
+            Stage::Score(t, _) => t.set_lr(score),
+            Stage::Flow { trainer, .. } => trainer.set_lr(flow),
+            _ => {}
+        }
+    }
+
+    /// Which stage runs now (changes end a worker slice, so the UI hears of them at once).
+    pub fn stage_index(&self) -> usize {
+        match self.stage {
+            Stage::Score(..) => 0,
+            Stage::Flow { .. } => 1,
+            Stage::Metrics => 2,
+            Stage::Done => 3,
+        }
+    }
+
+    pub fn progress(&self) -> Option<ProgressInfo> {
+        match &self.stage {
+            Stage::Score(_, e) | Stage::Flow { epochs: e, .. } => Some(e.progress()),
+            _ => None,
+        }
+    }
+
+    /// End the job now, keeping what it trained.
+    pub fn stop(&mut self, why: &str, out: &mut Vec<Event>) {
+        if self.is_training() {
+            self.refresh_models();
+            self.stage = Stage::Done;
+            self.finish(Some(why.to_string()), out);
+        }
+    }
+
+    fn finish(&mut self, stop: Option<String>, out: &mut Vec<Event>) {
+        out.push(Event::Finished {
+            stop,
+            seconds: self.started.elapsed().as_secs_f64(),
+        });
+    }
+
+    /// Copy the models being trained into the inference slots the views use.
+    fn refresh_models(&mut self) {
+        match &self.stage {
+            Stage::Score(t, _) => self.score = Some(t.model()),
+            Stage::Flow { trainer, .. } => self.flow = Some(trainer.model()),
+            _ => {}
+        }
+    }
+
+    /// One training step (one batch), or the move to the next phase.
+    pub fn step(&mut self, out: &mut Vec<Event>) {
+        if std::mem::take(&mut self.inject_panic) {
+            panic!("injected failure (test)");
+        }
+        let dim = self.dataset.dim;
+        match &mut self.stage {
+            Stage::Score(trainer, epochs) => match epochs.next_batch(&mut self.rng) {
+                Some(idx) => {
+                    let x = gather(&self.dataset.points, &idx, dim);
+                    match trainer.step(&x, &self.sched, &mut self.rng) {
+                        Ok(loss) => record(epochs, loss, &mut self.losses, out),
+                        Err(_) => {
+                            let phase_epoch = epochs.epoch;
+                            self.score = Some(trainer.last_good());
+                            self.non_finite(Phase::Score, phase_epoch, out);
+                        }
+                    }
+                }
+                None => {
+                    self.score = Some(trainer.model());
+                    self.start_flow(out);
+                }
+            },
+            Stage::Flow {
+                trainer,
+                epochs,
+                xs,
+                ss,
+            } => {
+                if epochs.at_epoch_start() && epochs.epoch < epochs.epochs {
+                    let score = self.score.as_ref().expect("the score phase came first");
+                    let tau = self.preset.score.tau_step;
+                    (*xs, *ss) = noised_with_scores(
+                        score,
+                        &self.dataset,
+                        &self.sched,
+                        tau,
+                        &self.backend.device,
+                    );
+                }
+                match epochs.next_batch(&mut self.rng) {
+                    Some(idx) => {
+                        match trainer.step(&gather(xs, &idx, dim), &gather(ss, &idx, dim)) {
+                            Ok(loss) => record(epochs, loss, &mut self.losses, out),
+                            Err(_) => {
+                                let e = epochs.epoch;
+                                self.flow = Some(trainer.last_good());
+                                self.non_finite(Phase::Flow, e, out);
+                            }
+                        }
+                    }
+                    None => {
+                        self.flow = Some(trainer.model());
+                        self.stage = Stage::Metrics;
+                        out.push(Event::Progress(ProgressInfo {
+                            phase: Phase::Metrics,
+                            epoch: 1,
+                            epochs: 1,
+                            done: 0,
+                            total: 1,
+                            eta_seconds: None,
+                        }));
+                    }
+                }
+            }
+            Stage::Metrics => {
+                self.run_metrics(out);
+                self.stage = Stage::Done;
+                let stop = self
+                    .cancel
+                    .load(Ordering::Relaxed)
+                    .then(|| "stopped while computing metrics".to_string());
+                self.finish(stop, out);
+            }
+            Stage::Done => {}
+        }
+    }
+
+    fn non_finite(&mut self, phase: Phase, epoch: usize, out: &mut Vec<Event>) {
+        let why = crate::train::job::Stop::NonFinite { phase, epoch }.to_string();
+        self.stage = Stage::Done;
+        self.finish(Some(why), out);
+    }
+
+    fn start_flow(&mut self, out: &mut Vec<Event>) {
+        let score = self.score.as_ref().expect("score trained");
+        let n = self.preset.score.samples.min(2000);
+        self.samples = to_vec(diffusion::sample(
+            score,
+            n,
+            &self.sched,
+            &self.backend.device,
+        ));
+        out.push(Event::Samples(Cloud {
+            dim: self.dataset.dim,
+            points: self.samples.clone(),
+        }));
+        self.push_score_field(out);
+        let f = &self.preset.flow;
+        let epochs = Epochs::new(Phase::Flow, self.dataset.len(), f.batch, f.epochs);
+        let cfg = flow_config(&self.preset, self.dataset.dim);
+        let trainer = FlowTrainer::new(cfg, f, epochs.total(), &self.backend.device);
+        self.stage = Stage::Flow {
+            trainer: Box::new(trainer),
+            epochs,
+            xs: Vec::new(),
+            ss: Vec::new(),
+        };
+    }
+
+    fn run_metrics(&mut self, out: &mut Vec<Event>) {
+        let (Some(score), Some(flow)) = (&self.score, &self.flow) else {
+            return;
+        };
+        let mut obs = MetricsObserver {
+            out,
+            cancel: &self.cancel,
+        };
+        let every = (self.preset.eval.rk4_steps / 20).max(1);
+        let (mut m, curves) = evaluate_with_curves(
+            &self.preset,
+            &self.dataset,
+            score,
+            flow,
+            &self.backend,
+            every,
+            &mut obs,
+        );
+        let last = |phase| {
+            self.losses
+                .iter()
+                .rev()
+                .find(|l| l.phase == phase)
+                .map_or(f64::NAN, |l| l.loss)
+        };
+        m.score_loss_final = last(Phase::Score);
+        m.flow_loss_final = last(Phase::Flow);
+        out.push(Event::Metrics {
+            metrics: Box::new(m.clone()),
+            curves,
+        });
+        self.metrics = Some(m);
+    }
+
+    /// Send what the score and flow views show of the models as they are now.
+    pub fn refresh_views(&mut self, with_samples: bool, out: &mut Vec<Event>) {
+        self.refresh_models();
+        if matches!(self.stage, Stage::Score(..)) {
+            self.push_score_field(out);
+            if with_samples && let Some(score) = &self.score {
+                let s = to_vec(diffusion::sample(
+                    score,
+                    400,
+                    &self.sched,
+                    &self.backend.device,
+                ));
+                out.push(Event::Samples(Cloud {
+                    dim: self.dataset.dim,
+                    points: s,
+                }));
+            }
+        }
+        if self.flow.is_some() {
+            self.push_streamlines(out);
+        }
+    }
+
+    fn push_score_field(&self, out: &mut Vec<Event>) {
+        let Some(score) = &self.score else { return };
+        let dim = self.dataset.dim;
+        let origins = if dim == 2 {
+            particles::grid(&self.bounds, 22)
+        } else {
+            self.dataset.spread(400)
+        };
+        let tau = self.preset.score.tau_step;
+        let device = &self.backend.device;
+        let s = to_vec(diffusion::score(
+            score,
+            from_rows(&origins, dim, device),
+            &self.sched,
+            tau,
+        ));
+        out.push(Event::ScoreField(VectorField {
+            origins: Cloud {
+                dim,
+                points: origins,
+            },
+            vectors: Cloud { dim, points: s },
+        }));
+    }
+
+    fn push_streamlines(&self, out: &mut Vec<Event>) {
+        let Some(flow) = &self.flow else { return };
+        let dim = self.dataset.dim;
+        if dim != 2 {
+            return;
+        }
+        let field = |x: Tensor<2>| flow.forward(x, BnMode::Running);
+        let seeds = particles::grid(&self.bounds, 14);
+        let len = 24;
+        let lines = particles::streamlines(
+            &field,
+            &seeds,
+            dim,
+            0.03,
+            len - 1,
+            &self.bounds,
+            &self.backend.device,
+        );
+        out.push(Event::Streamlines {
+            len,
+            lines: Cloud { dim, points: lines },
+        });
+    }
+
+    /// Advance the particles one step under the current flow; `None` until a flow exists.
+    pub fn animate(&mut self, count: usize, dt: f64) -> Option<ParticleFrame> {
+        let flow = self.flow.as_ref()?;
+        let dim = self.dataset.dim;
+        let p = self.particles.get_or_insert_with(|| {
+            let style = ParticleStyle::for_dim(dim);
+            let wide = self.bounds.iter().map(|[lo, hi]| {
+                let m = (hi - lo) * 0.5;
+                [lo - m, hi + m]
+            });
+            Particles::new(
+                count,
+                style.trail,
+                self.dataset.spread(4000.min(self.dataset.len())),
+                dim,
+                wide.collect(),
+                style.respawn_rate,
+                self.preset.seed,
+            )
+        });
+        if p.count() != count {
+            p.resize(count);
+        }
+        let field = |x: Tensor<2>| flow.forward(x, BnMode::Running);
+        p.step(&field, dt, &self.backend.device);
+        Some(ParticleFrame {
+            dim,
+            len: p.trail_len(),
+            trails: p.trails(),
+            speed: p.speeds().to_vec(),
+        })
+    }
+
+    /// Write what this job has so far into a new run directory.
+    pub fn save(&self, dir: &Path) -> Result<(), RunDirError> {
+        let run = RunDir::create(dir, false)?;
+        run.write_preset(&self.preset)?;
+        if let Some(s) = &self.score {
+            run.save_score(s.clone())?;
+        }
+        if let Some(f) = &self.flow {
+            run.save_flow(f.clone())?;
+        }
+        run.write_losses(&self.losses)?;
+        if !self.samples.is_empty() {
+            run.write_samples(&self.samples, self.dataset.dim)?;
+        }
+        if let Some(m) = &self.metrics {
+            run.write_metrics(m)?;
+        }
+        Ok(())
+    }
+
+    pub fn has_models(&self) -> bool {
+        self.score.is_some()
+    }
+
+    pub fn preset(&self) -> &Preset {
+        &self.preset
+    }
+
+    /// After a panic the stage may be half-updated: stop training, keep the models.
+    pub fn abandon(&mut self) {
+        self.stage = Stage::Done;
+    }
+}
+
+fn record(epochs: &mut Epochs, loss: f64, losses: &mut Vec<LossPoint>, out: &mut Vec<Event>) {
+    if let Some(p) = epochs.record(loss) {
+        out.push(Event::Loss {
+            phase: p.phase,
+            epoch: p.epoch,
+            loss: p.loss,
+        });
+        losses.push(p);
+    }
+}
+
+/// One true Lorenz trajectory from the first data state, in the data's coordinates.
+fn truth_trajectory(preset: &Preset, data: &Dataset) -> Option<Cloud> {
+    if data.kind != DatasetKind::Lorenz {
+        return None;
+    }
+    let st = data.standardizer.as_ref()?;
+    let z0 = data.head(1);
+    let mut x: [f64; 3] = std::array::from_fn(|i| z0[i] as f64 * st.std[i] + st.mean[i]);
+    let mut points = Vec::with_capacity(3 * 3000);
+    for _ in 0..3000 {
+        x = lorenz::rk4_step(x, preset.dataset.dt);
+        points.extend((0..3).map(|i| ((x[i] - st.mean[i]) / st.std[i]) as f32));
+    }
+    Some(Cloud { dim: 3, points })
+}

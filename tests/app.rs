@@ -1,0 +1,275 @@
+//! The app driven headlessly as a user would: egui_kittest clicks the real widgets while the
+//! real worker thread trains tiny models on the CPU.
+
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use equiflow::backend::BackendChoice;
+use equiflow::preset::Preset;
+use equiflow::ui::EquiflowApp;
+use equiflow::ui::results::JobState;
+use equiflow::ui::state::{AppState, Tab, builtin_source};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// A ring job small enough to finish in seconds on two CPU cores.
+fn tiny(name: &str, extra: &[&str]) -> Preset {
+    let mut sets = vec![
+        "dataset.n=512",
+        "score.epochs=3",
+        "flow.epochs=3",
+        "score.samples=200",
+        "eval.mmd_points=200",
+        "eval.rk4_steps=20",
+        "eval.lyapunov_candidates=16",
+        "eval.lyapunov_keep=4",
+        "eval.lyapunov_steps=40",
+        "eval.lyapunov_window=10",
+        "eval.cos_points=64",
+    ];
+    sets.extend_from_slice(extra);
+    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    Preset::from_toml_str(name, &builtin_source(name).unwrap(), true, &sets).unwrap()
+}
+
+fn harness() -> Harness<'static, EquiflowApp> {
+    let state = AppState {
+        backend: BackendChoice::Cpu,
+        ..AppState::default()
+    };
+    Harness::builder()
+        .with_size(egui::vec2(1280.0, 800.0))
+        .build_ui_state(
+            |ui, app: &mut EquiflowApp| app.show(ui),
+            EquiflowApp::new(state, || {}),
+        )
+}
+
+/// Run frames until `cond` holds (the worker runs on its own thread meanwhile).
+fn step_until(
+    h: &mut Harness<'static, EquiflowApp>,
+    what: &str,
+    cond: impl Fn(&EquiflowApp) -> bool,
+) {
+    let t0 = Instant::now();
+    while !cond(h.state()) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(300),
+            "timed out waiting for {what}; message: {:?}",
+            h.state().message
+        );
+        h.step();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    h.step();
+}
+
+fn click(h: &mut Harness<'static, EquiflowApp>, label: &str) {
+    h.get_by_label(label).click();
+    h.step();
+    h.step();
+}
+
+#[test]
+fn opens_on_the_ring_and_a_job_trains_pauses_resumes_and_finishes() {
+    let mut h = harness();
+    h.step();
+    assert_eq!(h.state().settings.name, "ring");
+    assert!(h.query_by_label("Train").is_some());
+    assert!(h.query_by_label("What am I seeing?").is_some());
+
+    // A longer score phase, so there is time to pause it.
+    h.state_mut().settings = tiny("ring", &["score.epochs=40"]);
+    click(&mut h, "Train");
+    step_until(&mut h, "progress and a loss point", |a| {
+        a.results.progress_events > 0 && !a.results.score_losses.is_empty()
+    });
+    assert!(
+        h.state()
+            .results
+            .started
+            .as_ref()
+            .unwrap()
+            .backend
+            .starts_with("cpu")
+    );
+
+    click(&mut h, "Pause");
+    step_until(&mut h, "the pause", |a| a.results.state == JobState::Paused);
+    let frozen = h.state().results.progress.clone();
+    for _ in 0..20 {
+        h.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        h.state().results.progress,
+        frozen,
+        "progress moved while paused"
+    );
+
+    click(&mut h, "Resume");
+    step_until(&mut h, "the end of the job", |a| {
+        a.results.state == JobState::Finished
+    });
+    let app = h.state();
+    assert_eq!(app.results.score_losses.len(), 40);
+    assert_eq!(app.results.flow_losses.len(), 3);
+    assert!(app.results.samples.is_some() && app.results.score_field.is_some());
+    assert!(app.results.streamlines.is_some());
+    let (m, curves) = app.results.metrics.as_ref().expect("metrics at the end");
+    assert!(m.mmd2_learned.is_finite() && m.tangential_ratio.is_some());
+    assert_eq!(curves.len(), 4);
+    assert!(!app.message.as_ref().unwrap().error);
+
+    // The flow view animates particles under the trained flow.
+    click(&mut h, "Flow");
+    step_until(&mut h, "particles", |a| a.results.particles.is_some());
+    let n = h.state().results.particles.as_ref().unwrap().count();
+    assert_eq!(n, h.state().state.particles_2d);
+    // Every other view draws the finished job without trouble.
+    for tab in Tab::ALL {
+        click(&mut h, tab.label());
+        assert_eq!(h.state().state.tab, tab);
+    }
+    assert!(h.query_by_label("MMD² learned").is_none(), "Lorenz tab now");
+    click(&mut h, "Metrics");
+    assert!(h.query_by_label("MMD² learned").is_some());
+}
+
+#[test]
+fn stop_ends_a_job_and_space_starts_one() {
+    let mut h = harness();
+    h.state_mut().settings = tiny("ring", &["score.epochs=100000"]);
+    h.key_press(egui::Key::Space);
+    h.step();
+    step_until(&mut h, "training", |a| a.results.progress_events > 0);
+    click(&mut h, "Stop");
+    step_until(&mut h, "the stop", |a| {
+        a.results.state == JobState::Finished
+    });
+    let msg = h.state().message.clone().unwrap();
+    assert!(msg.text.contains("stopped by you"), "{msg:?}");
+    // What was trained can still be saved.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    h.state_mut().save_run(Some(out.clone()));
+    step_until(&mut h, "the save", |a| a.results.saved.is_some());
+    assert!(out.join("score.bpk").is_file() && out.join("preset.toml").is_file());
+}
+
+#[test]
+fn failures_show_a_message_and_leave_the_app_usable() {
+    let mut h = harness();
+    // Invalid settings: refused before anything starts.
+    let mut bad = tiny("ring", &[]);
+    bad.score.epochs = 0;
+    h.state_mut().settings = bad;
+    click(&mut h, "Train");
+    let msg = h.state().message.clone().unwrap();
+    assert!(msg.error && msg.text.contains("score.epochs"), "{msg:?}");
+    assert_eq!(h.state().results.state, JobState::Idle);
+
+    // A learning rate that blows the loss up: the job fails and says why.
+    h.state_mut().settings = tiny("ring", &["score.lr=1e30"]);
+    click(&mut h, "Train");
+    step_until(&mut h, "the failure", |a| {
+        a.results.state == JobState::Failed
+    });
+    let msg = h.state().message.clone().unwrap();
+    assert!(msg.error && msg.text.contains("NaN"), "{msg:?}");
+
+    // A crash inside the job (a bug): reported, and the worker lives on.
+    h.state_mut().settings = tiny("ring", &["score.epochs=100000"]);
+    click(&mut h, "Train");
+    step_until(&mut h, "training", |a| a.results.progress_events > 0);
+    h.state_mut().inject_failure();
+    step_until(&mut h, "the crash report", |a| {
+        a.results.state == JobState::Failed
+    });
+    let msg = h.state().message.clone().unwrap();
+    assert!(msg.error && msg.text.contains("crashed"), "{msg:?}");
+
+    // Still usable: the next job trains to the end.
+    h.state_mut().settings = tiny("ring", &[]);
+    click(&mut h, "Train");
+    step_until(&mut h, "a good job", |a| {
+        a.results.state == JobState::Finished
+    });
+    assert!(h.state().results.metrics.is_some());
+}
+
+#[derive(Debug)]
+struct Dropped {
+    path: PathBuf,
+    text: String,
+}
+
+impl egui::DroppedFile for Dropped {
+    fn path(&self) -> &Path {
+        &self.path
+    }
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        Ok(self.text.clone().into_bytes())
+    }
+}
+
+fn drop_file(h: &mut Harness<'static, EquiflowApp>, name: &str, text: &str) {
+    h.input_mut()
+        .dropped_files
+        .push(std::sync::Arc::new(Dropped {
+            path: PathBuf::from(name),
+            text: text.into(),
+        }));
+    h.step();
+    h.step();
+}
+
+#[test]
+fn dropping_a_preset_loads_it_or_says_what_is_wrong() {
+    let mut h = harness();
+    drop_file(&mut h, "broken.toml", "[score]\nepochs = \"many\"\n");
+    let msg = h.state().message.clone().unwrap();
+    assert!(msg.error && msg.text.contains("broken.toml"), "{msg:?}");
+    assert!(
+        h.query_by_label_contains("broken.toml").is_some(),
+        "shown in the panel"
+    );
+    assert_eq!(h.state().settings.name, "ring", "nothing changed");
+
+    let lorenz = builtin_source("lorenz").unwrap();
+    drop_file(&mut h, "mine.toml", &lorenz);
+    assert!(!h.state().message.as_ref().unwrap().error);
+    assert_eq!(h.state().state.preset_name, "mine.toml");
+    assert_eq!(h.state().settings.dataset.kind.dim(), 3);
+
+    // Built-in presets are picked from the combo box.
+    click(&mut h, "Preset");
+    click(&mut h, "two_moons");
+    assert_eq!(h.state().settings.name, "two_moons");
+}
+
+#[test]
+fn the_lorenz_view_shows_learned_trajectories_in_3d() {
+    let mut h = harness();
+    h.state_mut().settings = tiny("lorenz", &["dataset.runs=4", "dataset.steps_per_run=200"]);
+    click(&mut h, "Lorenz 3-D");
+    click(&mut h, "Train");
+    step_until(&mut h, "3-D particles", |a| {
+        a.results.particles.as_ref().is_some_and(|f| f.dim == 3)
+    });
+    let app = h.state();
+    assert!(app.results.started.as_ref().unwrap().truth.is_some());
+    assert_eq!(
+        app.results.particles.as_ref().unwrap().count(),
+        app.state.particles_3d
+    );
+    // Dragging on the view turns the camera.
+    let yaw = app.state.camera.yaw;
+    let centre = h.get_by_label("What am I seeing?").rect().center() + egui::vec2(0.0, 300.0);
+    h.drag_at(centre);
+    h.step();
+    h.hover_at(centre + egui::vec2(80.0, 0.0));
+    h.step();
+    h.drop_at(centre + egui::vec2(80.0, 0.0));
+    h.step();
+    assert_ne!(h.state().state.camera.yaw, yaw);
+}
