@@ -47,7 +47,7 @@ fn install_fonts(ctx: &egui::Context) {
 
 impl EquiflowApp {
     /// `wake` is called from the worker thread whenever it sent something.
-    pub fn new(state: AppState, wake: impl Fn() + Send + 'static) -> Self {
+    pub fn new(state: AppState, wake: impl Fn() + Send + Sync + 'static) -> Self {
         let settings = state.settings();
         Self {
             state,
@@ -55,7 +55,7 @@ impl EquiflowApp {
             results: Results::default(),
             message: None,
             running: None,
-            worker: Worker::spawn(Box::new(wake)),
+            worker: Worker::spawn(wake),
             frame_times: VecDeque::new(),
             files: unbounded(),
             sent_animate: None,

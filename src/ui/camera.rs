@@ -18,12 +18,13 @@ pub struct OrbitCamera {
 
 impl Default for OrbitCamera {
     fn default() -> Self {
+        // Looking along +y, a little from above: the classic butterfly in the x–z plane.
         Self {
-            yaw: 0.6,
-            pitch: 0.35,
-            distance: 7.0,
+            yaw: -1.25,
+            pitch: 0.3,
+            distance: 10.0,
             target: [0.0; 3],
-            fov: 0.8,
+            fov: 0.7,
         }
     }
 }

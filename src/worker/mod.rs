@@ -19,7 +19,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Called after the worker sends something, so the UI wakes up (`request_repaint`).
-pub type Waker = Box<dyn Fn() + Send>;
+pub type Waker = Arc<dyn Fn() + Send + Sync>;
 
 /// How long the worker trains before it looks at commands and views again.
 const SLICE: Duration = Duration::from_millis(25);
@@ -36,7 +36,8 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub fn spawn(waker: Waker) -> Self {
+    pub fn spawn(waker: impl Fn() + Send + Sync + 'static) -> Self {
+        let waker: Waker = Arc::new(waker);
         let (commands, rx) = unbounded();
         let (events_tx, events) = unbounded();
         let (frames_tx, frames) = bounded(2);
@@ -215,8 +216,13 @@ impl Loop {
                 self.session = None;
                 self.paused = false;
                 let cancel = self.cancel.clone();
+                let (events, waker) = (self.events.clone(), self.waker.clone());
+                let live = Box::new(move |e: Event| {
+                    let _ = events.send(e);
+                    waker();
+                });
                 self.guarded(out, |lp, out| {
-                    let mut s = Session::new(*preset, backend, cancel, out);
+                    let mut s = Session::new(*preset, backend, cancel, live, out);
                     if let Some((a, b)) = lp.lr {
                         s.set_lr(a, b);
                     }

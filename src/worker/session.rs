@@ -165,18 +165,20 @@ pub struct Session {
     particles: Option<Particles>,
     started: Instant,
     cancel: Arc<AtomicBool>,
+    /// Sends an event at once, for the long metrics step that would otherwise report at its end.
+    live: Box<dyn Fn(Event) + Send>,
     pub inject_panic: bool,
 }
 
 /// Forwards metric progress to the UI and honours Stop during the long metrics step.
 struct MetricsObserver<'a> {
-    out: &'a mut Vec<Event>,
+    live: &'a dyn Fn(Event),
     cancel: &'a AtomicBool,
 }
 
 impl Observer for MetricsObserver<'_> {
     fn progress(&mut self, p: &Progress) {
-        self.out.push(Event::Progress(ProgressInfo {
+        (self.live)(Event::Progress(ProgressInfo {
             phase: p.phase,
             epoch: 1,
             epochs: 1,
@@ -212,6 +214,7 @@ impl Session {
         preset: Preset,
         backend: Backend,
         cancel: Arc<AtomicBool>,
+        live: Box<dyn Fn(Event) + Send>,
         out: &mut Vec<Event>,
     ) -> Self {
         let device = backend.device.clone();
@@ -244,6 +247,7 @@ impl Session {
             particles: None,
             started: Instant::now(),
             cancel,
+            live,
             inject_panic: false,
             preset,
             backend,
@@ -429,10 +433,10 @@ impl Session {
             return;
         };
         let mut obs = MetricsObserver {
-            out,
+            live: &*self.live,
             cancel: &self.cancel,
         };
-        let every = (self.preset.eval.rk4_steps / 20).max(1);
+        let every = (self.preset.eval.rk4_steps / 10).max(1);
         let (mut m, curves) = evaluate_with_curves(
             &self.preset,
             &self.dataset,
@@ -622,4 +626,48 @@ fn truth_trajectory(preset: &Preset, data: &Dataset) -> Option<Cloud> {
         points.extend((0..3).map(|i| ((x[i] - st.mean[i]) / st.std[i]) as f32));
     }
     Some(Cloud { dim: 3, points })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epochs_walk_every_batch_and_report_each_epoch_once() {
+        let mut rng = StdRng::seed_from_u64(3);
+        // 10 points in batches of 4: 4, 4 and a last batch of 2.
+        let mut e = Epochs::new(Phase::Score, 10, 4, 2);
+        assert_eq!(e.total(), 6);
+        let mut seen = Vec::new();
+        let mut points = Vec::new();
+        while let Some(idx) = e.next_batch(&mut rng) {
+            seen.extend(idx.iter().copied());
+            if let Some(p) = e.record(idx.len() as f64) {
+                points.push(p);
+            }
+            let pr = e.progress();
+            assert!(pr.done <= pr.total && pr.eta_seconds.is_some());
+        }
+        assert_eq!(e.done(), 6);
+        // Each epoch covers every point once, in a new order.
+        let (a, b) = seen.split_at(10);
+        let sorted = |s: &[usize]| {
+            let mut v = s.to_vec();
+            v.sort();
+            v
+        };
+        assert_eq!(sorted(a), (0..10).collect::<Vec<_>>());
+        assert_eq!(sorted(b), (0..10).collect::<Vec<_>>());
+        assert_eq!(points.len(), 2);
+        assert_eq!((points[0].epoch, points[1].epoch), (0, 1));
+        // The mean of the batch "losses" 4, 4, 2.
+        assert!((points[0].loss - 10.0 / 3.0).abs() < 1e-12);
+        assert_eq!(e.progress().eta_seconds, Some(0.0));
+    }
+
+    #[test]
+    fn bounds_hold_the_data_with_a_margin() {
+        let b = bounds_of(&[0.0, -1.0, 2.0, 3.0], 2, 0.25);
+        assert_eq!(b, vec![[-0.5, 2.5], [-2.0, 4.0]]);
+    }
 }

@@ -175,14 +175,9 @@ impl EquiflowApp {
             0.0
         };
         let mut text = match p.phase {
-            Phase::Score | Phase::Flow => format!(
-                "{} · epoch {}/{} · step {}/{}",
-                p.phase.label(),
-                p.epoch,
-                p.epochs,
-                p.done,
-                p.total
-            ),
+            Phase::Score | Phase::Flow => {
+                format!("{} · epoch {}/{}", p.phase.label(), p.epoch, p.epochs)
+            }
             _ => format!("{} {}/{}", p.phase.label(), p.done, p.total),
         };
         if let Some(s) = p
@@ -193,10 +188,16 @@ impl EquiflowApp {
         }
         let done = matches!(self.results.state, JobState::Finished | JobState::Failed);
         ui.add(
-            egui::ProgressBar::new(if done { 1.0 } else { frac })
-                .text(if done { "done".to_string() } else { text })
-                .animate(self.results.state == JobState::Training),
-        );
+            egui::ProgressBar::new(if done { 1.0 } else { frac }).text(if done {
+                "done".to_string()
+            } else {
+                text
+            }),
+        )
+        .on_hover_text("Phase, epoch and the time left in this phase");
+        if !done && matches!(p.phase, Phase::Score | Phase::Flow) {
+            ui.weak(format!("step {} of {} in this phase", p.done, p.total));
+        }
     }
 
     fn messages(&mut self, ui: &mut Ui) {

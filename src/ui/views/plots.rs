@@ -35,7 +35,11 @@ pub fn loss_view(ui: &mut Ui, results: &Results) {
         });
 }
 
+/// One metric; metrics that do not apply to this system (`None`) are left out.
 fn row(ui: &mut Ui, name: &str, value: Option<f64>, hint: &str) {
+    if value.is_none() {
+        return;
+    }
     ui.label(name).on_hover_text(hint);
     ui.monospace(value.map_or("—".into(), |v| format!("{v:.4}")));
     ui.end_row();
