@@ -15,6 +15,26 @@ use std::time::{Duration, Instant};
 enum FileChoice {
     OpenPreset(PathBuf),
     SaveTo(PathBuf),
+    /// The dialog closed at once without a choice: most likely no desktop portal runs.
+    NoDialog,
+}
+
+/// Run a file dialog on its own thread and report what was chosen.
+fn dialog(
+    tx: Sender<FileChoice>,
+    pick: impl FnOnce() -> Option<PathBuf> + Send + 'static,
+    wrap: fn(PathBuf) -> FileChoice,
+) {
+    std::thread::spawn(move || {
+        let t0 = Instant::now();
+        let choice = match pick() {
+            Some(p) => wrap(p),
+            // Nobody cancels a dialog within a third of a second.
+            None if t0.elapsed() < Duration::from_millis(300) => FileChoice::NoDialog,
+            None => return,
+        };
+        let _ = tx.send(choice);
+    });
 }
 
 pub struct EquiflowApp {
@@ -121,10 +141,10 @@ impl EquiflowApp {
 
     /// Choose a built-in preset.
     pub fn choose_preset(&mut self, name: &str) {
-        if let Some(text) = builtin_source(name) {
-            if let Err(e) = self.load_preset_text(name, &text) {
-                self.message = Some(Message::error(e));
-            }
+        if let Some(text) = builtin_source(name)
+            && let Err(e) = self.load_preset_text(name, &text)
+        {
+            self.message = Some(Message::error(e));
         }
     }
 
@@ -174,24 +194,17 @@ impl EquiflowApp {
     }
 
     pub fn open_dialog(&self) {
-        let tx = self.files.0.clone();
-        std::thread::spawn(move || {
-            if let Some(p) = rfd::FileDialog::new()
+        let pick = || {
+            rfd::FileDialog::new()
                 .add_filter("equiflow preset", &["toml"])
                 .pick_file()
-            {
-                let _ = tx.send(FileChoice::OpenPreset(p));
-            }
-        });
+        };
+        dialog(self.files.0.clone(), pick, FileChoice::OpenPreset);
     }
 
     pub fn save_dialog(&self) {
-        let tx = self.files.0.clone();
-        std::thread::spawn(move || {
-            if let Some(p) = rfd::FileDialog::new().pick_folder() {
-                let _ = tx.send(FileChoice::SaveTo(p));
-            }
-        });
+        let pick = || rfd::FileDialog::new().pick_folder();
+        dialog(self.files.0.clone(), pick, FileChoice::SaveTo);
     }
 
     /// For tests: make the running job panic at its next step, as a bug would.
@@ -261,6 +274,12 @@ impl EquiflowApp {
                     self.load_preset_file(&p, bytes);
                 }
                 FileChoice::SaveTo(p) => self.save_run(Some(p)),
+                FileChoice::NoDialog => {
+                    self.message = Some(Message::error(
+                        "no file dialog could open (is xdg-desktop-portal running?); \
+                         drop a preset file on the window instead, or use Save run",
+                    ))
+                }
             }
         }
         if !self.worker.is_alive() && !matches!(&self.message, Some(m) if m.error) {

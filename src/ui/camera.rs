@@ -109,8 +109,10 @@ mod tests {
 
     #[test]
     fn the_target_projects_to_the_centre_at_the_orbit_distance() {
-        let mut c = OrbitCamera::default();
-        c.target = [1.0, -2.0, 3.0];
+        let c = OrbitCamera {
+            target: [1.0, -2.0, 3.0],
+            ..OrbitCamera::default()
+        };
         let p = c.project(c.target).unwrap();
         assert!(close(p.x, 0.0) && close(p.y, 0.0) && close(p.depth, c.distance));
         // The eye really is `distance` away from the target.

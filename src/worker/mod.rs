@@ -60,7 +60,10 @@ impl Worker {
         };
         let thread = std::thread::Builder::new()
             .name("equiflow-worker".into())
-            .spawn(move || state.run())
+            .spawn(move || {
+                lower_priority();
+                state.run()
+            })
             .expect("spawn the worker thread");
         Self {
             commands,
@@ -122,6 +125,18 @@ struct Loop {
     last_field: Instant,
     last_samples: Instant,
     last_frame: Instant,
+}
+
+/// Let the window thread win the CPU: on a two-core laptop training would otherwise starve
+/// the frame rate. Threads burn's CPU backend starts from here inherit the lower priority.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: plain syscalls on the calling thread's own id; failure only leaves the
+    // priority as it was.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, 10);
+    }
 }
 
 fn panic_message(p: &(dyn std::any::Any + Send)) -> String {

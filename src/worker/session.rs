@@ -141,7 +141,7 @@ impl ParticleStyle {
         } else {
             // In 3-D the particles draw long trajectories: never reborn unless they escape.
             Self {
-                trail: 600,
+                trail: 400,
                 respawn_rate: 0.0,
             }
         }
@@ -620,8 +620,8 @@ fn truth_trajectory(preset: &Preset, data: &Dataset) -> Option<Cloud> {
     let st = data.standardizer.as_ref()?;
     let z0 = data.head(1);
     let mut x: [f64; 3] = std::array::from_fn(|i| z0[i] as f64 * st.std[i] + st.mean[i]);
-    let mut points = Vec::with_capacity(3 * 3000);
-    for _ in 0..3000 {
+    let mut points = Vec::with_capacity(3 * 2000);
+    for _ in 0..2000 {
         x = lorenz::rk4_step(x, preset.dataset.dt);
         points.extend((0..3).map(|i| ((x[i] - st.mean[i]) / st.std[i]) as f32));
     }

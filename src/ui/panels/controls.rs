@@ -334,6 +334,9 @@ impl EquiflowApp {
                 .response
                 .on_hover_text("Auto takes a hardware GPU when there is one, else the CPU");
         });
+        if let Some(s) = &self.results.started {
+            ui.weak(format!("in use: {}", s.backend));
+        }
         if changed || lr_changed {
             self.state.settings_toml = self.settings.to_toml();
         }

@@ -1,7 +1,7 @@
 //! The 2-D views: data beside samples, the score field, and the flow with its particles.
 //! Higher-dimensional data are shown on two axes (x and z for Lorenz).
 
-use super::plane::{DATA, Plane, SAMPLES, ramp};
+use super::plane::{DATA, Plane, SAMPLES, dots, ramp};
 use crate::ui::results::Results;
 use crate::worker::event::Cloud;
 use egui::{Color32, Painter, Pos2, Sense, Stroke, Ui};
@@ -24,9 +24,8 @@ fn plane_for(results: &Results, rect: egui::Rect) -> Option<Plane> {
 }
 
 fn scatter(painter: &Painter, plane: &Plane, cloud: &Cloud, colour: Color32, r: f32) {
-    for i in 0..cloud.len() {
-        painter.circle_filled(plane.to_screen(cloud.row(i)), r, colour);
-    }
+    let points = (0..cloud.len()).map(|i| plane.to_screen(cloud.row(i)));
+    dots(painter, points, 2.0 * r, colour);
 }
 
 fn waiting(painter: &Painter, rect: egui::Rect, text: &str, ui: &Ui) {
@@ -113,9 +112,9 @@ pub fn score_view(ui: &mut Ui, results: &Results) {
     let max = norms.iter().copied().fold(0.0f32, f32::max).max(1e-6);
     // The longest arrow spans about one grid cell.
     let cell = resp.rect.width().min(resp.rect.height()) / 22.0;
-    for i in 0..n {
+    for (i, norm) in norms.iter().enumerate() {
         let v = plane.vec_to_screen(field.vectors.row(i)) * (cell / max);
-        let colour = ramp(0.25 + 0.75 * norms[i] / max);
+        let colour = ramp(0.25 + 0.75 * norm / max);
         painter.arrow(
             plane.to_screen(field.origins.row(i)),
             v,

@@ -1,7 +1,7 @@
 //! The Lorenz attractor in 3-D: orbit camera, axes, the data cloud, the true trajectory in
 //! grey and trajectories of the learned flow.
 
-use super::plane::{DATA, ramp};
+use super::plane::{DATA, dots, ramp};
 use crate::ui::camera::OrbitCamera;
 use crate::ui::results::Results;
 use egui::{Color32, Pos2, Rect, Sense, Stroke, Ui, pos2};
@@ -74,11 +74,13 @@ pub fn lorenz_view(ui: &mut Ui, results: &Results, cam: &mut OrbitCamera) -> boo
             );
         }
     }
-    for i in 0..started.data.len() {
-        if let Some((p, _)) = project(xyz(started.data.row(i))) {
-            painter.circle_filled(p, 1.3, DATA.gamma_multiply(0.45));
-        }
-    }
+    let cloud = (0..started.data.len()).filter_map(|i| project(xyz(started.data.row(i))));
+    dots(
+        &painter,
+        cloud.map(|(p, _)| p),
+        2.4,
+        DATA.gamma_multiply(0.45),
+    );
     if let Some(truth) = &started.truth {
         let pts: Vec<Pos2> = (0..truth.len())
             .filter_map(|i| project(xyz(truth.row(i))).map(|(p, _)| p))

@@ -49,6 +49,22 @@ impl Plane {
     }
 }
 
+/// Many small square dots as one mesh: one shape instead of thousands of circles keeps
+/// software-rendered frames fast.
+pub fn dots(
+    painter: &egui::Painter,
+    points: impl Iterator<Item = Pos2>,
+    size: f32,
+    colour: Color32,
+) {
+    let mut mesh = egui::Mesh::default();
+    let half = egui::vec2(size, size) / 2.0;
+    for p in points {
+        mesh.add_colored_rect(Rect::from_min_max(p - half, p + half), colour);
+    }
+    painter.add(egui::Shape::mesh(mesh));
+}
+
 /// A perceptually ordered colour ramp (dark blue → teal → yellow), `t` in [0, 1].
 pub fn ramp(t: f32) -> Color32 {
     const STOPS: [[f32; 3]; 5] = [
