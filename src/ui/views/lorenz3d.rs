@@ -53,12 +53,12 @@ pub fn lorenz_view(ui: &mut Ui, results: &Results, cam: &mut OrbitCamera) -> boo
 
     let project = |p: [f32; 3]| to_screen(cam, rect, p);
     let painter = painter.with_clip_rect(rect);
-    // Axes from the lower corner of the data box, labelled.
-    let lo: [f32; 3] = std::array::from_fn(|a| started.bounds[a][0]);
+    // Axes from the centre of the data, half the data's extent long, labelled.
+    let centre = cam.target;
     for (a, name) in ["x", "y", "z"].iter().enumerate() {
-        let mut end = lo;
+        let mut end = centre;
         end[a] = started.bounds[a][1];
-        if let (Some((p0, _)), Some((p1, _))) = (project(lo), project(end)) {
+        if let (Some((p0, _)), Some((p1, _))) = (project(centre), project(end)) {
             let c = [
                 Color32::from_rgb(220, 80, 80),
                 Color32::from_rgb(80, 190, 90),
