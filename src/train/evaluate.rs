@@ -140,14 +140,30 @@ pub fn evaluate_with_curves(
         backend: backend.kind.to_string(),
         ..Default::default()
     };
-    m.mmd2_learned = mmd("learned", &learned);
-    tick(obs);
-    m.mmd2_random = mmd("random", &random_field);
-    tick(obs);
-    m.mmd2_score = mmd("score", &score_field);
-    tick(obs);
-    m.mmd2_training_free = mmd("training-free", &training_free);
-    tick(obs);
+    // A cancelled evaluation stops between fields; what is not computed stays NaN.
+    let named: [(&'static str, &Field); 4] = [
+        ("learned", &learned),
+        ("random", &random_field),
+        ("score", &score_field),
+        ("training-free", &training_free),
+    ];
+    let mut values = [f64::NAN; 4];
+    for (value, (name, field)) in values.iter_mut().zip(named) {
+        if obs.cancelled() {
+            break;
+        }
+        *value = mmd(name, field);
+        tick(obs);
+    }
+    [
+        m.mmd2_learned,
+        m.mmd2_random,
+        m.mmd2_score,
+        m.mmd2_training_free,
+    ] = values;
+    if obs.cancelled() {
+        return (m, curves);
+    }
 
     if data.kind == DatasetKind::Ring {
         let v = to_vec(learned(from_rows(&x0, dim, device)));
@@ -180,4 +196,41 @@ pub fn evaluate_with_curves(
         tick(obs);
     }
     (m, curves)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::score_mlp;
+
+    /// Asks to cancel once `.0` metric steps have reported.
+    struct CancelAfterTicks(usize, usize);
+    impl Observer for CancelAfterTicks {
+        fn progress(&mut self, _p: &Progress) {
+            self.1 += 1;
+        }
+        fn cancelled(&self) -> bool {
+            self.1 >= self.0
+        }
+    }
+
+    #[test]
+    fn curves_end_at_the_metric_and_a_cancelled_evaluation_stops_between_fields() {
+        let sets = ["eval.mmd_points=100".to_string(), "eval.rk4_steps=4".into()];
+        let preset = Preset::load("ring", true, &sets).unwrap();
+        let backend = Backend::cpu();
+        let data = Dataset::generate(&preset.dataset, 0);
+        let score = score_mlp::init(2, 16, preset.score.prediction, &backend.device);
+        let flow = flow_config(&preset, 2).init(&backend.device);
+        let mut obs = CancelAfterTicks(2, 0);
+        let (m, curves) =
+            evaluate_with_curves(&preset, &data, &score, &flow, &backend, 2, &mut obs);
+        assert!(m.mmd2_learned.is_finite() && m.mmd2_random.is_finite());
+        assert!(m.mmd2_score.is_nan() && m.mmd2_training_free.is_nan());
+        assert!(m.tangential_ratio.is_none(), "skipped after the cancel");
+        assert_eq!(curves.len(), 2);
+        let steps: Vec<f64> = curves[0].points.iter().map(|p| p[0]).collect();
+        assert_eq!(steps, vec![0.0, 2.0, 4.0]);
+        assert_eq!(curves[0].points[2][1], m.mmd2_learned);
+    }
 }

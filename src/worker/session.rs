@@ -453,6 +453,9 @@ impl Session {
                 .find(|l| l.phase == phase)
                 .map_or(f64::NAN, |l| l.loss)
         };
+        if self.cancel.load(Ordering::Relaxed) {
+            return;
+        }
         m.score_loss_final = last(Phase::Score);
         m.flow_loss_final = last(Phase::Flow);
         out.push(Event::Metrics {
