@@ -1,7 +1,7 @@
 //! The 2-D views: data beside samples, the score field, and the flow with its particles.
 //! Higher-dimensional data are shown on two axes (x and z for Lorenz).
 
-use super::plane::{DATA, Plane, SAMPLES, dots, ramp};
+use super::plane::{DATA, Plane, SAMPLES, Segments, dots, ramp};
 use crate::ui::results::Results;
 use crate::worker::event::Cloud;
 use egui::{Color32, Painter, Pos2, Sense, Stroke, Ui};
@@ -144,14 +144,18 @@ pub fn flow_view(ui: &mut Ui, results: &Results, show_streamlines: bool) {
     if let Some(s) = &results.started {
         scatter(&painter, &plane, &s.data, DATA.gamma_multiply(0.18), 1.2);
     }
+    let mut mesh = Segments::default();
     if show_streamlines && let Some((len, lines)) = &results.streamlines {
-        let stroke = Stroke::new(1.0, ui.visuals().weak_text_color().gamma_multiply(0.6));
+        let c = ui.visuals().weak_text_color().gamma_multiply(0.6);
         for line in lines.points.chunks(len * lines.dim) {
             let pts: Vec<Pos2> = line.chunks(lines.dim).map(|p| plane.to_screen(p)).collect();
-            painter.line(pts, stroke);
+            for w in pts.windows(2) {
+                mesh.add(w[0], w[1], 1.0, c, c);
+            }
         }
     }
     let Some(frame) = &results.particles else {
+        mesh.paint(&painter);
         waiting(
             &painter,
             resp.rect,
@@ -163,18 +167,17 @@ pub fn flow_view(ui: &mut Ui, results: &Results, show_streamlines: bool) {
     let top = frame.speed.iter().copied().fold(0.0f32, f32::max).max(1e-6);
     for i in 0..frame.count() {
         let colour = ramp(frame.speed[i] / top);
+        let fade = |k: usize| colour.gamma_multiply(k as f32 / frame.len as f32);
         let mut prev = plane.to_screen(frame.point(i, 0));
         for k in 1..frame.len {
             let p = plane.to_screen(frame.point(i, k));
-            let age = k as f32 / frame.len as f32;
-            painter.line_segment(
-                [prev, p],
-                Stroke::new(0.5 + 1.5 * age, colour.gamma_multiply(age)),
-            );
+            let width = 0.5 + 1.5 * k as f32 / frame.len as f32;
+            mesh.add(prev, p, width, fade(k - 1), fade(k));
             prev = p;
         }
-        painter.circle_filled(prev, 2.2, colour);
+        mesh.dot(prev, 3.5, colour);
     }
+    mesh.paint(&painter);
     caption(
         &painter,
         resp.rect,

@@ -1,7 +1,7 @@
 //! The Lorenz attractor in 3-D: orbit camera, axes, the data cloud, the true trajectory in
 //! grey and trajectories of the learned flow.
 
-use super::plane::{DATA, dots, ramp};
+use super::plane::{DATA, Segments, dots, ramp};
 use crate::ui::camera::OrbitCamera;
 use crate::ui::results::Results;
 use egui::{Color32, Pos2, Rect, Sense, Stroke, Ui, pos2};
@@ -91,30 +91,23 @@ pub fn lorenz_view(ui: &mut Ui, results: &Results, cam: &mut OrbitCamera) -> boo
         );
     }
     if let Some(frame) = results.particles.as_ref().filter(|f| f.dim == 3) {
-        // A trail fades in a few bands, each one polyline: thousands of single segments
-        // would cost the frame rate on software rendering.
-        const BANDS: usize = 8;
-        let band = frame.len.div_ceil(BANDS).max(1);
+        let mut mesh = Segments::default();
         for i in 0..frame.count() {
             let colour = ramp(0.35 + 0.65 * i as f32 / frame.count().max(1) as f32);
-            let pts: Vec<Option<Pos2>> = (0..frame.len)
-                .map(|k| project(xyz(frame.point(i, k))).map(|(p, _)| p))
-                .collect();
-            for (b, chunk) in pts.chunks(band).enumerate() {
-                // Overlap by one point so the bands join.
-                let start = b * band;
-                let end = (start + chunk.len() + 1).min(pts.len());
-                let line: Vec<Pos2> = pts[start..end].iter().flatten().copied().collect();
-                let age = (b + 1) as f32 / BANDS as f32;
-                painter.line(
-                    line,
-                    Stroke::new(1.6, colour.gamma_multiply(0.15 + 0.85 * age)),
-                );
+            let fade = |k: usize| colour.gamma_multiply(0.15 + 0.85 * k as f32 / frame.len as f32);
+            let mut prev: Option<Pos2> = None;
+            for k in 0..frame.len {
+                let p = project(xyz(frame.point(i, k))).map(|(p, _)| p);
+                if let (Some(a), Some(b)) = (prev, p) {
+                    mesh.add(a, b, 1.6, fade(k - 1), fade(k));
+                }
+                prev = p;
             }
-            if let Some(Some(p)) = pts.last() {
-                painter.circle_filled(*p, 3.0, colour);
+            if let Some(p) = prev {
+                mesh.dot(p, 5.0, colour);
             }
         }
+        mesh.paint(&painter);
     }
     painter.text(
         rect.left_top() + egui::vec2(10.0, 8.0),

@@ -65,6 +65,42 @@ pub fn dots(
     painter.add(egui::Shape::mesh(mesh));
 }
 
+/// Line segments, each end with its own colour, gathered into one mesh. Trails are thousands
+/// of short segments; as separate shapes they cost a software-rendered frame its rate.
+#[derive(Default)]
+pub struct Segments {
+    mesh: egui::Mesh,
+}
+
+impl Segments {
+    pub fn add(&mut self, a: Pos2, b: Pos2, width: f32, from: Color32, to: Color32) {
+        let d = b - a;
+        let len = d.length();
+        if !(len > 1e-3 && len.is_finite()) {
+            return;
+        }
+        let n = egui::vec2(-d.y, d.x) * (width / 2.0 / len);
+        let i = self.mesh.vertices.len() as u32;
+        self.mesh.colored_vertex(a + n, from);
+        self.mesh.colored_vertex(a - n, from);
+        self.mesh.colored_vertex(b + n, to);
+        self.mesh.colored_vertex(b - n, to);
+        self.mesh.add_triangle(i, i + 1, i + 2);
+        self.mesh.add_triangle(i + 1, i + 3, i + 2);
+    }
+
+    /// A square dot of side `size`.
+    pub fn dot(&mut self, p: Pos2, size: f32, colour: Color32) {
+        let half = egui::vec2(size, size) / 2.0;
+        self.mesh
+            .add_colored_rect(Rect::from_min_max(p - half, p + half), colour);
+    }
+
+    pub fn paint(self, painter: &egui::Painter) {
+        painter.add(egui::Shape::mesh(self.mesh));
+    }
+}
+
 /// A perceptually ordered colour ramp (dark blue → teal → yellow), `t` in [0, 1].
 pub fn ramp(t: f32) -> Color32 {
     const STOPS: [[f32; 3]; 5] = [
