@@ -139,3 +139,48 @@ pub fn table(rows: &[BenchRow]) -> String {
     }
     out
 }
+
+/// Speed of the Gray–Scott stencil against the one-thread textbook loop, on a 256² grid.
+#[derive(Debug, Clone, Serialize)]
+pub struct StencilBench {
+    pub size: usize,
+    pub steps: usize,
+    pub threads: usize,
+    /// Million cell updates per second.
+    pub mcups: f64,
+    pub mcups_per_thread: f64,
+    pub naive_mcups: f64,
+    pub speedup_vs_naive: f64,
+}
+
+pub fn gray_scott(size: usize, steps: usize) -> StencilBench {
+    use crate::data::gray_scott::{self as gs, Grid};
+    let p = gs::preset("maze").expect("built-in preset");
+    let mut start = Grid::rest(size, size);
+    for i in 0..8 {
+        start.seed_disc(i * size / 8, (i * 37) % size, size / 16 + 1);
+    }
+    let cells = (size * size * steps) as f64;
+    let time = |f: &dyn Fn(&Grid, &mut Grid)| {
+        let (mut a, mut b) = (start.clone(), start.clone());
+        f(&a, &mut b); // warm-up
+        let t0 = Instant::now();
+        for _ in 0..steps {
+            f(&a, &mut b);
+            std::mem::swap(&mut a, &mut b);
+        }
+        cells / t0.elapsed().as_secs_f64() / 1e6
+    };
+    let mcups = time(&|a, b| gs::step(&p, a, b));
+    let naive_mcups = time(&|a, b| gs::step_naive(&p, a, b));
+    let threads = rayon::current_num_threads();
+    StencilBench {
+        size,
+        steps,
+        threads,
+        mcups,
+        mcups_per_thread: mcups / threads as f64,
+        naive_mcups,
+        speedup_vs_naive: mcups / naive_mcups,
+    }
+}

@@ -56,6 +56,9 @@ enum Cmd {
         /// Only this backend (default: every available one).
         #[arg(long, value_enum)]
         backend: Option<BackendChoice>,
+        /// Instead: time the Gray–Scott stencil on a 256² grid against the naive loop.
+        #[arg(long)]
+        gray_scott: bool,
     },
     /// List the built-in presets.
     Presets,
@@ -102,7 +105,14 @@ fn run(cli: Cli) -> Result<()> {
         Some(Cmd::Bench {
             json,
             steps,
+            backend: _,
+            gray_scott: true,
+        }) => stencil_bench(json, steps),
+        Some(Cmd::Bench {
+            json,
+            steps,
             backend,
+            gray_scott: false,
         }) => bench_cmd(json, steps, backend),
         Some(Cmd::Presets) => {
             for (name, text) in preset::BUILTIN {
@@ -239,6 +249,23 @@ fn eval(path: PathBuf, json: bool, choice: BackendChoice) -> Result<()> {
 fn read_metrics(dir: &std::path::Path) -> Option<Metrics> {
     let text = std::fs::read_to_string(dir.join("metrics.json")).ok()?;
     serde_json::from_str(&text).ok()
+}
+
+fn stencil_bench(json: bool, steps: usize) -> Result<()> {
+    if steps == 0 {
+        bail!("--steps must be at least 1");
+    }
+    let b = bench::gray_scott(256, steps.max(50));
+    if json {
+        println!("{}", serde_json::to_string_pretty(&b).context("serialise")?);
+    } else {
+        println!(
+            "gray-scott {0}²: {1:.0} M cell-updates/s on {2} threads ({3:.0} per thread); \
+             naive one-thread loop {4:.0}; {5:.1}× faster",
+            b.size, b.mcups, b.threads, b.mcups_per_thread, b.naive_mcups, b.speedup_vs_naive
+        );
+    }
+    Ok(())
 }
 
 fn bench_cmd(json: bool, steps: usize, choice: Option<BackendChoice>) -> Result<()> {

@@ -189,3 +189,21 @@ fn bad_input_gets_a_clear_error_and_nonzero_exit() {
     assert!(out.join("score.bpk").is_file() && !out.join("metrics.json").exists());
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn the_gray_scott_stencil_bench_reports_its_speed_against_the_naive_loop() {
+    let o = equiflow(&["bench", "--gray-scott", "--steps", "1", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let b: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(b["size"], 256);
+    assert_eq!(b["steps"], 50, "at least 50 steps are timed");
+    for key in [
+        "mcups",
+        "mcups_per_thread",
+        "naive_mcups",
+        "speedup_vs_naive",
+    ] {
+        let v = num(&b, key);
+        assert!(v.is_finite() && v > 0.0, "{key} = {v}");
+    }
+}

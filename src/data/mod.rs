@@ -1,5 +1,6 @@
 //! Snapshots: seeded, deterministic point clouds. No time order is kept — that is the premise.
 
+pub mod gray_scott;
 pub mod lorenz;
 pub mod toy2d;
 
