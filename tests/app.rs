@@ -78,7 +78,7 @@ fn opens_on_the_ring_and_a_job_trains_pauses_resumes_and_finishes() {
     assert!(h.query_by_label("What am I seeing?").is_some());
 
     // A longer score phase, so there is time to pause it.
-    h.state_mut().settings = tiny("ring", &["score.epochs=40"]);
+    h.state_mut().settings = tiny("ring", &["score.epochs=400"]);
     click(&mut h, "Train");
     step_until(&mut h, "progress and a loss point", |a| {
         a.results.progress_events > 0 && !a.results.score_losses.is_empty()
@@ -111,7 +111,7 @@ fn opens_on_the_ring_and_a_job_trains_pauses_resumes_and_finishes() {
         a.results.state == JobState::Finished
     });
     let app = h.state();
-    assert_eq!(app.results.score_losses.len(), 40);
+    assert_eq!(app.results.score_losses.len(), 400);
     assert_eq!(app.results.flow_losses.len(), 3);
     assert!(app.results.samples.is_some() && app.results.score_field.is_some());
     assert!(app.results.streamlines.is_some());
