@@ -54,16 +54,12 @@ pub struct Dataset {
 impl Dataset {
     pub fn generate(settings: &DatasetSettings, seed: u64) -> Self {
         let mut rng = StdRng::seed_from_u64(seed ^ 0xDA7A_5E7D);
-        let (dim, raw, standardise) = match settings.kind {
-            DatasetKind::Ring => (2, toy2d::ring(settings.n, &mut rng), false),
-            DatasetKind::TwoPeaks => (2, toy2d::two_peaks(settings.n, &mut rng), false),
-            DatasetKind::TwoMoons => (
-                2,
-                toy2d::two_moons(settings.n, settings.noise, &mut rng),
-                true,
-            ),
+        let dim = settings.kind.dim();
+        let (raw, standardise) = match settings.kind {
+            DatasetKind::Ring => (toy2d::ring(settings.n, &mut rng), false),
+            DatasetKind::TwoPeaks => (toy2d::two_peaks(settings.n, &mut rng), false),
+            DatasetKind::TwoMoons => (toy2d::two_moons(settings.n, settings.noise, &mut rng), true),
             DatasetKind::Lorenz => (
-                3,
                 lorenz::trajectories(settings.runs, settings.steps_per_run, settings.dt, &mut rng),
                 true,
             ),

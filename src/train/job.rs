@@ -107,12 +107,17 @@ pub struct Trained {
 
 impl Trained {
     pub fn final_loss(&self, phase: Phase) -> f64 {
-        self.losses
-            .iter()
-            .rev()
-            .find(|l| l.phase == phase)
-            .map_or(f64::NAN, |l| l.loss)
+        final_loss(&self.losses, phase)
     }
+}
+
+/// The last epoch's loss of `phase`, NaN when that phase never finished an epoch.
+pub fn final_loss(losses: &[LossPoint], phase: Phase) -> f64 {
+    losses
+        .iter()
+        .rev()
+        .find(|l| l.phase == phase)
+        .map_or(f64::NAN, |l| l.loss)
 }
 
 /// Train the score model, then the flow, as the preset says.

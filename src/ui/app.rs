@@ -44,7 +44,7 @@ pub struct EquiflowApp {
     pub results: Results,
     pub message: Option<Message>,
     /// The settings of the job that is running, to tell which edits wait for the next run.
-    pub running: Option<Preset>,
+    pub(crate) running: Option<Preset>,
     pub(crate) worker: Worker,
     frame_times: VecDeque<Instant>,
     files: (Sender<FileChoice>, Receiver<FileChoice>),

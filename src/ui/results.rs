@@ -103,14 +103,18 @@ impl Results {
             Event::ScoreField(f) => self.score_field = Some(f),
             Event::Streamlines { len, lines } => self.streamlines = Some((len, lines)),
             Event::Metrics { metrics, curves } => self.metrics = Some((*metrics, curves)),
-            Event::Finished { stop, seconds } => {
+            Event::Finished {
+                stop,
+                failed,
+                seconds,
+            } => {
                 self.seconds = Some(seconds);
                 return Some(match stop {
                     None => {
                         self.state = JobState::Finished;
                         Message::info(format!("Training finished in {seconds:.0} s."))
                     }
-                    Some(why) if why.contains("NaN") => {
+                    Some(why) if failed => {
                         self.state = JobState::Failed;
                         Message::error(format!("Training failed: {why}."))
                     }

@@ -105,6 +105,8 @@ pub enum Event {
     /// The job ended; `stop` says why when it did not run to the end.
     Finished {
         stop: Option<String>,
+        /// The job broke (a NaN loss) rather than being stopped.
+        failed: bool,
         seconds: f64,
     },
     /// The job failed (bad settings, no backend, a panic); the app stays usable.

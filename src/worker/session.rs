@@ -15,7 +15,7 @@ use crate::tensor_util::{from_rows, to_vec};
 use crate::train::checkpoint::{RunDir, RunDirError};
 use crate::train::evaluate::evaluate_with_curves;
 use crate::train::job::{
-    FlowTrainer, LossPoint, Observer, Phase, Progress, ScoreTrainer, batches_per_epoch,
+    FlowTrainer, LossPoint, Observer, Phase, Progress, ScoreTrainer, batches_per_epoch, final_loss,
     flow_config, gather, noised_with_scores,
 };
 use burn::tensor::Tensor;
@@ -297,13 +297,14 @@ impl Session {
         if self.is_training() {
             self.refresh_models();
             self.stage = Stage::Done;
-            self.finish(Some(why.to_string()), out);
+            self.finish(Some(why.to_string()), false, out);
         }
     }
 
-    fn finish(&mut self, stop: Option<String>, out: &mut Vec<Event>) {
+    fn finish(&mut self, stop: Option<String>, failed: bool, out: &mut Vec<Event>) {
         out.push(Event::Finished {
             stop,
+            failed,
             seconds: self.started.elapsed().as_secs_f64(),
         });
     }
@@ -390,7 +391,7 @@ impl Session {
                     .cancel
                     .load(Ordering::Relaxed)
                     .then(|| "stopped while computing metrics".to_string());
-                self.finish(stop, out);
+                self.finish(stop, false, out);
             }
             Stage::Done => {}
         }
@@ -399,7 +400,7 @@ impl Session {
     fn non_finite(&mut self, phase: Phase, epoch: usize, out: &mut Vec<Event>) {
         let why = crate::train::job::Stop::NonFinite { phase, epoch }.to_string();
         self.stage = Stage::Done;
-        self.finish(Some(why), out);
+        self.finish(Some(why), true, out);
     }
 
     fn start_flow(&mut self, out: &mut Vec<Event>) {
@@ -446,18 +447,11 @@ impl Session {
             every,
             &mut obs,
         );
-        let last = |phase| {
-            self.losses
-                .iter()
-                .rev()
-                .find(|l| l.phase == phase)
-                .map_or(f64::NAN, |l| l.loss)
-        };
         if self.cancel.load(Ordering::Relaxed) {
             return;
         }
-        m.score_loss_final = last(Phase::Score);
-        m.flow_loss_final = last(Phase::Flow);
+        m.score_loss_final = final_loss(&self.losses, Phase::Score);
+        m.flow_loss_final = final_loss(&self.losses, Phase::Flow);
         out.push(Event::Metrics {
             metrics: Box::new(m.clone()),
             curves,
