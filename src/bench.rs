@@ -151,6 +151,8 @@ pub struct StencilBench {
     pub mcups_per_thread: f64,
     pub naive_mcups: f64,
     pub speedup_vs_naive: f64,
+    /// Dataset generation: 32 grids of 64² stepped together, one grid per thread.
+    pub batch_mcups: f64,
 }
 
 pub fn gray_scott(size: usize, steps: usize) -> StencilBench {
@@ -174,7 +176,18 @@ pub fn gray_scott(size: usize, steps: usize) -> StencilBench {
     let mcups = time(&|a, b| gs::step(&p, a, b));
     let naive_mcups = time(&|a, b| gs::step_naive(&p, a, b));
     let threads = rayon::current_num_threads();
+    let mut batch: Vec<Grid> = (0..32)
+        .map(|i| {
+            let mut g = Grid::rest(64, 64);
+            g.seed_disc(i, 2 * i, 5);
+            g
+        })
+        .collect();
+    let t0 = Instant::now();
+    gs::run_batch(&p, &mut batch, steps);
+    let batch_mcups = (32 * 64 * 64 * steps) as f64 / t0.elapsed().as_secs_f64() / 1e6;
     StencilBench {
+        batch_mcups,
         size,
         steps,
         threads,

@@ -13,6 +13,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("two_peaks", include_str!("../presets/two_peaks.toml")),
     ("two_moons", include_str!("../presets/two_moons.toml")),
     ("lorenz", include_str!("../presets/lorenz.toml")),
+    ("gs-life", include_str!("../presets/gs-life.toml")),
+    ("gs-waves", include_str!("../presets/gs-waves.toml")),
+    ("gs-spirals", include_str!("../presets/gs-spirals.toml")),
+    ("gs-maze", include_str!("../presets/gs-maze.toml")),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -41,15 +45,22 @@ pub enum DatasetKind {
     TwoPeaks,
     TwoMoons,
     Lorenz,
+    /// Turing patterns: images of the Gray–Scott system (the image pipeline, `train::turing`).
+    GrayScott,
 }
 
 impl DatasetKind {
-    /// The dimension of one snapshot.
+    /// The dimension of one point snapshot (image kinds: the channels of a pixel).
     pub fn dim(self) -> usize {
         match self {
             DatasetKind::Lorenz => 3,
             _ => 2,
         }
+    }
+
+    /// Snapshots are images, trained by the image pipeline rather than the point one.
+    pub fn is_image(self) -> bool {
+        self == DatasetKind::GrayScott
     }
 }
 
@@ -78,6 +89,19 @@ pub struct DatasetSettings {
     pub steps_per_run: usize,
     /// Lorenz: RK4 step of the data trajectories.
     pub dt: f64,
+    /// Gray–Scott: one of the fifteen named regimes (`data::gray_scott::PRESETS`).
+    pub pattern: String,
+    /// Gray–Scott: feed and kill rates and diffusion rates; 0 takes the pattern's value.
+    pub f: f64,
+    pub k: f64,
+    pub du: f64,
+    pub dv: f64,
+    /// Gray–Scott: image side in pixels (a multiple of 4, for the UNet's two poolings).
+    pub size: usize,
+    /// Gray–Scott: Euler steps from the seeded discs to the snapshot.
+    pub sim_steps: usize,
+    /// Gray–Scott: at most this many random seed discs per sample (at least one).
+    pub discs: usize,
 }
 
 impl Default for DatasetSettings {
@@ -89,6 +113,14 @@ impl Default for DatasetSettings {
             runs: 10,
             steps_per_run: 5000,
             dt: 0.01,
+            pattern: "waves".into(),
+            f: 0.0,
+            k: 0.0,
+            du: 0.0,
+            dv: 0.0,
+            size: 128,
+            sim_steps: 4000,
+            discs: 8,
         }
     }
 }
@@ -124,6 +156,18 @@ pub enum Prediction {
     Eps,
     /// The clean point x0 (a denoiser): output ≈ input at low noise.
     X0,
+    /// v = sqrt(a) eps − sqrt(1 − a) x0: well scaled at every noise level (images).
+    V,
+}
+
+/// How the DDPM noise level a_t falls over the steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoiseSchedule {
+    /// a_i = (cos(π i/(n−1))·(1 − 2e−3) + 1) / 2 (the low-dimensional reference).
+    Cosine,
+    /// beta linear from `beta_start` to `beta_end`, a_i = Π (1 − beta_j) (the image reference).
+    Linear,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -143,6 +187,11 @@ pub struct ScoreSettings {
     pub tau_step: usize,
     /// Samples drawn from the trained model by reverse diffusion (to compare with the data).
     pub samples: usize,
+    pub schedule: NoiseSchedule,
+    pub beta_start: f64,
+    pub beta_end: f64,
+    /// Images: UNet channels at full, half and quarter resolution.
+    pub channels: Vec<usize>,
 }
 
 impl Default for ScoreSettings {
@@ -158,6 +207,10 @@ impl Default for ScoreSettings {
             weight_decay: 1e-5,
             tau_step: 9,
             samples: 1000,
+            schedule: NoiseSchedule::Cosine,
+            beta_start: 1e-4,
+            beta_end: 0.1,
+            channels: vec![16, 32, 64],
         }
     }
 }
@@ -215,6 +268,49 @@ impl FlowSettings {
     }
 }
 
+/// The training-free image flow v = K * s (METHOD §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KernelKind {
+    /// A 1×1 channel mixer: for two channels g·[[0, 1], [−1, 0]]/√2.
+    Mix,
+    /// A random k×k kernel with K[o][i](d) = −K[i][o](−d).
+    Spatial,
+}
+
+/// Simulating images: dx = (v + eta s) dt + sqrt(2 eta dt) dW with Heun (METHOD §5).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SdeSettings {
+    pub kernel: KernelKind,
+    /// Side of the spatial kernel (odd).
+    pub kernel_size: usize,
+    /// +1 or −1: the direction the flow runs.
+    pub sign: f64,
+    /// Seeds the spatial kernel.
+    pub kernel_seed: u64,
+    pub eta: f64,
+    pub dt: f64,
+    pub steps: usize,
+    /// Weight of the newest denoised state in the displayed running average (1 = no EMA).
+    pub ema: f64,
+}
+
+impl Default for SdeSettings {
+    fn default() -> Self {
+        Self {
+            kernel: KernelKind::Mix,
+            kernel_size: 3,
+            sign: 1.0,
+            kernel_seed: 0,
+            eta: 0.1,
+            dt: 0.01,
+            steps: 300,
+            ema: 0.1,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EvalSettings {
@@ -232,6 +328,12 @@ pub struct EvalSettings {
     pub lyapunov_window: usize,
     /// Lorenz: data states at which the field is compared with the true one.
     pub cos_points: usize,
+    /// Gray–Scott: held-out patterns the learned displacement is compared from.
+    pub cos_starts: usize,
+    /// Gray–Scott: SDE steps of the learned displacement (EMA of x0 minus the start).
+    pub cos_sde_steps: usize,
+    /// Gray–Scott: simulator steps of the true displacement.
+    pub cos_gs_steps: usize,
 }
 
 impl Default for EvalSettings {
@@ -246,6 +348,9 @@ impl Default for EvalSettings {
             lyapunov_steps: 2000,
             lyapunov_window: 10,
             cos_points: 1024,
+            cos_starts: 8,
+            cos_sde_steps: 200,
+            cos_gs_steps: 20,
         }
     }
 }
@@ -259,6 +364,8 @@ pub struct Preset {
     pub score: ScoreSettings,
     pub flow: FlowSettings,
     pub eval: EvalSettings,
+    /// Images only: how the training-free flow is simulated.
+    pub sde: SdeSettings,
     /// Overrides applied by `--quick`, as `"section.key" = value`.
     #[serde(skip_serializing_if = "toml::Table::is_empty")]
     pub quick: toml::Table,
@@ -273,6 +380,7 @@ impl Default for Preset {
             score: ScoreSettings::default(),
             flow: FlowSettings::default(),
             eval: EvalSettings::default(),
+            sde: SdeSettings::default(),
             quick: toml::Table::new(),
         }
     }
@@ -405,6 +513,89 @@ impl Preset {
         if !(0.0..=1.0).contains(&self.flow.bn_momentum) {
             return bad("flow.bn_momentum", "must lie in [0, 1]");
         }
+        if !(self.score.beta_start > 0.0
+            && self.score.beta_start <= self.score.beta_end
+            && self.score.beta_end < 1.0)
+        {
+            return bad(
+                "score.beta_end",
+                "needs 0 < score.beta_start ≤ score.beta_end < 1",
+            );
+        }
+        if self.dataset.kind.is_image() {
+            self.validate_image()?;
+        }
+        Ok(())
+    }
+
+    fn validate_image(&self) -> Result<(), PresetError> {
+        let bad = |key: &str, reason: String| {
+            Err(PresetError::Invalid {
+                key: key.into(),
+                reason,
+            })
+        };
+        let d = &self.dataset;
+        if crate::data::gray_scott::preset(&d.pattern).is_none() {
+            let known: Vec<&str> = crate::data::gray_scott::PRESETS
+                .iter()
+                .map(|(n, _)| *n)
+                .collect();
+            return bad(
+                "dataset.pattern",
+                format!("unknown pattern '{}'; known: {}", d.pattern, known.join(", ")),
+            );
+        }
+        if d.size < 8 || d.size % 4 != 0 {
+            return bad(
+                "dataset.size",
+                "must be a multiple of 4 and at least 8".into(),
+            );
+        }
+        for (key, v) in [
+            ("dataset.sim_steps", d.sim_steps),
+            ("dataset.discs", d.discs),
+            ("sde.steps", self.sde.steps),
+            ("eval.cos_starts", self.eval.cos_starts),
+            ("eval.cos_sde_steps", self.eval.cos_sde_steps),
+            ("eval.cos_gs_steps", self.eval.cos_gs_steps),
+        ] {
+            if v == 0 {
+                return bad(key, "must be at least 1".into());
+            }
+        }
+        for (key, v) in [
+            ("dataset.f", d.f),
+            ("dataset.k", d.k),
+            ("dataset.du", d.du),
+            ("dataset.dv", d.dv),
+            ("sde.eta", self.sde.eta),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return bad(key, "must be a finite number ≥ 0".into());
+            }
+        }
+        if self.score.channels.len() != 3 || self.score.channels.contains(&0) {
+            return bad(
+                "score.channels",
+                "needs three channel counts ≥ 1, e.g. [16, 32, 64]".into(),
+            );
+        }
+        if self.sde.sign.abs() != 1.0 {
+            return bad("sde.sign", "must be 1 or -1".into());
+        }
+        if !(self.sde.dt.is_finite() && self.sde.dt > 0.0) {
+            return bad("sde.dt", "must be a finite number above 0".into());
+        }
+        if !(self.sde.ema > 0.0 && self.sde.ema <= 1.0) {
+            return bad("sde.ema", "must lie in (0, 1]".into());
+        }
+        if self.sde.kernel_size % 2 == 0 || self.sde.kernel_size > d.size {
+            return bad(
+                "sde.kernel_size",
+                "must be odd and no wider than the image".into(),
+            );
+        }
         Ok(())
     }
 }
@@ -484,10 +675,12 @@ mod tests {
             let p = Preset::load(name, false, &[]).unwrap();
             assert_eq!(&p.name, name);
             let q = Preset::load(name, true, &[]).unwrap();
-            assert!(
-                q.flow.epochs < p.flow.epochs,
-                "{name}: quick must be smaller"
-            );
+            let smaller = if p.dataset.kind.is_image() {
+                q.dataset.size < p.dataset.size && q.dataset.n < p.dataset.n
+            } else {
+                q.flow.epochs < p.flow.epochs
+            };
+            assert!(smaller, "{name}: quick must be smaller");
         }
     }
 
@@ -537,5 +730,17 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("score.tau_step"), "{e}");
+        for (set, key) in [
+            ("dataset.pattern=zebra", "u_skate"),
+            ("dataset.size=50", "dataset.size"),
+            ("sde.sign=0.5", "sde.sign"),
+            ("score.channels=[8, 16]", "score.channels"),
+            ("sde.kernel_size=4", "sde.kernel_size"),
+        ] {
+            let e = Preset::load("gs-waves", true, &[set.into()])
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key), "{set}: {e}");
+        }
     }
 }

@@ -3,6 +3,7 @@
 pub mod gray_scott;
 pub mod lorenz;
 pub mod toy2d;
+pub mod turing;
 
 use crate::preset::{DatasetKind, DatasetSettings};
 use rand::SeedableRng;
@@ -63,6 +64,9 @@ impl Dataset {
                 lorenz::trajectories(settings.runs, settings.steps_per_run, settings.dt, &mut rng),
                 true,
             ),
+            DatasetKind::GrayScott => {
+                panic!("image snapshots are made by data::turing, not as points")
+            }
         };
         let mut raw = raw;
         let standardizer = standardise.then(|| Standardizer::fit_apply(&mut raw, dim));

@@ -3,6 +3,7 @@
 //! smoothed density is s(x_t) = −eps_hat / sqrt(1 − a_t).
 
 use crate::nn::score_mlp::ScoreMlp;
+use crate::preset::{NoiseSchedule, ScoreSettings};
 use crate::tensor_util::from_rows;
 use burn::tensor::{Device, Distribution, Tensor};
 use rand::RngExt;
@@ -22,6 +23,28 @@ impl Schedule {
             .map(|i| ((std::f64::consts::PI * i as f64 / last).cos() * (1.0 - 2e-3) + 1.0) / 2.0)
             .collect();
         Self { alpha_bar }
+    }
+
+    /// beta linear from `b0` to `b1` over `n` steps, a_i = Π_{j ≤ i} (1 − beta_j): the
+    /// image reference (100 steps, 1e-4 → 0.1 puts step 10 at a ≈ 0.945).
+    pub fn linear(n: usize, b0: f64, b1: f64) -> Self {
+        let last = (n - 1).max(1) as f64;
+        let mut a = 1.0;
+        let alpha_bar = (0..n)
+            .map(|i| {
+                a *= 1.0 - (b0 + (b1 - b0) * i as f64 / last);
+                a
+            })
+            .collect();
+        Self { alpha_bar }
+    }
+
+    /// The schedule a preset's score settings ask for.
+    pub fn from_settings(s: &ScoreSettings) -> Self {
+        match s.schedule {
+            NoiseSchedule::Cosine => Self::cosine(s.diffusion_steps),
+            NoiseSchedule::Linear => Self::linear(s.diffusion_steps, s.beta_start, s.beta_end),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -79,33 +102,43 @@ pub fn score(model: &ScoreMlp, x: Tensor<2>, sched: &Schedule, step: usize) -> T
     model.eps_hat(x, ti, sa, sb).div_scalar(-sched.sigma(step))
 }
 
-/// Noise the clean points `x0` to level `step`: the states the flow is trained on.
-pub fn noised(x0: Tensor<2>, sched: &Schedule, step: usize) -> Tensor<2> {
-    let eps = Tensor::<2>::random(x0.shape(), Distribution::Normal(0.0, 1.0), &x0.device());
+/// Noise clean data `x0` (points or images) to level `step`: the states the flow works on.
+pub fn noised<const D: usize>(x0: Tensor<D>, sched: &Schedule, step: usize) -> Tensor<D> {
+    let eps = Tensor::<D>::random(x0.shape(), Distribution::Normal(0.0, 1.0), &x0.device());
     x0.mul_scalar(sched.alpha_bar[step].sqrt()) + eps.mul_scalar(sched.sigma(step))
 }
 
 /// Draw `n` samples by ancestral (DDPM) reverse diffusion from pure noise.
 pub fn sample(model: &ScoreMlp, n: usize, sched: &Schedule, device: &Device) -> Tensor<2> {
-    let dim = model.dim();
-    let mut x = Tensor::<2>::random([n, dim], Distribution::Normal(0.0, 1.0), device);
+    let x = Tensor::<2>::random([n, model.dim()], Distribution::Normal(0.0, 1.0), device);
+    ancestral(x, sched, |x, i| {
+        let [sa, sb, ti] = fixed_level(n, sched, i, device);
+        model.eps_hat(x, ti, sa, sb)
+    })
+}
+
+/// Ancestral (DDPM) reverse diffusion from noise `x` at the last level down to the
+/// posterior mean of x0, for any model given as its noise prediction `eps_hat(x, step)`.
+pub fn ancestral<const D: usize>(
+    mut x: Tensor<D>,
+    sched: &Schedule,
+    eps_hat: impl Fn(Tensor<D>, usize) -> Tensor<D>,
+) -> Tensor<D> {
     let last = sched.len() - 1;
     for i in (1..=last).rev() {
         let a = sched.alpha_bar[i];
         let a_prev = sched.alpha_bar[i - 1];
         let alpha = a / a_prev;
         let beta = 1.0 - alpha;
-        let [sa, sb, ti] = fixed_level(n, sched, i, device);
-        let eps_hat = model.eps_hat(x.clone(), ti, sa, sb);
-        let mean = (x - eps_hat.mul_scalar(beta / (1.0 - a).sqrt())).div_scalar(alpha.sqrt());
+        let e = eps_hat(x.clone(), i);
+        let mean = (x - e.mul_scalar(beta / (1.0 - a).sqrt())).div_scalar(alpha.sqrt());
         let var = beta * (1.0 - a_prev) / (1.0 - a);
-        let z = Tensor::<2>::random([n, dim], Distribution::Normal(0.0, 1.0), device);
+        let z = Tensor::<D>::random(mean.shape(), Distribution::Normal(0.0, 1.0), &mean.device());
         x = mean + z.mul_scalar(var.sqrt());
     }
     // Last step: the posterior mean of x0 given x at level 0.
-    let [sa, sb, ti] = fixed_level(n, sched, 0, device);
-    let eps_hat = model.eps_hat(x.clone(), ti, sa, sb);
-    (x - eps_hat.mul_scalar(sched.sigma(0))).div_scalar(sched.alpha_bar[0].sqrt())
+    let e = eps_hat(x.clone(), 0);
+    (x - e.mul_scalar(sched.sigma(0))).div_scalar(sched.alpha_bar[0].sqrt())
 }
 
 #[cfg(test)]
@@ -120,6 +153,16 @@ mod tests {
         // tau for 2-D: step 9 → a ≈ 0.979, sigma ≈ 0.15.
         assert!((s.alpha_bar[9] - 0.979).abs() < 1e-3);
         assert!((s.sigma(9) - 0.146).abs() < 2e-3);
+        assert!(s.alpha_bar.windows(2).all(|w| w[1] < w[0]));
+    }
+
+    #[test]
+    fn linear_schedule_matches_the_image_reference() {
+        let s = Schedule::linear(100, 1e-4, 0.1);
+        // tau for images: step 10 → a ≈ 0.945, sigma ≈ 0.235.
+        assert!((s.alpha_bar[10] - 0.945).abs() < 2e-3, "{}", s.alpha_bar[10]);
+        assert!((s.sigma(10) - 0.235).abs() < 3e-3);
+        assert!(s.alpha_bar[99] < 1e-2);
         assert!(s.alpha_bar.windows(2).all(|w| w[1] < w[0]));
     }
 }

@@ -3,4 +3,5 @@
 
 pub mod diffusion;
 pub mod equilibrium;
+pub mod image_diffusion;
 pub mod skew;

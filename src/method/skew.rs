@@ -1,9 +1,17 @@
 //! The training-free flow (METHOD §4): for any skew-symmetric D, v = D s satisfies
 //! div(p D ∇log p) = div(D ∇p) = Σ D_ij ∂i∂j p = 0, because D is antisymmetric and the Hessian
 //! symmetric. No second network, no training: only a score and a random D.
+//!
+//! On images the same holds for a convolution v = K * s over the channels (circular
+//! padding) whose kernel is skew: K[o][i](d) = −K[i][o](−d) makes K antisymmetric as a linear
+//! map on the torus.
 
+use crate::nn::circular::pad_circular;
+use crate::preset::{KernelKind, SdeSettings};
 use crate::tensor_util::from_rows;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::module::conv2d;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Device, Tensor, TensorData};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, StandardNormal};
@@ -28,6 +36,93 @@ pub fn apply(d_matrix: &[f32], s: Tensor<2>, device: &Device) -> Tensor<2> {
     let [_, d] = s.dims();
     let dt = from_rows(d_matrix, d, device).transpose();
     s.matmul(dt)
+}
+
+/// A convolution kernel over image channels, `[c_out = c, c_in = c, k, k]` row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageKernel {
+    pub c: usize,
+    pub k: usize,
+    pub w: Vec<f32>,
+}
+
+impl ImageKernel {
+    /// The kernel the simulation settings ask for, on `c` channels.
+    pub fn from_settings(sde: &SdeSettings, c: usize) -> Self {
+        match sde.kernel {
+            KernelKind::Mix => Self::mix(c, sde.sign as f32, sde.kernel_seed),
+            KernelKind::Spatial => {
+                Self::spatial(c, sde.kernel_size, sde.sign as f32, sde.kernel_seed)
+            }
+        }
+    }
+
+    /// The skew 1×1 channel mixer with sign `g`: for two channels g·[[0, 1], [−1, 0]]/√2,
+    /// for more a seeded random antisymmetric matrix of unit norm.
+    pub fn mix(c: usize, g: f32, seed: u64) -> Self {
+        let w = if c == 2 {
+            let a = g / 2f32.sqrt();
+            vec![0.0, a, -a, 0.0]
+        } else {
+            random_antisymmetric(c, seed)
+                .into_iter()
+                .map(|x| g * x)
+                .collect()
+        };
+        Self { c, k: 1, w }
+    }
+
+    /// A seeded random skew k×k kernel of unit norm: W minus its flipped transpose.
+    pub fn spatial(c: usize, k: usize, g: f32, seed: u64) -> Self {
+        let mut rng = StdRng::seed_from_u64(seed ^ 0x5EE_C0DE);
+        let raw: Vec<f64> = (0..c * c * k * k)
+            .map(|_| StandardNormal.sample(&mut rng))
+            .collect();
+        let idx = |o: usize, i: usize, a: usize, b: usize| ((o * c + i) * k + a) * k + b;
+        let mut w = vec![0f64; raw.len()];
+        for o in 0..c {
+            for i in 0..c {
+                for a in 0..k {
+                    for b in 0..k {
+                        w[idx(o, i, a, b)] =
+                            raw[idx(o, i, a, b)] - raw[idx(i, o, k - 1 - a, k - 1 - b)];
+                    }
+                }
+            }
+        }
+        let norm = w.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-12);
+        let w = w.iter().map(|x| g * (x / norm) as f32).collect();
+        Self { c, k, w }
+    }
+
+    /// A random 1×1 mixer that is not skew (Gaussian entries, unit norm): the baseline
+    /// a skew kernel must beat.
+    pub fn random_mix(c: usize, seed: u64) -> Self {
+        let mut rng = StdRng::seed_from_u64(seed ^ 0xBA5E_11E5);
+        let raw: Vec<f64> = (0..c * c).map(|_| StandardNormal.sample(&mut rng)).collect();
+        let norm = raw.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-12);
+        Self {
+            c,
+            k: 1,
+            w: raw.iter().map(|x| (x / norm) as f32).collect(),
+        }
+    }
+
+    /// Weight of output `o` from input `i` at kernel cell (`a`, `b`) (offset a − k/2, b − k/2).
+    pub fn at(&self, o: usize, i: usize, a: usize, b: usize) -> f32 {
+        self.w[((o * self.c + i) * self.k + a) * self.k + b]
+    }
+
+    /// v = K * s on images `[B, c, H, W]`, wrapping at the borders.
+    pub fn apply(&self, s: Tensor<4>) -> Tensor<4> {
+        let device = s.device();
+        let weight = Tensor::<4>::from_data(
+            TensorData::new(self.w.clone(), [self.c, self.c, self.k, self.k]),
+            &device,
+        );
+        let opts = ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
+        conv2d(pad_circular(s, self.k / 2), weight, None, opts)
+    }
 }
 
 #[cfg(test)]
@@ -101,5 +196,62 @@ mod tests {
             .map(|&x| residual(x, &identity).abs())
             .fold(0.0, f64::max);
         assert!(worst > 0.5, "identity should break equilibrium: {worst}");
+    }
+
+    #[test]
+    fn the_1x1_mixer_is_orthogonal_to_the_score_pixel_by_pixel() {
+        let device = Device::flex();
+        let s = Tensor::<4>::random(
+            [2, 2, 6, 7],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        for g in [1.0, -1.0] {
+            let k = ImageKernel::mix(2, g, 0);
+            let v = to_vec(k.apply(s.clone()));
+            let sv = to_vec(s.clone());
+            let plane = 6 * 7;
+            for b in 0..2 {
+                for p in 0..plane {
+                    let (i0, i1) = (b * 2 * plane + p, b * 2 * plane + plane + p);
+                    // Zero up to the rounding of the products themselves.
+                    let dot = v[i0] * sv[i0] + v[i1] * sv[i1];
+                    let scale = (v[i0] * sv[i0]).abs() + (v[i1] * sv[i1]).abs();
+                    assert!(dot.abs() <= 4.0 * f32::EPSILON * scale, "v·s at pixel {p}");
+                }
+            }
+        }
+        // The non-skew baseline is not orthogonal.
+        let r = ImageKernel::random_mix(2, 3);
+        let v = to_vec(r.apply(s.clone()));
+        let dot: f32 = v.iter().zip(to_vec(s)).map(|(a, b)| a * b).sum();
+        assert!(dot.abs() > 1.0, "{dot}");
+    }
+
+    #[test]
+    fn the_spatial_kernel_is_skew_and_antisymmetric_on_the_torus() {
+        let device = Device::flex();
+        let k = ImageKernel::spatial(3, 3, 1.0, 7);
+        for o in 0..3 {
+            for i in 0..3 {
+                for a in 0..3 {
+                    for b in 0..3 {
+                        assert_eq!(k.at(o, i, a, b), -k.at(i, o, 2 - a, 2 - b));
+                    }
+                }
+            }
+        }
+        // As a linear map: <K s, s> = 0 summed over the torus, borders included.
+        let s = Tensor::<4>::random(
+            [1, 3, 5, 6],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let v = to_vec(k.apply(s.clone()));
+        let sv = to_vec(s);
+        let dot: f32 = v.iter().zip(&sv).map(|(a, b)| a * b).sum();
+        let scale: f32 = v.iter().map(|x| x.abs()).sum::<f32>();
+        assert!(dot.abs() < 1e-5 * scale, "<Ks, s> = {dot}");
+        assert_ne!(k.w, ImageKernel::spatial(3, 3, 1.0, 8).w);
     }
 }

@@ -31,16 +31,22 @@ pub struct Metrics {
 impl Metrics {
     /// Human-readable lines, one metric each.
     pub fn lines(&self) -> Vec<String> {
-        let v = serde_json::to_value(self).expect("metrics serialise");
-        v.as_object()
-            .expect("metrics are an object")
-            .iter()
-            .map(|(k, v)| match v.as_f64() {
-                Some(x) => format!("{k:<28} {x:.6}"),
-                None => format!("{k:<28} {}", v.as_str().unwrap_or(&v.to_string())),
-            })
-            .collect()
+        lines(self)
     }
+}
+
+/// Human-readable lines of any metrics struct, one field each.
+pub fn lines(m: &impl Serialize) -> Vec<String> {
+    let v = serde_json::to_value(m).expect("metrics serialise");
+    v.as_object()
+        .expect("metrics are an object")
+        .iter()
+        .map(|(k, v)| match v.as_f64() {
+            Some(x) if x.abs() >= 1e5 => format!("{k:<28} {x:.4e}"),
+            Some(x) => format!("{k:<28} {x:.6}"),
+            None => format!("{k:<28} {}", v.as_str().unwrap_or(&v.to_string())),
+        })
+        .collect()
 }
 
 /// MMD² between the data and the data carried `points[k][0]` RK4 steps by one field.

@@ -2,6 +2,8 @@
 //! forward by hand (`jvp`), because burn 0.22 has no double backward.
 
 pub mod batchnorm;
+pub mod circular;
 pub mod flow_mlp;
 pub mod jvp;
 pub mod score_mlp;
+pub mod score_unet;

@@ -2,3 +2,4 @@
 
 pub mod ode;
 pub mod particles;
+pub mod sde;

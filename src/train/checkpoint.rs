@@ -5,6 +5,7 @@ use super::job::{LossPoint, flow_config};
 use crate::metrics::report::Metrics;
 use crate::nn::flow_mlp::FlowMlp;
 use crate::nn::score_mlp::{self, ScoreMlp};
+use crate::nn::score_unet::ScoreUnet;
 use crate::preset::{Preset, PresetError};
 use burn::module::Module;
 use burn::tensor::Device;
@@ -17,6 +18,8 @@ pub const FLOW: &str = "flow.bpk";
 pub const LOSSES: &str = "losses.csv";
 pub const SAMPLES: &str = "samples.csv";
 pub const METRICS: &str = "metrics.json";
+/// Image runs: the simulated snapshots, reused when the settings match.
+pub const DATASET: &str = "dataset.bin";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunDirError {
@@ -114,8 +117,28 @@ impl RunDir {
     }
 
     pub fn write_metrics(&self, m: &Metrics) -> Result<(), RunDirError> {
+        self.write_json_metrics(m)
+    }
+
+    /// `metrics.json` from any metrics struct (image runs have their own fields).
+    pub fn write_json_metrics(&self, m: &impl serde::Serialize) -> Result<(), RunDirError> {
         let json = serde_json::to_string_pretty(m).expect("metrics serialise");
         self.write(METRICS, &(json + "\n"))
+    }
+
+    /// Reverse-diffusion image samples `[n, c, h, w]` as one CSV row per image
+    /// (values in [-1, 1], channel planes one after the other).
+    pub fn write_image_samples(&self, samples: &[f32], h: usize, w: usize) -> Result<(), RunDirError> {
+        self.write_samples(samples, 2 * h * w)
+    }
+
+    pub fn save_image_score(&self, model: ScoreUnet) -> Result<(), RunDirError> {
+        self.save(SCORE, model)
+    }
+
+    pub fn load_image_score(&self, preset: &Preset, device: &Device) -> Result<ScoreUnet, RunDirError> {
+        let s = &preset.score;
+        self.load(SCORE, ScoreUnet::new(2, &s.channels, s.prediction, device))
     }
 
     pub fn save_score(&self, model: ScoreMlp) -> Result<(), RunDirError> {

@@ -220,15 +220,15 @@ pub struct ScoreTrainer {
 }
 
 /// A learning-rate schedule being walked through.
-struct Lr {
-    base: f64,
+pub(crate) struct Lr {
+    pub(crate) base: f64,
     schedule: LrSchedule,
     step: usize,
     total: usize,
 }
 
 impl Lr {
-    fn new(base: f64, schedule: LrSchedule, total: usize) -> Self {
+    pub(crate) fn new(base: f64, schedule: LrSchedule, total: usize) -> Self {
         Self {
             base,
             schedule,
@@ -237,7 +237,7 @@ impl Lr {
         }
     }
 
-    fn next(&mut self) -> f64 {
+    pub(crate) fn next(&mut self) -> f64 {
         let lr = self.schedule.at(self.base, self.step, self.total);
         self.step += 1;
         lr
@@ -358,7 +358,7 @@ impl FlowTrainer {
 /// non-finite loss, record each epoch's mean loss. `begin_epoch` prepares per-epoch data;
 /// `step` trains on one batch of indices.
 #[allow(clippy::too_many_arguments)]
-fn run_epochs<S>(
+pub(crate) fn run_epochs<S>(
     phase: Phase,
     epochs: usize,
     order: &mut [usize],

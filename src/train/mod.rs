@@ -3,3 +3,4 @@
 pub mod checkpoint;
 pub mod evaluate;
 pub mod job;
+pub mod turing;

@@ -4,7 +4,7 @@ use super::results::{JobState, Message, Results};
 use super::state::{AppState, Tab, ThemeChoice, builtin_source};
 use super::views::{field2d, help, lorenz3d, plots};
 use crate::preset::Preset;
-use crate::worker::{Command, Worker};
+use crate::worker::{Command, Frame, Worker};
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use egui::{Key, KeyboardShortcut, Modifiers, Ui};
 use std::collections::VecDeque;
@@ -264,8 +264,10 @@ impl EquiflowApp {
                 self.message = Some(m);
             }
         }
-        if let Some(f) = self.worker.latest_frame() {
-            self.results.particles = Some(f);
+        match self.worker.latest_frame() {
+            Some(Frame::Particles(f)) => self.results.particles = Some(f),
+            Some(Frame::Pattern(f)) => self.results.pattern_frame = Some(f),
+            None => {}
         }
         while let Ok(choice) = self.files.1.try_recv() {
             match choice {
@@ -423,11 +425,9 @@ impl EquiflowApp {
             ui.separator();
             let backend = self
                 .results
-                .started
-                .as_ref()
-                .map_or("backend: chosen when you train".to_string(), |s| {
-                    s.backend.clone()
-                });
+                .backend()
+                .unwrap_or("backend: chosen when you train")
+                .to_string();
             ui.label(backend);
             ui.separator();
             ui.label(match self.results.state {

@@ -2,7 +2,11 @@
 
 use crate::metrics::report::{Metrics, MmdCurve};
 use crate::train::job::Phase;
-use crate::worker::event::{Cloud, Event, JobStarted, ParticleFrame, ProgressInfo, VectorField};
+use crate::train::turing::TuringMetrics;
+use crate::worker::event::{
+    Cloud, Event, ImageKind, Images, JobStarted, ParticleFrame, PatternFrame, ProgressInfo,
+    VectorField,
+};
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -56,11 +60,33 @@ pub struct Results {
     pub events: usize,
     /// Progress events received (tests watch progress move).
     pub progress_events: usize,
+    /// Image jobs: what runs, and the pictures it sent.
+    pub pattern: Option<PatternJob>,
+    pub data_images: Option<Images>,
+    pub sample_images: Option<Images>,
+    pub denoised: Option<Images>,
+    pub pattern_frame: Option<PatternFrame>,
+    pub pattern_metrics: Option<TuringMetrics>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PatternJob {
+    pub preset: String,
+    pub backend: String,
+    pub size: usize,
 }
 
 impl Results {
     pub fn dim(&self) -> Option<usize> {
         self.started.as_ref().map(|s| s.dim)
+    }
+
+    /// The backend the running (or last) job uses.
+    pub fn backend(&self) -> Option<&str> {
+        self.started
+            .as_ref()
+            .map(|s| s.backend.as_str())
+            .or(self.pattern.as_ref().map(|p| p.backend.as_str()))
     }
 
     pub fn is_running(&self) -> bool {
@@ -79,6 +105,28 @@ impl Results {
                     ..Results::default()
                 };
             }
+            Event::PatternJob {
+                preset,
+                backend,
+                size,
+            } => {
+                *self = Results {
+                    state: JobState::Training,
+                    pattern: Some(PatternJob {
+                        preset,
+                        backend,
+                        size,
+                    }),
+                    events: 1,
+                    ..Results::default()
+                };
+            }
+            Event::Images(i) => match i.kind {
+                ImageKind::Data => self.data_images = Some(i),
+                ImageKind::Samples => self.sample_images = Some(i),
+                ImageKind::Denoised => self.denoised = Some(i),
+            },
+            Event::PatternMetrics(m) => self.pattern_metrics = Some(*m),
             Event::Progress(p) => {
                 self.progress_events += 1;
                 self.progress = Some(p);

@@ -2,6 +2,7 @@
 
 use crate::backend::BackendChoice;
 use crate::preset::Preset;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 #[derive(Debug, Clone)]
@@ -27,10 +28,56 @@ pub enum Command {
     },
     /// Whether a view that shows particles is on screen (animation costs CPU).
     Animate(bool),
+    /// Live, image jobs: how the learned pattern dynamics run; `restart` starts them again
+    /// (from a data pattern or from noise, as `controls.restart` says).
+    Steer {
+        controls: SimControls,
+        restart: bool,
+    },
     /// Write the current job's models, losses, samples and metrics to a run directory.
     Save(PathBuf),
     /// For tests: make the job panic at its next step, as a bug would.
     #[doc(hidden)]
     InjectPanic,
     Shutdown,
+}
+
+/// Where the live pattern simulation starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum Restart {
+    /// The next data pattern (the true dynamics start from the same one).
+    #[default]
+    Sample,
+    /// Uniform noise in [-1, 1].
+    Noise,
+}
+
+/// The live controls of the pattern simulation (METHOD §5).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SimControls {
+    /// +1 or −1: the direction of the skew kernel.
+    pub sign: f64,
+    pub eta: f64,
+    pub dt: f64,
+    /// SDE steps per animation frame (the play speed).
+    pub speed: usize,
+    pub restart: Restart,
+}
+
+impl SimControls {
+    pub fn from_preset(p: &Preset) -> Self {
+        Self {
+            sign: p.sde.sign,
+            eta: p.sde.eta,
+            dt: p.sde.dt,
+            speed: 4,
+            restart: Restart::Sample,
+        }
+    }
+}
+
+impl Default for SimControls {
+    fn default() -> Self {
+        Self::from_preset(&Preset::default())
+    }
 }

@@ -78,9 +78,69 @@ impl ParticleFrame {
     }
 }
 
+/// Which images an [`Images`] event holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageKind {
+    /// Training snapshots.
+    Data,
+    /// Drawn from the score model by reverse diffusion.
+    Samples,
+    /// A data pattern noised to tau, then the model's denoised version of it.
+    Denoised,
+}
+
+/// Two-channel images `[n, 2, h, w]` scaled to [-1, 1].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Images {
+    pub kind: ImageKind,
+    pub h: usize,
+    pub w: usize,
+    pub data: Vec<f32>,
+}
+
+impl Images {
+    pub fn count(&self) -> usize {
+        self.data.len() / (2 * self.h * self.w).max(1)
+    }
+
+    pub fn image(&self, i: usize) -> &[f32] {
+        let l = 2 * self.h * self.w;
+        &self.data[i * l..(i + 1) * l]
+    }
+}
+
+/// One frame of the live pattern view: the learned state (EMA of the denoised x0), the true
+/// Gray–Scott state from the same start, and each one's change over the last few frames.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PatternFrame {
+    pub h: usize,
+    pub w: usize,
+    pub learned: Vec<f32>,
+    pub truth: Vec<f32>,
+    pub learned_delta: Vec<f32>,
+    pub truth_delta: Vec<f32>,
+    /// SDE steps since the start.
+    pub steps: usize,
+}
+
+/// What the bounded frame channel carries: the newest picture of a running simulation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Frame {
+    Particles(ParticleFrame),
+    Pattern(PatternFrame),
+}
+
 #[derive(Debug, Clone)]
 pub enum Event {
     Started(Box<JobStarted>),
+    /// An image job began (Turing patterns); images of `size`².
+    PatternJob {
+        preset: String,
+        backend: String,
+        size: usize,
+    },
+    Images(Images),
+    PatternMetrics(Box<crate::train::turing::TuringMetrics>),
     Progress(ProgressInfo),
     /// Mean loss of one finished epoch.
     Loss {

@@ -4,13 +4,15 @@
 
 pub mod command;
 pub mod event;
+pub mod patterns;
 pub mod session;
 
 pub use command::Command;
-pub use event::{Event, ParticleFrame};
+pub use event::{Event, Frame, ParticleFrame};
 
 use crate::backend::Backend;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded, unbounded};
+use patterns::PatternSession;
 use session::Session;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -30,7 +32,7 @@ const SAMPLES_EVERY: Duration = Duration::from_millis(2500);
 pub struct Worker {
     commands: Sender<Command>,
     events: Receiver<Event>,
-    frames: Receiver<ParticleFrame>,
+    frames: Receiver<Frame>,
     cancel: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -91,8 +93,8 @@ impl Worker {
         self.events.try_iter().collect()
     }
 
-    /// The newest particle frame, if any arrived.
-    pub fn latest_frame(&self) -> Option<ParticleFrame> {
+    /// The newest simulation frame, if any arrived.
+    pub fn latest_frame(&self) -> Option<Frame> {
         self.frames.try_iter().last()
     }
 
@@ -113,10 +115,10 @@ impl Drop for Worker {
 struct Loop {
     commands: Receiver<Command>,
     events: Sender<Event>,
-    frames: Sender<ParticleFrame>,
+    frames: Sender<Frame>,
     waker: Waker,
     cancel: Arc<AtomicBool>,
-    session: Option<Session>,
+    session: Option<Job>,
     paused: bool,
     animate: bool,
     particles: usize,
@@ -125,6 +127,113 @@ struct Loop {
     last_field: Instant,
     last_samples: Instant,
     last_frame: Instant,
+}
+
+/// The running job: points (2-D, Lorenz) or images (Turing patterns).
+enum Job {
+    Points(Box<Session>),
+    Patterns(Box<PatternSession>),
+}
+
+impl Job {
+    fn is_training(&self) -> bool {
+        match self {
+            Job::Points(s) => s.is_training(),
+            Job::Patterns(s) => s.is_training(),
+        }
+    }
+
+    fn has_flow(&self) -> bool {
+        match self {
+            Job::Points(s) => s.has_flow(),
+            Job::Patterns(s) => s.has_flow(),
+        }
+    }
+
+    fn has_models(&self) -> bool {
+        match self {
+            Job::Points(s) => s.has_models(),
+            Job::Patterns(s) => s.has_models(),
+        }
+    }
+
+    fn stage_index(&self) -> usize {
+        match self {
+            Job::Points(s) => s.stage_index(),
+            Job::Patterns(s) => s.stage_index(),
+        }
+    }
+
+    fn progress(&self) -> Option<event::ProgressInfo> {
+        match self {
+            Job::Points(s) => s.progress(),
+            Job::Patterns(s) => s.progress(),
+        }
+    }
+
+    fn step(&mut self, out: &mut Vec<Event>) {
+        match self {
+            Job::Points(s) => s.step(out),
+            Job::Patterns(s) => s.step(out),
+        }
+    }
+
+    fn stop(&mut self, why: &str, out: &mut Vec<Event>) {
+        match self {
+            Job::Points(s) => s.stop(why, out),
+            Job::Patterns(s) => s.stop(why, out),
+        }
+    }
+
+    fn abandon(&mut self) {
+        match self {
+            Job::Points(s) => s.abandon(),
+            Job::Patterns(s) => s.abandon(),
+        }
+    }
+
+    fn set_lr(&mut self, score: f64, flow: f64) {
+        match self {
+            Job::Points(s) => s.set_lr(score, flow),
+            Job::Patterns(s) => s.set_lr(score),
+        }
+    }
+
+    fn refresh_views(&mut self, with_samples: bool, out: &mut Vec<Event>) {
+        match self {
+            Job::Points(s) => s.refresh_views(with_samples, out),
+            Job::Patterns(s) => s.refresh_views(with_samples, out),
+        }
+    }
+
+    fn animate(&mut self, count: usize, dt: f64) -> Option<Frame> {
+        match self {
+            Job::Points(s) => s.animate(count, dt).map(Frame::Particles),
+            Job::Patterns(s) => s.animate().map(Frame::Pattern),
+        }
+    }
+
+    fn save(&self, dir: &std::path::Path) -> Result<(), crate::train::checkpoint::RunDirError> {
+        match self {
+            Job::Points(s) => s.save(dir),
+            Job::Patterns(s) => s.save(dir),
+        }
+    }
+
+    fn inject_panic(&mut self) {
+        match self {
+            Job::Points(s) => s.inject_panic = true,
+            Job::Patterns(s) => s.inject_panic = true,
+        }
+    }
+}
+
+/// Where the app keeps simulated snapshots, so a preset is not simulated twice.
+fn pattern_cache(p: &crate::preset::Preset) -> std::path::PathBuf {
+    std::path::PathBuf::from("runs").join("cache").join(format!(
+        "{}-seed{}-{}px-{}.bin",
+        p.dataset.pattern, p.seed, p.dataset.size, p.dataset.n
+    ))
 }
 
 /// Let the window thread win the CPU: on a two-core laptop training would otherwise starve
@@ -237,7 +346,14 @@ impl Loop {
                     waker();
                 });
                 self.guarded(out, |lp, out| {
-                    let mut s = Session::new(*preset, backend, cancel, live, out);
+                    let mut s = if preset.dataset.kind.is_image() {
+                        let cache = Some(pattern_cache(&preset));
+                        Job::Patterns(Box::new(PatternSession::new(
+                            *preset, backend, cache, cancel, live, out,
+                        )))
+                    } else {
+                        Job::Points(Box::new(Session::new(*preset, backend, cancel, live, out)))
+                    };
                     if let Some((a, b)) = lp.lr {
                         s.set_lr(a, b);
                     }
@@ -270,6 +386,11 @@ impl Loop {
                 self.dt = dt;
             }
             Command::Animate(on) => self.animate = on,
+            Command::Steer { controls, restart } => {
+                if let Some(Job::Patterns(s)) = &mut self.session {
+                    s.steer(controls, restart, out);
+                }
+            }
             Command::Save(dir) => match &self.session {
                 Some(s) if s.has_models() => match s.save(&dir) {
                     Ok(()) => out.push(Event::Saved(dir)),
@@ -281,7 +402,7 @@ impl Loop {
             },
             Command::InjectPanic => {
                 if let Some(s) = &mut self.session {
-                    s.inject_panic = true;
+                    s.inject_panic();
                 }
             }
             Command::Shutdown => {}

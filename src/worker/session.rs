@@ -28,13 +28,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 /// Mini-batch epochs walked one batch at a time.
-struct Epochs {
+pub(super) struct Epochs {
     phase: Phase,
     epochs: usize,
     batch: usize,
     per_epoch: usize,
     order: Vec<usize>,
-    epoch: usize,
+    pub(super) epoch: usize,
     k: usize,
     sum: f64,
     count: usize,
@@ -42,7 +42,7 @@ struct Epochs {
 }
 
 impl Epochs {
-    fn new(phase: Phase, n: usize, batch: usize, epochs: usize) -> Self {
+    pub(super) fn new(phase: Phase, n: usize, batch: usize, epochs: usize) -> Self {
         Self {
             phase,
             epochs,
@@ -57,20 +57,20 @@ impl Epochs {
         }
     }
 
-    fn total(&self) -> usize {
+    pub(super) fn total(&self) -> usize {
         self.epochs * self.per_epoch
     }
 
-    fn done(&self) -> usize {
+    pub(super) fn done(&self) -> usize {
         self.epoch * self.per_epoch + self.k
     }
 
-    fn at_epoch_start(&self) -> bool {
+    pub(super) fn at_epoch_start(&self) -> bool {
         self.k == 0
     }
 
     /// The next batch's indices, or `None` when every epoch is done.
-    fn next_batch(&mut self, rng: &mut StdRng) -> Option<Vec<usize>> {
+    pub(super) fn next_batch(&mut self, rng: &mut StdRng) -> Option<Vec<usize>> {
         if self.epoch >= self.epochs || self.per_epoch == 0 {
             return None;
         }
@@ -83,7 +83,7 @@ impl Epochs {
     }
 
     /// Count one batch's loss; at the end of an epoch returns its mean loss.
-    fn record(&mut self, loss: f64) -> Option<LossPoint> {
+    pub(super) fn record(&mut self, loss: f64) -> Option<LossPoint> {
         self.sum += loss;
         self.count += 1;
         self.k += 1;
@@ -99,7 +99,7 @@ impl Epochs {
         Some(point)
     }
 
-    fn progress(&self) -> ProgressInfo {
+    pub(super) fn progress(&self) -> ProgressInfo {
         let (done, total) = (self.done(), self.total());
         let elapsed = self.started.elapsed().as_secs_f64();
         ProgressInfo {
@@ -171,9 +171,9 @@ pub struct Session {
 }
 
 /// Forwards metric progress to the UI and honours Stop during the long metrics step.
-struct MetricsObserver<'a> {
-    live: &'a dyn Fn(Event),
-    cancel: &'a AtomicBool,
+pub(super) struct MetricsObserver<'a> {
+    pub(super) live: &'a dyn Fn(Event),
+    pub(super) cancel: &'a AtomicBool,
 }
 
 impl Observer for MetricsObserver<'_> {
@@ -598,7 +598,7 @@ impl Session {
     }
 }
 
-fn record(epochs: &mut Epochs, loss: f64, losses: &mut Vec<LossPoint>, out: &mut Vec<Event>) {
+pub(super) fn record(epochs: &mut Epochs, loss: f64, losses: &mut Vec<LossPoint>, out: &mut Vec<Event>) {
     if let Some(p) = epochs.record(loss) {
         out.push(Event::Loss {
             phase: p.phase,

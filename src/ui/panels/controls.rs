@@ -69,7 +69,11 @@ impl EquiflowApp {
             egui::ComboBox::from_id_salt("preset")
                 .selected_text(self.state.preset_name.clone())
                 .show_ui(ui, |ui| {
-                    for (name, text) in preset::BUILTIN {
+                    // Image presets get their own views (issue 4); until then the CLI runs them.
+                    let points = preset::BUILTIN
+                        .iter()
+                        .filter(|(_, t)| !t.contains("kind = \"gray_scott\""));
+                    for (name, text) in points {
                         let about = text.lines().next().unwrap_or("").trim_start_matches("# ");
                         if ui
                             .selectable_label(self.state.preset_name == *name, *name)

@@ -1,0 +1,130 @@
+//! The image denoiser (METHOD §2): a small UNet with circular padding. Three resolutions
+//! (full, half, quarter) with `channels` [c1, c2, c3], two 3×3 convolutions per block, SiLU,
+//! skip connections by concatenation, and the diffusion time added per block through a
+//! learned projection of sinusoidal features. Its output is the raw prediction (eps, x0 or v);
+//! `method::image_diffusion` turns it into a score.
+
+use super::circular::{CircConv, down2, up2};
+use crate::preset::Prediction;
+use burn::module::Module;
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::activation::silu;
+use burn::tensor::{Device, Tensor, TensorData};
+
+/// Sinusoidal features of the time input: [t, sin(πkt), cos(πkt)] for k = 1..=4.
+pub const TIME_FEATURES: usize = 9;
+
+/// Two circular 3×3 convolutions with SiLU; the time projection is added after the first.
+#[derive(Module, Debug)]
+pub struct Block {
+    pub a: CircConv,
+    pub b: CircConv,
+    pub time: Linear,
+}
+
+impl Block {
+    fn new(c_in: usize, c_out: usize, device: &Device) -> Self {
+        Self {
+            a: CircConv::new(c_in, c_out, 3, device),
+            b: CircConv::new(c_out, c_out, 3, device),
+            time: LinearConfig::new(TIME_FEATURES, c_out).init(device),
+        }
+    }
+
+    fn forward(&self, x: Tensor<4>, t: Tensor<2>) -> Tensor<4> {
+        let [b, c] = [x.dims()[0], self.time.weight.dims()[1]];
+        let t = self.time.forward(t).reshape([b, c, 1, 1]);
+        let h = silu(self.a.forward(x) + t);
+        silu(self.b.forward(h))
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct ScoreUnet {
+    pub enc1: Block,
+    pub enc2: Block,
+    pub mid: Block,
+    pub dec2: Block,
+    pub dec1: Block,
+    pub out: CircConv,
+    pub prediction: u8,
+}
+
+impl ScoreUnet {
+    pub fn new(channels: usize, widths: &[usize], prediction: Prediction, device: &Device) -> Self {
+        let [c1, c2, c3] = [widths[0], widths[1], widths[2]];
+        Self {
+            enc1: Block::new(channels, c1, device),
+            enc2: Block::new(c1, c2, device),
+            mid: Block::new(c2, c3, device),
+            dec2: Block::new(c3 + c2, c2, device),
+            dec1: Block::new(c2 + c1, c1, device),
+            out: CircConv::new(c1, channels, 1, device),
+            prediction: match prediction {
+                Prediction::Eps => 0,
+                Prediction::X0 => 1,
+                Prediction::V => 2,
+            },
+        }
+    }
+
+    pub fn prediction(&self) -> Prediction {
+        match self.prediction {
+            0 => Prediction::Eps,
+            1 => Prediction::X0,
+            _ => Prediction::V,
+        }
+    }
+
+    pub fn channels(&self) -> usize {
+        self.out.conv.weight.dims()[0]
+    }
+
+    pub fn device(&self) -> Device {
+        self.out.conv.weight.device()
+    }
+
+    /// The raw prediction for images `x` `[B, C, H, W]` (H, W multiples of 4) at time
+    /// inputs `t_in` (one per image, in [-1, 1]).
+    pub fn forward(&self, x: Tensor<4>, t_in: &[f32]) -> Tensor<4> {
+        let t = time_features(t_in, &x.device());
+        let e1 = self.enc1.forward(x, t.clone());
+        let e2 = self.enc2.forward(down2(e1.clone()), t.clone());
+        let m = self.mid.forward(down2(e2.clone()), t.clone());
+        let d2 = self.dec2.forward(Tensor::cat(vec![up2(m), e2], 1), t.clone());
+        let d1 = self.dec1.forward(Tensor::cat(vec![up2(d2), e1], 1), t);
+        self.out.forward(d1)
+    }
+}
+
+fn time_features(t_in: &[f32], device: &Device) -> Tensor<2> {
+    let mut f = Vec::with_capacity(t_in.len() * TIME_FEATURES);
+    for &t in t_in {
+        f.push(t);
+        for k in 1..=4 {
+            let a = std::f32::consts::PI * k as f32 * t;
+            f.push(a.sin());
+            f.push(a.cos());
+        }
+    }
+    Tensor::from_data(TensorData::new(f, [t_in.len(), TIME_FEATURES]), device)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Distribution;
+
+    #[test]
+    fn keeps_the_image_shape_and_depends_on_time() {
+        let device = Device::flex();
+        let net = ScoreUnet::new(2, &[4, 6, 8], Prediction::V, &device);
+        let x = Tensor::<4>::random([3, 2, 8, 12], Distribution::Default, &device);
+        let a = net.forward(x.clone(), &[0.0, 0.0, 0.0]);
+        assert_eq!(a.dims(), [3, 2, 8, 12]);
+        let b = net.forward(x, &[0.5, 0.5, 0.5]);
+        let diff = crate::tensor_util::scalar((a - b).abs().max());
+        assert!(diff > 1e-4, "the time input changes nothing: {diff}");
+        assert_eq!(net.prediction(), Prediction::V);
+    }
+}

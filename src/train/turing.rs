@@ -1,0 +1,354 @@
+//! The image pipeline for Turing patterns: Gray–Scott snapshots → UNet score model →
+//! training-free skew flow → agreement with the true dynamics. Progress and cancel as in
+//! `job`; the same `Observer`.
+
+use super::job::{
+    LossPoint, Lr, NonFiniteLoss, Observer, Phase, Progress, Stop, batches_per_epoch, run_epochs,
+};
+use crate::backend::Backend;
+use crate::data::gray_scott::Params;
+use crate::data::turing::{self, DataError, ImageSet};
+use crate::method::diffusion::Schedule;
+use crate::method::image_diffusion::{self, denoised};
+use crate::method::skew::ImageKernel;
+use crate::metrics::gs_alignment::{self, Protocol};
+use crate::nn::score_unet::ScoreUnet;
+use crate::preset::{Preset, ScoreSettings};
+use crate::sim::sde::Sde;
+use crate::tensor_util::{scalar, to_vec};
+use burn::module::Module;
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::tensor::{Device, Tensor, TensorData};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::time::Instant;
+
+/// Held-out patterns come from their own seed stream, never from the training set.
+const HELD_OUT: u64 = 0x4E1D_0007;
+
+/// The UNet with its optimiser: one denoising step at a time (CLI and app worker alike).
+pub struct ImageScoreTrainer {
+    model: ScoreUnet,
+    last_good: ScoreUnet,
+    optim: ModuleOptimizer,
+    lr: Lr,
+}
+
+impl ImageScoreTrainer {
+    pub fn new(channels: usize, s: &ScoreSettings, total_steps: usize, device: &Device) -> Self {
+        let model = ScoreUnet::new(channels, &s.channels, s.prediction, device)
+            .fork(&device.clone().autodiff())
+            .train();
+        Self {
+            last_good: model.clone(),
+            model,
+            optim: AdamWConfig::new()
+                .with_weight_decay(s.weight_decay as f32)
+                .init(),
+            lr: Lr::new(s.lr, s.lr_schedule, total_steps),
+        }
+    }
+
+    /// One step on clean images `x0` `[b, c, h, w]` (host values).
+    pub fn step(
+        &mut self,
+        x0: Vec<f32>,
+        shape: [usize; 4],
+        sched: &Schedule,
+        rng: &mut StdRng,
+    ) -> Result<f64, NonFiniteLoss> {
+        let x0 = Tensor::<4>::from_data(TensorData::new(x0, shape), &self.model.device());
+        let loss = image_diffusion::dsm_loss(&self.model, x0, sched, rng);
+        let value = scalar(loss.clone());
+        if !value.is_finite() {
+            return Err(NonFiniteLoss);
+        }
+        self.last_good = self.model.clone();
+        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        self.model = self.optim.step(self.lr.next(), self.model.clone(), grads);
+        Ok(value)
+    }
+
+    pub fn set_lr(&mut self, lr: f64) {
+        self.lr.base = lr;
+    }
+
+    pub fn model(&self) -> ScoreUnet {
+        self.model.valid()
+    }
+
+    pub fn last_good(&self) -> ScoreUnet {
+        self.last_good.valid()
+    }
+}
+
+/// What an image job produced.
+pub struct TuringTrained {
+    pub data: ImageSet,
+    pub score: ScoreUnet,
+    /// Reverse-diffusion samples `[n, 2, H, W]` (empty when stopped early).
+    pub samples: Vec<f32>,
+    pub losses: Vec<LossPoint>,
+    pub seconds_data: f64,
+    pub seconds_score: f64,
+    pub alive_fraction: f64,
+    /// The simulator's speed while generating (0 when the data came from the cache).
+    pub gs_cell_updates_per_s: f64,
+    pub stopped: Option<Stop>,
+}
+
+/// Simulate (or read from `cache`) the snapshots, reporting them as the data phase.
+pub fn dataset(
+    preset: &Preset,
+    cache: Option<&Path>,
+    obs: &mut dyn Observer,
+) -> Result<turing::Generated, DataError> {
+    let mut progress = |done: usize, total: usize| {
+        obs.progress(&Progress {
+            phase: Phase::Data,
+            done,
+            total,
+            loss: None,
+        });
+        !obs.cancelled()
+    };
+    let (d, n, seed) = (&preset.dataset, preset.dataset.n, preset.seed);
+    match cache {
+        Some(path) => turing::load_or_generate(d, n, seed, path, &mut progress),
+        None => Ok(turing::generate(d, n, seed, &mut progress)),
+    }
+}
+
+/// Held-out start patterns for the metrics (never in the training set).
+pub fn held_out(preset: &Preset, n: usize) -> ImageSet {
+    turing::generate(&preset.dataset, n, preset.seed ^ HELD_OUT, &mut |_, _| true)
+        .set
+        .expect("generation without a cancel hook completes")
+}
+
+/// Data, then the score model, then samples. `Err` only for an unwritable cache; a cancel
+/// during data generation gives `Ok(None)`.
+pub fn train(
+    preset: &Preset,
+    backend: &Backend,
+    cache: Option<&Path>,
+    obs: &mut dyn Observer,
+) -> Result<Option<TuringTrained>, DataError> {
+    let device = &backend.device;
+    device.seed(preset.seed);
+    let t0 = Instant::now();
+    let generated = dataset(preset, cache, obs)?;
+    let Some(data) = generated.set else {
+        return Ok(None);
+    };
+    data.check_alive(&preset.dataset)?;
+    let seconds_data = t0.elapsed().as_secs_f64();
+    let s = &preset.score;
+    let sched = Schedule::from_settings(s);
+    let mut rng = StdRng::seed_from_u64(preset.seed);
+    let mut losses = Vec::new();
+    let total = s.epochs * batches_per_epoch(data.n, s.batch);
+    let mut trainer = ImageScoreTrainer::new(data.channels, s, total, device);
+    let mut order: Vec<usize> = (0..data.n).collect();
+    let t1 = Instant::now();
+    let shape = |b: usize| [b, data.channels, data.h, data.w];
+    let stopped = run_epochs(
+        Phase::Score,
+        s.epochs,
+        &mut order,
+        s.batch,
+        &mut trainer,
+        |_| {},
+        |t, idx, rng| t.step(data.gather(idx), shape(idx.len()), &sched, rng),
+        &mut rng,
+        &mut losses,
+        obs,
+    );
+    let seconds_score = t1.elapsed().as_secs_f64();
+    let score = match stopped {
+        Some(Stop::NonFinite { .. }) => trainer.last_good(),
+        _ => trainer.model(),
+    };
+    let samples = if stopped.is_none() && s.samples > 0 {
+        obs.progress(&Progress {
+            phase: Phase::Samples,
+            done: 0,
+            total: 1,
+            loss: None,
+        });
+        let n = s.samples.min(16);
+        to_vec(image_diffusion::sample(&score, n, data.h, data.w, &sched))
+    } else {
+        Vec::new()
+    };
+    Ok(Some(TuringTrained {
+        alive_fraction: data.alive_fraction(),
+        data,
+        score,
+        samples,
+        losses,
+        seconds_data,
+        seconds_score,
+        gs_cell_updates_per_s: generated.cell_updates_per_s,
+        stopped,
+    }))
+}
+
+/// `metrics.json` of an image run. Field names are a public contract.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TuringMetrics {
+    pub backend: String,
+    pub pattern: String,
+    pub seconds_data: f64,
+    pub seconds_score: f64,
+    pub seconds_metrics: f64,
+    pub score_loss_final: f64,
+    /// Share of training snapshots that hold a living pattern (dead ones are retried).
+    pub dataset_alive_fraction: f64,
+    /// Held-out patterns noised to tau: mean squared error of the denoised image, and of
+    /// the identity (the noised image rescaled), per pixel.
+    pub denoise_mse: f64,
+    pub denoise_mse_identity: f64,
+    /// |cos| of the learned displacement to the true one (see `metrics::gs_alignment`).
+    pub cos_truth_training_free: f64,
+    pub cos_truth_random_kernel: f64,
+    /// The Gray–Scott stencil's speed: cell updates per second on this machine (256²).
+    pub gs_cell_updates_per_s: f64,
+}
+
+/// The agreement metrics and the denoising check of a trained score model.
+pub fn evaluate(
+    preset: &Preset,
+    score: &ScoreUnet,
+    backend: &Backend,
+    obs: &mut dyn Observer,
+) -> Option<TuringMetrics> {
+    let t0 = Instant::now();
+    let e = &preset.eval;
+    let sched = Schedule::from_settings(&preset.score);
+    let tau = preset.score.tau_step;
+    let params = Params::from_settings(&preset.dataset).expect("validated pattern");
+    let starts = held_out(preset, e.cos_starts);
+    let device = score.device();
+    device.seed(preset.seed ^ HELD_OUT);
+    let x0 = Tensor::<4>::from_data(
+        TensorData::new(
+            starts.data.clone(),
+            [starts.n, starts.channels, starts.h, starts.w],
+        ),
+        &device,
+    );
+    let xt = crate::method::diffusion::noised(x0.clone(), &sched, tau);
+    let s = image_diffusion::score(score, xt.clone(), &sched, tau);
+    let mse = |a: Tensor<4>| scalar((a - x0.clone()).square().mean());
+    let denoise_mse = mse(denoised(xt.clone(), s, &sched, tau));
+    let denoise_mse_identity = mse(xt.div_scalar(sched.alpha_bar[tau].sqrt()));
+
+    let truth = gs_alignment::true_displacement(&starts, &params, e.cos_gs_steps);
+    let protocol = Protocol {
+        sde: Sde {
+            eta: preset.sde.eta,
+            dt: preset.sde.dt,
+        },
+        ema: preset.sde.ema,
+        sde_steps: e.cos_sde_steps,
+        gs_steps: e.cos_gs_steps,
+        tau,
+    };
+    let kernels = [
+        ImageKernel::from_settings(&preset.sde, starts.channels),
+        ImageKernel::random_mix(starts.channels, preset.sde.kernel_seed),
+    ];
+    let mut cos = Vec::new();
+    for (i, k) in kernels.iter().enumerate() {
+        obs.progress(&Progress {
+            phase: Phase::Metrics,
+            done: i,
+            total: kernels.len(),
+            loss: None,
+        });
+        let v = |s: Tensor<4>| k.apply(s);
+        let learned = gs_alignment::learned_displacement(
+            score,
+            &sched,
+            &starts,
+            &v,
+            &protocol,
+            &|| obs.cancelled(),
+        )?;
+        cos.push(gs_alignment::mean_abs_cos(&learned, &truth, starts.n));
+    }
+    obs.progress(&Progress {
+        phase: Phase::Metrics,
+        done: kernels.len(),
+        total: kernels.len(),
+        loss: None,
+    });
+    let stencil = crate::bench::gray_scott(256, 50);
+    Some(TuringMetrics {
+        backend: backend.description.clone(),
+        pattern: preset.dataset.pattern.clone(),
+        seconds_metrics: t0.elapsed().as_secs_f64(),
+        denoise_mse,
+        denoise_mse_identity,
+        cos_truth_training_free: cos[0],
+        cos_truth_random_kernel: cos[1],
+        gs_cell_updates_per_s: stencil.mcups * 1e6,
+        ..Default::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::job::Silent;
+
+    /// A preset small enough for a unit test: 24² maze (on so small a grid waves die out),
+    /// a UNet of 4/8/8 channels.
+    fn tiny(epochs: usize) -> Preset {
+        let sets: Vec<String> = [
+            "dataset.n=128",
+            "dataset.size=24",
+            "dataset.sim_steps=1500",
+            "dataset.pattern=maze",
+            "score.channels=[4, 8, 8]",
+            "score.batch=16",
+            "score.samples=2",
+            "eval.cos_starts=2",
+            "eval.cos_sde_steps=20",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([format!("score.epochs={epochs}")])
+        .collect();
+        Preset::load("gs-waves", true, &sets).unwrap()
+    }
+
+    #[test]
+    fn the_score_loss_falls_and_denoising_beats_the_identity_on_held_out_patterns() {
+        let preset = tiny(40);
+        let backend = Backend::cpu();
+        let t = train(&preset, &backend, None, &mut Silent)
+            .unwrap()
+            .unwrap();
+        assert!(t.stopped.is_none());
+        let first = t.losses.first().unwrap().loss;
+        let last = t.losses.last().unwrap().loss;
+        assert!(last < 0.7 * first, "loss {first} → {last}");
+        assert_eq!(t.samples.len(), 2 * 2 * 24 * 24);
+        assert!(t.samples.iter().all(|x| x.is_finite()));
+        let m = evaluate(&preset, &t.score, &backend, &mut Silent).unwrap();
+        assert!(
+            m.denoise_mse < 0.8 * m.denoise_mse_identity,
+            "denoised {} vs identity {}",
+            m.denoise_mse,
+            m.denoise_mse_identity
+        );
+        for c in [m.cos_truth_training_free, m.cos_truth_random_kernel] {
+            assert!((0.0..=1.0).contains(&c), "{c}");
+        }
+        assert!(m.gs_cell_updates_per_s > 1e6);
+    }
+}
