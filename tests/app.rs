@@ -273,3 +273,68 @@ fn the_lorenz_view_shows_learned_trajectories_in_3d() {
     h.step();
     assert_ne!(h.state().state.camera.yaw, yaw);
 }
+
+/// A Turing job on the CPU in seconds: 24² maze snapshots and a UNet of 4/8/16 channels.
+fn tiny_pattern() -> Preset {
+    let sets: Vec<String> = [
+        "dataset.n=64",
+        "dataset.size=24",
+        "dataset.sim_steps=1500",
+        "dataset.pattern=maze",
+        "score.channels=[4, 8, 16]",
+        "score.epochs=3",
+        "score.batch=16",
+        "score.samples=2",
+        "eval.cos_starts=1",
+        "eval.cos_sde_steps=5",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    Preset::from_toml_str("gs-maze", &builtin_source("gs-maze").unwrap(), true, &sets).unwrap()
+}
+
+#[test]
+fn a_turing_preset_trains_and_its_pattern_plays_beside_the_truth() {
+    let mut h = harness();
+    h.step();
+    h.state_mut().choose_preset("gs-maze");
+    let preset = tiny_pattern();
+    h.state_mut().set_settings(preset);
+    h.step();
+    // Image jobs show their own views, and the F–k map and live controls.
+    assert!(h.query_by_label("Patterns").is_some());
+    assert!(h.query_by_label("Lorenz 3-D").is_none());
+    assert!(h.query_by_label("Restart from noise").is_some());
+    click(&mut h, "Train");
+    step_until(&mut h, "the job to finish", |a| {
+        matches!(a.results.state, JobState::Finished | JobState::Failed)
+    });
+    let app = h.state();
+    assert_eq!(app.results.state, JobState::Finished, "{:?}", app.message);
+    assert_eq!(app.results.data_images.as_ref().unwrap().count(), 8);
+    assert_eq!(app.results.sample_images.as_ref().unwrap().count(), 2);
+    assert_eq!(app.results.score_losses.len(), 3);
+    let m = app.results.pattern_metrics.as_ref().unwrap();
+    assert!((0.0..=1.0).contains(&m.cos_truth_training_free));
+
+    // The learned pattern plays beside the truth while the Patterns view is open.
+    click(&mut h, "Patterns");
+    assert_eq!(h.state().state.tab, Tab::Pattern);
+    step_until(&mut h, "pattern frames", |a| {
+        a.results.pattern_frame.as_ref().is_some_and(|f| f.steps > 20)
+    });
+    let f = h.state().results.pattern_frame.clone().unwrap();
+    assert_eq!(f.learned.len(), 2 * 24 * 24);
+    assert_ne!(f.truth, f.learned);
+    // Restarting from noise starts the step count again.
+    click(&mut h, "Restart from noise");
+    step_until(&mut h, "a restarted simulation", |a| {
+        a.results.pattern_frame.as_ref().is_some_and(|f| f.steps < 20)
+    });
+    for tab in Tab::IMAGES {
+        click(&mut h, tab.label());
+        assert_eq!(h.state().state.tab, tab);
+    }
+    assert!(h.query_by_label("|cos| training-free vs truth").is_some());
+}

@@ -91,8 +91,10 @@ pub struct Generator {
 }
 
 /// Attempts at a living pattern per sample: in some regimes (and on small grids) the seed
-/// discs can die out, leaving a blank image that teaches the model nothing.
-const ATTEMPTS: usize = 4;
+/// discs can die out, leaving a blank image that teaches the model nothing. A dead attempt
+/// is noticed within `CHECK_EVERY` steps, so retries cost little.
+const ATTEMPTS: usize = 16;
+const CHECK_EVERY: usize = 250;
 
 /// A pattern is alive while some cell still holds v above this.
 pub fn is_alive(g: &Grid) -> bool {
@@ -144,22 +146,27 @@ impl Generator {
             .into_par_iter()
             .map(|i| {
                 let mut rng = StdRng::seed_from_u64(base.wrapping_add(i as u64 * 0x9E37_79B9));
-                let mut tries = 0;
+                let (mut tries, mut run) = (0, 0);
                 loop {
                     let mut g = Grid::rest(size, size);
                     g.seed_random(discs, &mut rng);
-                    gray_scott::run_serial(&params, &mut g, steps);
+                    let mut left = steps;
+                    while left > 0 && is_alive(&g) {
+                        let n = left.min(CHECK_EVERY);
+                        gray_scott::run_serial(&params, &mut g, n);
+                        (left, run) = (left - n, run + n);
+                    }
                     tries += 1;
                     if is_alive(&g) || tries == ATTEMPTS {
                         let alive = is_alive(&g);
-                        return (g, tries, alive);
+                        return (g, run, alive);
                     }
                 }
             })
             .collect();
-        for (g, tries, alive) in results {
+        for (g, run, alive) in results {
             self.data.extend(g.to_scaled());
-            self.steps_run += tries * steps;
+            self.steps_run += run;
             self.dead += usize::from(!alive);
         }
         self.seconds += t0.elapsed().as_secs_f64();

@@ -2,8 +2,9 @@
 
 use super::results::{JobState, Message, Results};
 use super::state::{AppState, Tab, ThemeChoice, builtin_source};
-use super::views::{field2d, help, lorenz3d, plots};
+use super::views::{field2d, help, lorenz3d, pattern, plots};
 use crate::preset::Preset;
+use crate::worker::command::{Restart, SimControls};
 use crate::worker::{Command, Frame, Worker};
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use egui::{Key, KeyboardShortcut, Modifiers, Ui};
@@ -50,6 +51,8 @@ pub struct EquiflowApp {
     files: (Sender<FileChoice>, Receiver<FileChoice>),
     sent_animate: Option<bool>,
     sent_particles: Option<(usize, f64)>,
+    sent_sim: Option<SimControls>,
+    textures: pattern::Textures,
     applied_theme: Option<ThemeChoice>,
     fonts_installed: bool,
 }
@@ -80,6 +83,8 @@ impl EquiflowApp {
             files: unbounded(),
             sent_animate: None,
             sent_particles: None,
+            sent_sim: None,
+            textures: pattern::Textures::default(),
             applied_theme: None,
             fonts_installed: false,
         }
@@ -95,6 +100,21 @@ impl EquiflowApp {
     }
 
     // ---- actions (buttons, shortcuts and tests all go through these) ----
+
+    /// The settings describe an image job (Turing patterns) rather than points.
+    pub fn is_image(&self) -> bool {
+        self.settings.dataset.kind.is_image()
+    }
+
+    /// Start the live pattern simulation again, from a data pattern or from noise.
+    pub fn restart_sim(&mut self, from: Restart) {
+        self.state.sim.restart = from;
+        self.worker.send(Command::Steer {
+            controls: self.state.sim,
+            restart: true,
+        });
+        self.sent_sim = Some(self.state.sim);
+    }
 
     pub fn start(&mut self) {
         if let Err(e) = self.settings.validate() {
@@ -136,6 +156,7 @@ impl EquiflowApp {
 
     pub fn set_settings(&mut self, p: Preset) {
         self.state.settings_toml = p.to_toml();
+        self.state.sim = SimControls::from_preset(&p);
         self.settings = p;
     }
 
@@ -297,6 +318,13 @@ impl EquiflowApp {
             self.worker.send(Command::Animate(animate));
             self.sent_animate = Some(animate);
         }
+        if self.sent_sim != Some(self.state.sim) {
+            self.worker.send(Command::Steer {
+                controls: self.state.sim,
+                restart: false,
+            });
+            self.sent_sim = Some(self.state.sim);
+        }
         let particles = (self.particle_count(), self.state.sim_dt);
         if self.sent_particles != Some(particles) {
             self.worker.send(Command::SetParticles {
@@ -391,7 +419,8 @@ impl EquiflowApp {
                 egui::Color32::WHITE,
             );
         }
-        let animating = self.state.tab.animates() && self.results.particles.is_some();
+        let animating = self.state.tab.animates()
+            && (self.results.particles.is_some() || self.results.pattern_frame.is_some());
         if self.results.is_running() || animating {
             ui.ctx().request_repaint();
         }
@@ -401,7 +430,15 @@ impl EquiflowApp {
         ui.horizontal(|ui| {
             ui.heading("equiflow");
             ui.separator();
-            for tab in Tab::ALL {
+            let tabs = Tab::for_images(self.is_image());
+            if !tabs.contains(&self.state.tab) {
+                self.state.tab = if self.is_image() {
+                    Tab::Pattern
+                } else {
+                    Tab::Flow
+                };
+            }
+            for &tab in tabs {
                 ui.selectable_value(&mut self.state.tab, tab, tab.label());
             }
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
@@ -450,7 +487,17 @@ impl EquiflowApp {
             .id_salt(("help", tab as u8))
             .show(ui, |ui| ui.label(help::text(tab)));
         ui.add_space(4.0);
+        if self.is_image() {
+            match tab {
+                Tab::Data => pattern::images_view(ui, &self.results, &mut self.textures),
+                Tab::Loss => plots::loss_view(ui, &self.results),
+                Tab::Metrics => pattern::metrics_view(ui, &self.results),
+                _ => pattern::pattern_view(ui, &self.results, &mut self.textures),
+            }
+            return;
+        }
         match tab {
+            Tab::Pattern => pattern::pattern_view(ui, &self.results, &mut self.textures),
             Tab::Data => field2d::data_view(ui, &self.results),
             Tab::Score => field2d::score_view(ui, &self.results),
             Tab::Flow => {

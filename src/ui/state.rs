@@ -4,6 +4,7 @@
 use super::camera::OrbitCamera;
 use crate::backend::BackendChoice;
 use crate::preset::{self, Preset};
+use crate::worker::command::SimControls;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -15,6 +16,8 @@ pub enum Tab {
     Loss,
     Metrics,
     Lorenz3d,
+    /// Image jobs: the learned pattern dynamics beside the true ones.
+    Pattern,
 }
 
 impl Tab {
@@ -27,6 +30,14 @@ impl Tab {
         Tab::Lorenz3d,
     ];
 
+    /// The views of an image job (Turing patterns).
+    pub const IMAGES: [Tab; 4] = [Tab::Data, Tab::Pattern, Tab::Loss, Tab::Metrics];
+
+    /// The views that make sense for point jobs or for image jobs.
+    pub fn for_images(images: bool) -> &'static [Tab] {
+        if images { &Self::IMAGES } else { &Self::ALL }
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             Tab::Data => "Data",
@@ -35,12 +46,13 @@ impl Tab {
             Tab::Loss => "Loss",
             Tab::Metrics => "Metrics",
             Tab::Lorenz3d => "Lorenz 3-D",
+            Tab::Pattern => "Patterns",
         }
     }
 
     /// Views that show moving particles (the worker animates only while one is open).
     pub fn animates(self) -> bool {
-        matches!(self, Tab::Flow | Tab::Lorenz3d)
+        matches!(self, Tab::Flow | Tab::Lorenz3d | Tab::Pattern)
     }
 }
 
@@ -72,6 +84,8 @@ pub struct AppState {
     pub sim_dt: f64,
     pub show_streamlines: bool,
     pub camera: OrbitCamera,
+    /// How the learned pattern dynamics play (image jobs).
+    pub sim: SimControls,
 }
 
 pub const DEFAULT_PRESET: &str = "ring";
@@ -94,6 +108,7 @@ impl Default for AppState {
             sim_dt: 0.02,
             show_streamlines: true,
             camera: OrbitCamera::default(),
+            sim: SimControls::default(),
         }
     }
 }

@@ -13,7 +13,7 @@ fn eta(seconds: f64) -> String {
 }
 
 /// A labelled number in a two-column grid; returns whether it changed.
-fn number<T: egui::emath::Numeric>(
+pub(super) fn number<T: egui::emath::Numeric>(
     ui: &mut Ui,
     label: &str,
     value: &mut T,
@@ -33,7 +33,7 @@ fn number<T: egui::emath::Numeric>(
     changed
 }
 
-fn rate(ui: &mut Ui, label: &str, value: &mut f64, tip: &str) -> bool {
+pub(super) fn rate(ui: &mut Ui, label: &str, value: &mut f64, tip: &str) -> bool {
     ui.label(label).on_hover_text(tip);
     let changed = ui
         .add(
@@ -55,9 +55,15 @@ impl EquiflowApp {
         self.progress(ui);
         self.messages(ui);
         ui.separator();
-        self.settings_editor(ui);
-        ui.separator();
-        self.view_controls(ui);
+        if self.is_image() {
+            self.pattern_settings(ui);
+            ui.separator();
+            self.sim_controls(ui);
+        } else {
+            self.settings_editor(ui);
+            ui.separator();
+            self.view_controls(ui);
+        }
     }
 
     fn preset_picker(&mut self, ui: &mut Ui) {
@@ -69,11 +75,7 @@ impl EquiflowApp {
             egui::ComboBox::from_id_salt("preset")
                 .selected_text(self.state.preset_name.clone())
                 .show_ui(ui, |ui| {
-                    // Image presets get their own views (issue 4); until then the CLI runs them.
-                    let points = preset::BUILTIN
-                        .iter()
-                        .filter(|(_, t)| !t.contains("kind = \"gray_scott\""));
-                    for (name, text) in points {
+                    for (name, text) in preset::BUILTIN {
                         let about = text.lines().next().unwrap_or("").trim_start_matches("# ");
                         if ui
                             .selectable_label(self.state.preset_name == *name, *name)

@@ -1,3 +1,4 @@
 //! The panels around the views.
 
 pub mod controls;
+pub mod pattern_controls;

@@ -3,5 +3,6 @@
 pub mod field2d;
 pub mod help;
 pub mod lorenz3d;
+pub mod pattern;
 pub mod plane;
 pub mod plots;

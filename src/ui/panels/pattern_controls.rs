@@ -1,0 +1,174 @@
+//! The left panel for image jobs: the Gray–Scott system (with an F–k map to click), the
+//! score model, and the live controls of the pattern dynamics.
+
+use super::controls::{number, rate};
+use crate::data::gray_scott::{PRESETS, Params};
+use crate::ui::app::EquiflowApp;
+use crate::worker::command::Restart;
+use egui::{Slider, Ui};
+use egui_plot::{HoverPosition, MarkerShape, Plot, PlotPoints, Points};
+
+impl EquiflowApp {
+    pub(crate) fn pattern_settings(&mut self, ui: &mut Ui) {
+        let mut changed = false;
+        let mut lr_changed = false;
+        let s = &mut self.settings;
+        egui::CollapsingHeader::new("Gray–Scott system")
+            .default_open(true)
+            .show(ui, |ui| {
+                let label = ui.label("pattern");
+                egui::ComboBox::from_id_salt("gs-pattern")
+                    .selected_text(s.dataset.pattern.clone())
+                    .show_ui(ui, |ui| {
+                        for (name, p) in PRESETS {
+                            let tip = format!("F {} · k {}", p.f, p.k);
+                            if ui
+                                .selectable_label(s.dataset.pattern == name, name)
+                                .on_hover_text(tip)
+                                .clicked()
+                            {
+                                s.dataset.pattern = name.to_string();
+                                (s.dataset.f, s.dataset.k) = (0.0, 0.0);
+                                changed = true;
+                            }
+                        }
+                    })
+                    .response
+                    .labelled_by(label.id)
+                    .on_hover_text("A named regime of the Gray–Scott system (sets F and k)");
+                changed |= fk_map(ui, &mut s.dataset);
+                egui::Grid::new("gs").num_columns(2).show(ui, |ui| {
+                    changed |= number(ui, "size (px)", &mut s.dataset.size, 8..=512, "Side of each snapshot; a multiple of 4");
+                    changed |= number(ui, "snapshots", &mut s.dataset.n, 16..=100_000, "How many patterns to simulate");
+                    changed |= number(ui, "steps", &mut s.dataset.sim_steps, 1..=100_000, "Gray–Scott steps from the seed discs to the snapshot");
+                    changed |= number(ui, "seed", &mut s.seed, 0..=u64::MAX, "Seeds the patterns, the weights and the noise");
+                });
+            });
+        egui::CollapsingHeader::new("Score model (UNet)")
+            .default_open(true)
+            .show(ui, |ui| {
+                egui::Grid::new("unet").num_columns(2).show(ui, |ui| {
+                    let c = &mut s.score.channels;
+                    if c.len() == 3 {
+                        changed |= number(ui, "channels", &mut c[0], 1..=256, "Channels at full resolution (then ×2, ×4 below)");
+                        (c[1], c[2]) = (2 * c[0], 4 * c[0]);
+                    }
+                    changed |= number(ui, "epochs", &mut s.score.epochs, 1..=100_000, "Passes over the snapshots");
+                    changed |= number(ui, "batch", &mut s.score.batch, 2..=4096, "Images per training step");
+                    lr_changed |= rate(ui, "learning rate", &mut s.score.lr, "AdamW step size; changes apply live");
+                });
+            });
+        if changed || lr_changed {
+            self.state.settings_toml = self.settings.to_toml();
+        }
+        if lr_changed {
+            self.send_live_lr();
+        }
+    }
+
+    pub(crate) fn sim_controls(&mut self, ui: &mut Ui) {
+        ui.label("Pattern dynamics (live)");
+        let c = &mut self.state.sim;
+        ui.horizontal(|ui| {
+            let mut flip = c.sign < 0.0;
+            if ui
+                .checkbox(&mut flip, "reverse (sign −1)")
+                .on_hover_text("Flip the skew kernel: the same equilibrium, run the other way")
+                .changed()
+            {
+                c.sign = if flip { -1.0 } else { 1.0 };
+            }
+        });
+        ui.add(Slider::new(&mut c.eta, 0.0..=1.0).text("η (noise)"))
+            .on_hover_text("Langevin strength: pulls the state back onto the patterns, adds noise");
+        ui.add(
+            Slider::new(&mut c.dt, 0.001..=0.1)
+                .logarithmic(true)
+                .text("dt"),
+        )
+        .on_hover_text("SDE time step");
+        ui.add(Slider::new(&mut c.speed, 1..=32).text("steps / frame"))
+            .on_hover_text("Play speed: SDE steps per drawn frame");
+        ui.horizontal(|ui| {
+            if ui
+                .button("Restart from data")
+                .on_hover_text("Start both dynamics again from the next snapshot")
+                .clicked()
+            {
+                self.restart_sim(Restart::Sample);
+            }
+            if ui
+                .button("Restart from noise")
+                .on_hover_text("Start from uniform noise: watch a pattern emerge")
+                .clicked()
+            {
+                self.restart_sim(Restart::Noise);
+            }
+        });
+    }
+}
+
+/// The F–k plane with the named regimes; a click picks the nearest one, or sets F and k
+/// freely when no regime is near. Returns whether the settings changed.
+fn fk_map(ui: &mut Ui, d: &mut crate::preset::DatasetSettings) -> bool {
+    let current = Params::from_settings(d);
+    let named: PlotPoints = PRESETS
+        .iter()
+        .map(|(_, p)| [p.k as f64, p.f as f64])
+        .collect();
+    let mut clicked = None;
+    Plot::new("fk-map")
+        .height(150.0)
+        .x_axis_label("k (kill)")
+        .y_axis_label("F (feed)")
+        .allow_drag(false)
+        .allow_zoom(false)
+        .allow_scroll(false)
+        .label_formatter(|h| {
+            let p = match h {
+                HoverPosition::NearDataPoint { position, .. } => position,
+                HoverPosition::Elsewhere { position } => position,
+            };
+            let near = nearest(p.x, p.y);
+            Some(format!("{near}\nF {:.3} · k {:.3}", p.y, p.x))
+        })
+        .show(ui, |plot| {
+            plot.points(Points::new("regimes", named).radius(3.0));
+            if let Some(p) = current {
+                plot.points(
+                    Points::new("chosen", vec![[p.k as f64, p.f as f64]])
+                        .radius(6.0)
+                        .shape(MarkerShape::Diamond),
+                );
+            }
+            if plot.response().clicked() {
+                clicked = plot.pointer_coordinate();
+            }
+        })
+        .response
+        .on_hover_text("Click a dot to pick a named regime, or anywhere to set F and k");
+    let Some(at) = clicked else {
+        return false;
+    };
+    let name = nearest(at.x, at.y);
+    let p = crate::data::gray_scott::preset(name).expect("a named regime");
+    let close = ((p.k as f64 - at.x) / 0.004).hypot((p.f as f64 - at.y) / 0.004) < 1.0;
+    d.pattern = name.to_string();
+    if close {
+        (d.f, d.k) = (0.0, 0.0);
+    } else {
+        (d.f, d.k) = (at.y.max(1e-4), at.x.max(1e-4));
+    }
+    true
+}
+
+/// The named regime nearest to (k, F).
+fn nearest(k: f64, f: f64) -> &'static str {
+    PRESETS
+        .iter()
+        .min_by(|a, b| {
+            let d = |p: &Params| (p.k as f64 - k).hypot(p.f as f64 - f);
+            d(&a.1).total_cmp(&d(&b.1))
+        })
+        .map_or("waves", |(n, _)| n)
+}

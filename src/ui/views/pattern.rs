@@ -1,0 +1,233 @@
+//! Turing-pattern views: images the worker sent, drawn as textures. A two-channel state
+//! (u, v in [-1, 1]) becomes one colour so both chemicals read at a glance: v (the
+//! autocatalyst, where the pattern is) glows warm, depleted u tints violet, rest is deep blue.
+
+use crate::ui::results::Results;
+use crate::worker::event::Images;
+use egui::{Color32, ColorImage, TextureHandle, TextureOptions, Ui, Vec2};
+use std::collections::HashMap;
+
+/// Textures by name, re-filled in place as new frames arrive (transient, never persisted).
+#[derive(Default)]
+pub struct Textures {
+    map: HashMap<String, TextureHandle>,
+}
+
+impl Textures {
+    /// Draw `image` at `size` with a caption under it.
+    fn show(&mut self, ui: &mut Ui, key: &str, image: ColorImage, size: f32, caption: &str) {
+        let tex = match self.map.get_mut(key) {
+            Some(t) => {
+                t.set(image, TextureOptions::NEAREST);
+                t.clone()
+            }
+            None => {
+                let t = ui.ctx().load_texture(key, image, TextureOptions::NEAREST);
+                self.map.insert(key.to_string(), t.clone());
+                t
+            }
+        };
+        ui.vertical(|ui| {
+            ui.add(egui::Image::new((tex.id(), Vec2::splat(size))))
+                .on_hover_text(caption);
+            ui.small(caption);
+        });
+    }
+}
+
+/// The colour of one cell from its scaled (u, v).
+pub fn pattern_colour(u: f32, v: f32) -> Color32 {
+    let u = ((u + 1.0) / 2.0).clamp(0.0, 1.0);
+    let v = ((v + 1.0) / 2.0).clamp(0.0, 1.0);
+    // v rarely exceeds ~0.45: stretch it so the pattern uses the whole ramp.
+    let t = (v * 2.4).min(1.0);
+    let depleted = 1.0 - u;
+    let lerp = |a: f32, b: f32| a + (b - a) * t;
+    let r = lerp(0.05, 1.0) + 0.35 * depleted * (1.0 - t);
+    let g = lerp(0.08, 0.78);
+    let b = lerp(0.25, 0.25) + 0.45 * depleted * (1.0 - t);
+    Color32::from_rgb(
+        (r.min(1.0) * 255.0) as u8,
+        (g.min(1.0) * 255.0) as u8,
+        (b.min(1.0) * 255.0) as u8,
+    )
+}
+
+/// A two-channel image `[2, h, w]` as colours.
+pub fn pattern_image(x: &[f32], h: usize, w: usize) -> ColorImage {
+    let n = h * w;
+    let pixels = (0..n).map(|i| pattern_colour(x[i], x[n + i])).collect();
+    ColorImage::new([w, h], pixels)
+}
+
+/// A displacement `[2, h, w]`: v's change in a blue–white–red map scaled to its largest
+/// value (white = no change), so the direction of motion shows whatever its size.
+pub fn displacement_image(d: &[f32], h: usize, w: usize) -> ColorImage {
+    let n = h * w;
+    let dv = &d[n..2 * n];
+    let scale = dv.iter().fold(1e-6f32, |m, x| m.max(x.abs()));
+    let pixels = dv
+        .iter()
+        .map(|&x| {
+            let t = (x / scale).clamp(-1.0, 1.0);
+            let (r, g, b) = if t >= 0.0 {
+                (1.0, 1.0 - t, 1.0 - t)
+            } else {
+                (1.0 + t, 1.0 + t, 1.0)
+            };
+            Color32::from_rgb((r * 255.0) as u8, (g * 255.0) as u8, (b * 255.0) as u8)
+        })
+        .collect();
+    ColorImage::new([w, h], pixels)
+}
+
+fn strip(ui: &mut Ui, tex: &mut Textures, key: &str, images: &Images, size: f32, caption: &str) {
+    ui.horizontal_wrapped(|ui| {
+        for i in 0..images.count() {
+            let img = pattern_image(images.image(i), images.h, images.w);
+            tex.show(ui, &format!("{key}{i}"), img, size, &format!("{caption} {}", i + 1));
+        }
+    });
+}
+
+/// The Data tab of an image job: snapshots, samples from the model, a denoising check.
+pub fn images_view(ui: &mut Ui, results: &Results, tex: &mut Textures) {
+    if results.data_images.is_none() {
+        ui.weak("Snapshots appear when the Gray–Scott simulations are done (press Train).");
+        return;
+    }
+    egui::ScrollArea::vertical().show(ui, |ui| {
+        if let Some(d) = &results.data_images {
+            ui.strong("Training snapshots (true Gray–Scott patterns)");
+            strip(ui, tex, "data", d, 96.0, "snapshot");
+        }
+        if let Some(d) = &results.denoised {
+            ui.add_space(6.0);
+            ui.strong("Denoising, live: a snapshot with noise at τ, and the model's clean guess");
+            ui.horizontal(|ui| {
+                let labels = ["noisy input", "denoised by the model"];
+                for (i, label) in labels.iter().enumerate().take(d.count()) {
+                    let img = pattern_image(d.image(i), d.h, d.w);
+                    tex.show(ui, &format!("denoise{i}"), img, 128.0, label);
+                }
+            });
+        }
+        if let Some(s) = &results.sample_images {
+            ui.add_space(6.0);
+            ui.strong("New patterns drawn from the score model (reverse diffusion)");
+            strip(ui, tex, "sample", s, 96.0, "sample");
+        }
+    });
+}
+
+/// The live view: learned dynamics beside the true ones, and what each moved.
+pub fn pattern_view(ui: &mut Ui, results: &Results, tex: &mut Textures) {
+    let Some(f) = &results.pattern_frame else {
+        ui.weak(
+            "The learned dynamics play here once the score model is trained. Train a Turing \
+             preset (gs-waves is the liveliest), then watch.",
+        );
+        return;
+    };
+    let avail = ui.available_width();
+    let size = ((avail - 24.0) / 2.0).clamp(96.0, 360.0);
+    ui.horizontal(|ui| {
+        tex.show(
+            ui,
+            "learned",
+            pattern_image(&f.learned, f.h, f.w),
+            size,
+            "learned: the training-free flow v = K * ∇log p (denoised, smoothed)",
+        );
+        tex.show(
+            ui,
+            "truth",
+            pattern_image(&f.truth, f.h, f.w),
+            size,
+            "truth: Gray–Scott from the same start",
+        );
+    });
+    let small = (size * 0.6).max(72.0);
+    ui.horizontal(|ui| {
+        tex.show(
+            ui,
+            "learned_delta",
+            displacement_image(&f.learned_delta, f.h, f.w),
+            small,
+            "Δx/Δt learned (v: red grows, blue shrinks)",
+        );
+        tex.show(
+            ui,
+            "truth_delta",
+            displacement_image(&f.truth_delta, f.h, f.w),
+            small,
+            "Δx/Δt true",
+        );
+    });
+    ui.weak(format!("{} SDE steps since the start", f.steps));
+}
+
+/// Metrics of an image job.
+pub fn metrics_view(ui: &mut Ui, results: &Results) {
+    let Some(m) = &results.pattern_metrics else {
+        ui.weak("Metrics are computed when training finishes.");
+        return;
+    };
+    egui::Grid::new("pattern-metrics")
+        .striped(true)
+        .show(ui, |ui| {
+            let rows = [
+                (
+                    "|cos| training-free vs truth",
+                    m.cos_truth_training_free,
+                    "alignment of the skew flow's displacement with the true Gray–Scott one",
+                ),
+                (
+                    "|cos| random 1×1 kernel",
+                    m.cos_truth_random_kernel,
+                    "the same for a random kernel that is not skew: the baseline to beat",
+                ),
+                (
+                    "denoising error",
+                    m.denoise_mse,
+                    "held-out patterns noised to τ: error of the model's clean guess",
+                ),
+                (
+                    "identity error",
+                    m.denoise_mse_identity,
+                    "the same for doing nothing: the model must beat it",
+                ),
+                (
+                    "snapshots alive",
+                    m.dataset_alive_fraction,
+                    "share of training snapshots that hold a pattern",
+                ),
+                (
+                    "Gray–Scott M cells/s",
+                    m.gs_cell_updates_per_s / 1e6,
+                    "speed of our stencil on this machine (256²)",
+                ),
+            ];
+            for (name, v, tip) in rows {
+                ui.label(name).on_hover_text(tip);
+                ui.monospace(format!("{v:.4}"));
+                ui.end_row();
+            }
+        });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rest_is_dark_and_the_pattern_is_bright() {
+        let rest = pattern_colour(1.0, -1.0);
+        let spot = pattern_colour(-0.2, -0.3);
+        let lum = |c: Color32| c.r() as u32 + c.g() as u32 + c.b() as u32;
+        assert!(lum(spot) > 2 * lum(rest), "{rest:?} vs {spot:?}");
+        let img = displacement_image(&[0.0, 0.0, 1.0, -0.5], 1, 2);
+        assert_eq!(img.pixels[0], Color32::from_rgb(255, 0, 0));
+        assert_eq!(img.pixels[1].b(), 255);
+    }
+}
