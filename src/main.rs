@@ -9,9 +9,9 @@ use equiflow::data::Dataset;
 use equiflow::metrics::report::Metrics;
 use equiflow::preset::{self, Preset};
 use equiflow::train::checkpoint::{self, RunDir};
-use equiflow::train::turing;
 use equiflow::train::evaluate::evaluate;
 use equiflow::train::job::{self, Observer, Phase, Progress};
+use equiflow::train::turing;
 use equiflow::ui::Renderer;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
@@ -30,6 +30,16 @@ struct Cli {
     /// machine) or wgpu (for a real GPU).
     #[arg(long, value_enum, default_value_t = Renderer::Glow)]
     renderer: Renderer,
+    /// Open the app on this preset (a built-in name or a .toml file), scaled down as with
+    /// --quick unless --full is given.
+    #[arg(long)]
+    preset: Option<String>,
+    /// With --preset: the preset's full settings rather than its [quick] ones.
+    #[arg(long)]
+    full: bool,
+    /// With --preset: override a setting, e.g. --set dataset.pattern=maze (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -122,8 +132,23 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        None => equiflow::ui::run(cli.renderer)
-            .map_err(|e| anyhow::anyhow!("could not open the app window: {e}")),
+        None => {
+            let start = match &cli.preset {
+                Some(name) => {
+                    let settings = Preset::load(name, !cli.full, &cli.sets)?;
+                    let (_, source) = preset::read_source(name)?;
+                    Some(equiflow::ui::StartWith {
+                        name: name.clone(),
+                        source,
+                        settings,
+                        quick: !cli.full,
+                    })
+                }
+                None => None,
+            };
+            equiflow::ui::run(cli.renderer, start)
+                .map_err(|e| anyhow::anyhow!("could not open the app window: {e}"))
+        }
     }
 }
 
@@ -235,7 +260,10 @@ fn train_turing(preset: &Preset, backend: &Backend, dir: &RunDir) -> Result<()> 
     dir.write_losses(&t.losses)?;
     dir.write_image_samples(&t.samples, t.data.h, t.data.w)?;
     if let Some(stop) = &t.stopped {
-        bail!("{stop}; what was trained is saved in {}", dir.path.display());
+        bail!(
+            "{stop}; what was trained is saved in {}",
+            dir.path.display()
+        );
     }
     let Some(mut m) = turing::evaluate(preset, &t.score, backend, &mut bars) else {
         bail!("cancelled while computing the metrics");

@@ -543,10 +543,14 @@ impl Preset {
                 .collect();
             return bad(
                 "dataset.pattern",
-                format!("unknown pattern '{}'; known: {}", d.pattern, known.join(", ")),
+                format!(
+                    "unknown pattern '{}'; known: {}",
+                    d.pattern,
+                    known.join(", ")
+                ),
             );
         }
-        if d.size < 8 || d.size % 4 != 0 {
+        if d.size < 8 || !d.size.is_multiple_of(4) {
             return bad(
                 "dataset.size",
                 "must be a multiple of 4 and at least 8".into(),
@@ -590,7 +594,7 @@ impl Preset {
         if !(self.sde.ema > 0.0 && self.sde.ema <= 1.0) {
             return bad("sde.ema", "must lie in (0, 1]".into());
         }
-        if self.sde.kernel_size % 2 == 0 || self.sde.kernel_size > d.size {
+        if self.sde.kernel_size.is_multiple_of(2) || self.sde.kernel_size > d.size {
             return bad(
                 "sde.kernel_size",
                 "must be odd and no wider than the image".into(),
@@ -600,7 +604,8 @@ impl Preset {
     }
 }
 
-fn read_source(name_or_path: &str) -> Result<(String, String), PresetError> {
+/// The TOML of a built-in preset name or a preset file, with where it came from.
+pub fn read_source(name_or_path: &str) -> Result<(String, String), PresetError> {
     if let Some((_, text)) = BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
         return Ok((format!("'{name_or_path}'"), text.to_string()));
     }

@@ -322,7 +322,10 @@ fn a_turing_preset_trains_and_its_pattern_plays_beside_the_truth() {
     click(&mut h, "Patterns");
     assert_eq!(h.state().state.tab, Tab::Pattern);
     step_until(&mut h, "pattern frames", |a| {
-        a.results.pattern_frame.as_ref().is_some_and(|f| f.steps > 20)
+        a.results
+            .pattern_frame
+            .as_ref()
+            .is_some_and(|f| f.steps > 20)
     });
     let f = h.state().results.pattern_frame.clone().unwrap();
     assert_eq!(f.learned.len(), 2 * 24 * 24);
@@ -330,7 +333,10 @@ fn a_turing_preset_trains_and_its_pattern_plays_beside_the_truth() {
     // Restarting from noise starts the step count again.
     click(&mut h, "Restart from noise");
     step_until(&mut h, "a restarted simulation", |a| {
-        a.results.pattern_frame.as_ref().is_some_and(|f| f.steps < 20)
+        a.results
+            .pattern_frame
+            .as_ref()
+            .is_some_and(|f| f.steps < 20)
     });
     for tab in Tab::IMAGES {
         click(&mut h, tab.label());

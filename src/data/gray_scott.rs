@@ -108,14 +108,22 @@ impl Grid {
 
     /// Both planes mapped from [0, 1] to [-1, 1], `[u, v]` planes one after the other.
     pub fn to_scaled(&self) -> Vec<f32> {
-        self.u.iter().chain(&self.v).map(|x| 2.0 * x - 1.0).collect()
+        self.u
+            .iter()
+            .chain(&self.v)
+            .map(|x| 2.0 * x - 1.0)
+            .collect()
     }
 
     /// The inverse of `to_scaled` (values clamped back into [0, 1]).
     pub fn from_scaled(x: &[f32], h: usize, w: usize) -> Self {
         let n = h * w;
         assert_eq!(x.len(), 2 * n, "a scaled grid holds two planes");
-        let back = |p: &[f32]| p.iter().map(|x| ((x + 1.0) / 2.0).clamp(0.0, 1.0)).collect();
+        let back = |p: &[f32]| {
+            p.iter()
+                .map(|x| ((x + 1.0) / 2.0).clamp(0.0, 1.0))
+                .collect()
+        };
         Self {
             h,
             w,

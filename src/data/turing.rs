@@ -37,7 +37,11 @@ impl ImageSet {
     pub fn alive_fraction(&self) -> f64 {
         let plane = self.h * self.w;
         let alive = (0..self.n)
-            .filter(|&i| self.image(i)[plane..].iter().any(|&v| (v + 1.0) / 2.0 > 0.05))
+            .filter(|&i| {
+                self.image(i)[plane..]
+                    .iter()
+                    .any(|&v| (v + 1.0) / 2.0 > 0.05)
+            })
             .count();
         alive as f64 / self.n.max(1) as f64
     }
@@ -301,7 +305,10 @@ pub fn write_cached(
 
 fn read_cache(path: &Path, key: &CacheKey) -> Option<ImageSet> {
     let mut bytes = Vec::new();
-    std::fs::File::open(path).ok()?.read_to_end(&mut bytes).ok()?;
+    std::fs::File::open(path)
+        .ok()?
+        .read_to_end(&mut bytes)
+        .ok()?;
     let nl = bytes.iter().position(|&b| b == b'\n')?;
     let found: CacheKey = serde_json::from_slice(&bytes[..nl]).ok()?;
     if &found != key {

@@ -160,7 +160,11 @@ mod tests {
     fn linear_schedule_matches_the_image_reference() {
         let s = Schedule::linear(100, 1e-4, 0.1);
         // tau for images: step 10 → a ≈ 0.945, sigma ≈ 0.235.
-        assert!((s.alpha_bar[10] - 0.945).abs() < 2e-3, "{}", s.alpha_bar[10]);
+        assert!(
+            (s.alpha_bar[10] - 0.945).abs() < 2e-3,
+            "{}",
+            s.alpha_bar[10]
+        );
         assert!((s.sigma(10) - 0.235).abs() < 3e-3);
         assert!(s.alpha_bar[99] < 1e-2);
         assert!(s.alpha_bar.windows(2).all(|w| w[1] < w[0]));

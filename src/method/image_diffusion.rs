@@ -21,7 +21,10 @@ pub fn dsm_loss(model: &ScoreUnet, x0: Tensor<4>, sched: &Schedule, rng: &mut St
     let device = x0.device();
     let b = x0.dims()[0];
     let steps: Vec<usize> = (0..b).map(|_| rng.random_range(0..sched.len())).collect();
-    let sa_v: Vec<f32> = steps.iter().map(|&i| sched.alpha_bar[i].sqrt() as f32).collect();
+    let sa_v: Vec<f32> = steps
+        .iter()
+        .map(|&i| sched.alpha_bar[i].sqrt() as f32)
+        .collect();
     let sb_v: Vec<f32> = steps.iter().map(|&i| sched.sigma(i) as f32).collect();
     let t_in: Vec<f32> = steps.iter().map(|&i| sched.t_input(i)).collect();
     let (sa, sb) = (per_image(sa_v, &device), per_image(sb_v, &device));
@@ -78,7 +81,10 @@ mod tests {
     fn conversions_agree_with_the_forward_process() {
         let sched = Schedule::linear(100, 1e-4, 0.1);
         let step = 10;
-        let (sa, sb) = (sched.alpha_bar[step].sqrt() as f32, sched.sigma(step) as f32);
+        let (sa, sb) = (
+            sched.alpha_bar[step].sqrt() as f32,
+            sched.sigma(step) as f32,
+        );
         let (x0, eps) = (0.3f32, -1.2f32);
         let xt = sa * x0 + sb * eps;
         let v = sa * eps - sb * x0;

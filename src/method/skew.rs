@@ -99,7 +99,9 @@ impl ImageKernel {
     /// a skew kernel must beat.
     pub fn random_mix(c: usize, seed: u64) -> Self {
         let mut rng = StdRng::seed_from_u64(seed ^ 0xBA5E_11E5);
-        let raw: Vec<f64> = (0..c * c).map(|_| StandardNormal.sample(&mut rng)).collect();
+        let raw: Vec<f64> = (0..c * c)
+            .map(|_| StandardNormal.sample(&mut rng))
+            .collect();
         let norm = raw.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-12);
         Self {
             c,

@@ -53,14 +53,15 @@ pub fn true_displacement(starts: &ImageSet, params: &Params, gs_steps: usize) ->
 }
 
 /// The learned displacements of the starts under the flow `v(s)` (see the module doc).
-/// `cancelled` is polled between steps; a cancelled run returns None.
+/// `tick(done, total)` is called before each SDE step and returns false to cancel (then the
+/// result is None).
 pub fn learned_displacement(
     model: &ScoreUnet,
     sched: &Schedule,
     starts: &ImageSet,
     v: &dyn Fn(Tensor<4>) -> Tensor<4>,
     p: &Protocol,
-    cancelled: &dyn Fn() -> bool,
+    tick: &mut dyn FnMut(usize, usize) -> bool,
 ) -> Option<Vec<f32>> {
     let device = model.device();
     let x0 = Tensor::<4>::from_data(
@@ -75,7 +76,11 @@ pub fn learned_displacement(
     // Both runs share the start and every noise draw: same seed, same sequence.
     let seed = 0x5DE_0001;
     let mut ends = Vec::new();
-    for field in [v, &zero as &dyn Fn(Tensor<4>) -> Tensor<4>] {
+    let total = 2 * p.sde_steps;
+    for (run, field) in [v, &zero as &dyn Fn(Tensor<4>) -> Tensor<4>]
+        .into_iter()
+        .enumerate()
+    {
         device.seed(seed);
         let x = diffusion::noised(x0.clone(), sched, p.tau);
         let mut st: State = Sde::start(x, &score);
@@ -83,8 +88,8 @@ pub fn learned_displacement(
             value: denoised(st.x.clone(), st.s.clone(), sched, p.tau),
             w: p.ema,
         };
-        for _ in 0..p.sde_steps {
-            if cancelled() {
+        for k in 0..p.sde_steps {
+            if !tick(run * p.sde_steps + k, total) {
                 return None;
             }
             st = p.sde.step(st, &score, field);

@@ -12,9 +12,18 @@ pub fn pad_circular(x: Tensor<4>, p: usize) -> Tensor<4> {
         return x;
     }
     let [_, _, h, w] = x.dims();
-    assert!(p <= h && p <= w, "circular padding {p} wider than the image");
-    let x = Tensor::cat(vec![x.clone().narrow(2, h - p, p), x.clone(), x.narrow(2, 0, p)], 2);
-    Tensor::cat(vec![x.clone().narrow(3, w - p, p), x.clone(), x.narrow(3, 0, p)], 3)
+    assert!(
+        p <= h && p <= w,
+        "circular padding {p} wider than the image"
+    );
+    let x = Tensor::cat(
+        vec![x.clone().narrow(2, h - p, p), x.clone(), x.narrow(2, 0, p)],
+        2,
+    );
+    Tensor::cat(
+        vec![x.clone().narrow(3, w - p, p), x.clone(), x.narrow(3, 0, p)],
+        3,
+    )
 }
 
 /// A k×k convolution (odd k) whose output has the input's size, wrapping at the borders.
@@ -89,7 +98,10 @@ mod tests {
         let x = Tensor::<4>::random([1, 1, h, w], burn::tensor::Distribution::Default, &device);
         let roll = |t: Tensor<4>| {
             let [_, _, h, _] = t.dims();
-            Tensor::cat(vec![t.clone().narrow(2, h - 1, 1), t.narrow(2, 0, h - 1)], 2)
+            Tensor::cat(
+                vec![t.clone().narrow(2, h - 1, 1), t.narrow(2, 0, h - 1)],
+                2,
+            )
         };
         let a = to_vec(conv.forward(roll(x.clone())));
         let b = to_vec(roll(conv.forward(x)));

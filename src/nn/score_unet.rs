@@ -91,7 +91,9 @@ impl ScoreUnet {
         let e1 = self.enc1.forward(x, t.clone());
         let e2 = self.enc2.forward(down2(e1.clone()), t.clone());
         let m = self.mid.forward(down2(e2.clone()), t.clone());
-        let d2 = self.dec2.forward(Tensor::cat(vec![up2(m), e2], 1), t.clone());
+        let d2 = self
+            .dec2
+            .forward(Tensor::cat(vec![up2(m), e2], 1), t.clone());
         let d1 = self.dec1.forward(Tensor::cat(vec![up2(d2), e1], 1), t);
         self.out.forward(d1)
     }

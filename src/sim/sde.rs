@@ -33,8 +33,9 @@ impl Sde {
         v: &dyn Fn(Tensor<4>) -> Tensor<4>,
     ) -> State {
         let drift = |s: Tensor<4>| v(s.clone()) + s.mul_scalar(self.eta);
-        let noise = Tensor::<4>::random(st.x.shape(), Distribution::Normal(0.0, 1.0), &st.x.device())
-            .mul_scalar((2.0 * self.eta * self.dt).sqrt());
+        let noise =
+            Tensor::<4>::random(st.x.shape(), Distribution::Normal(0.0, 1.0), &st.x.device())
+                .mul_scalar((2.0 * self.eta * self.dt).sqrt());
         let f0 = drift(st.s);
         let xp = st.x.clone() + f0.clone().mul_scalar(self.dt) + noise.clone();
         let fp = drift(score(xp));

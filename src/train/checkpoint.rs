@@ -128,7 +128,12 @@ impl RunDir {
 
     /// Reverse-diffusion image samples `[n, c, h, w]` as one CSV row per image
     /// (values in [-1, 1], channel planes one after the other).
-    pub fn write_image_samples(&self, samples: &[f32], h: usize, w: usize) -> Result<(), RunDirError> {
+    pub fn write_image_samples(
+        &self,
+        samples: &[f32],
+        h: usize,
+        w: usize,
+    ) -> Result<(), RunDirError> {
         self.write_samples(samples, 2 * h * w)
     }
 
@@ -136,7 +141,11 @@ impl RunDir {
         self.save(SCORE, model)
     }
 
-    pub fn load_image_score(&self, preset: &Preset, device: &Device) -> Result<ScoreUnet, RunDirError> {
+    pub fn load_image_score(
+        &self,
+        preset: &Preset,
+        device: &Device,
+    ) -> Result<ScoreUnet, RunDirError> {
         let s = &preset.score;
         self.load(SCORE, ScoreUnet::new(2, &s.channels, s.prediction, device))
     }

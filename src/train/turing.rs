@@ -262,28 +262,31 @@ pub fn evaluate(
         ImageKernel::random_mix(starts.channels, preset.sde.kernel_seed),
     ];
     let mut cos = Vec::new();
+    let per_kernel = 2 * e.cos_sde_steps;
+    let total = kernels.len() * per_kernel;
     for (i, k) in kernels.iter().enumerate() {
-        obs.progress(&Progress {
-            phase: Phase::Metrics,
-            done: i,
-            total: kernels.len(),
-            loss: None,
-        });
         let v = |s: Tensor<4>| k.apply(s);
-        let learned = gs_alignment::learned_displacement(
-            score,
-            &sched,
-            &starts,
-            &v,
-            &protocol,
-            &|| obs.cancelled(),
-        )?;
+        let mut tick = |done: usize, _: usize| {
+            let done = i * per_kernel + done;
+            // Every tenth step is often enough for a progress bar.
+            if done.is_multiple_of(10) {
+                obs.progress(&Progress {
+                    phase: Phase::Metrics,
+                    done,
+                    total,
+                    loss: None,
+                });
+            }
+            !obs.cancelled()
+        };
+        let learned =
+            gs_alignment::learned_displacement(score, &sched, &starts, &v, &protocol, &mut tick)?;
         cos.push(gs_alignment::mean_abs_cos(&learned, &truth, starts.n));
     }
     obs.progress(&Progress {
         phase: Phase::Metrics,
-        done: kernels.len(),
-        total: kernels.len(),
+        done: total,
+        total,
         loss: None,
     });
     let stencil = crate::bench::gray_scott(256, 50);

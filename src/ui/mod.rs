@@ -21,8 +21,16 @@ pub enum Renderer {
     Wgpu,
 }
 
+/// A preset to open the app on (from the command line), instead of the remembered one.
+pub struct StartWith {
+    pub name: String,
+    pub source: String,
+    pub settings: crate::preset::Preset,
+    pub quick: bool,
+}
+
 /// Open the app window and run until it is closed.
-pub fn run(renderer: Renderer) -> eframe::Result {
+pub fn run(renderer: Renderer, start: Option<StartWith>) -> eframe::Result {
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("equiflow")
@@ -41,6 +49,15 @@ pub fn run(renderer: Renderer) -> eframe::Result {
     eframe::run_native(
         "equiflow",
         options,
-        Box::new(|cc| Ok(Box::new(EquiflowApp::from_creation(cc)))),
+        Box::new(|cc| {
+            let mut app = EquiflowApp::from_creation(cc);
+            if let Some(s) = start {
+                app.state.preset_name = s.name;
+                app.state.preset_source = s.source;
+                app.state.quick = s.quick;
+                app.set_settings(s.settings);
+            }
+            Ok(Box::new(app))
+        }),
     )
 }

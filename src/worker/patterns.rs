@@ -168,8 +168,7 @@ impl PatternSession {
                     epochs: 1,
                     done,
                     total,
-                    eta_seconds: (done > 0)
-                        .then(|| elapsed / done as f64 * (total - done) as f64),
+                    eta_seconds: (done > 0).then(|| elapsed / done as f64 * (total - done) as f64),
                 })
             }
             Stage::Score(_, e) => Some(e.progress()),
@@ -218,12 +217,8 @@ impl PatternSession {
                         return;
                     }
                     if let Some(path) = &self.cache
-                        && let Err(e) = turing::write_cached(
-                            &self.preset.dataset,
-                            self.preset.seed,
-                            path,
-                            &set,
-                        )
+                        && let Err(e) =
+                            turing::write_cached(&self.preset.dataset, self.preset.seed, path, &set)
                     {
                         out.push(Event::Notice(format!("{e}; the snapshots stay in memory")));
                     }
@@ -339,7 +334,13 @@ impl PatternSession {
         if n == 0 {
             return;
         }
-        self.samples = to_vec(image_diffusion::sample(score, n, data.h, data.w, &self.sched));
+        self.samples = to_vec(image_diffusion::sample(
+            score,
+            n,
+            data.h,
+            data.w,
+            &self.sched,
+        ));
         out.push(Event::Images(Images {
             kind: ImageKind::Samples,
             h: data.h,
@@ -421,8 +422,12 @@ impl PatternSession {
         let v = |s: Tensor<4>| kernel.apply(s);
         for _ in 0..c.speed {
             sim.state = sde.step(sim.state.clone(), &score_fn, &v);
-            sim.ema
-                .update(denoised(sim.state.x.clone(), sim.state.s.clone(), sched, tau));
+            sim.ema.update(denoised(
+                sim.state.x.clone(),
+                sim.state.s.clone(),
+                sched,
+                tau,
+            ));
             sim.steps += 1;
         }
         sim.gs_carry += c.speed as f64 * GS_PER_SDE;

@@ -598,7 +598,12 @@ impl Session {
     }
 }
 
-pub(super) fn record(epochs: &mut Epochs, loss: f64, losses: &mut Vec<LossPoint>, out: &mut Vec<Event>) {
+pub(super) fn record(
+    epochs: &mut Epochs,
+    loss: f64,
+    losses: &mut Vec<LossPoint>,
+    out: &mut Vec<Event>,
+) {
     if let Some(p) = epochs.record(loss) {
         out.push(Event::Loss {
             phase: p.phase,

@@ -33,6 +33,17 @@ pub(super) fn number<T: egui::emath::Numeric>(
     changed
 }
 
+/// The run's seed, in a settings grid.
+pub(super) fn seed(ui: &mut Ui, seed: &mut u64) -> bool {
+    number(
+        ui,
+        "seed",
+        seed,
+        0..=u64::MAX,
+        "Seeds the data, the initial weights and the noise: same seed, same run",
+    )
+}
+
 pub(super) fn rate(ui: &mut Ui, label: &str, value: &mut f64, tip: &str) -> bool {
     ui.label(label).on_hover_text(tip);
     let changed = ui
@@ -272,13 +283,7 @@ impl EquiflowApp {
                             "States kept per trajectory (after burn-in)",
                         );
                     }
-                    changed |= number(
-                        ui,
-                        "seed",
-                        &mut s.seed,
-                        0..=u64::MAX,
-                        "Seeds the data, the initial weights and the noise: same seed, same run",
-                    );
+                    changed |= seed(ui, &mut s.seed);
                 });
             });
         egui::CollapsingHeader::new("Score model")

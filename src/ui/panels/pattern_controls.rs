@@ -1,7 +1,7 @@
 //! The left panel for image jobs: the Gray–Scott system (with an F–k map to click), the
 //! score model, and the live controls of the pattern dynamics.
 
-use super::controls::{number, rate};
+use super::controls::{number, rate, seed};
 use crate::data::gray_scott::{PRESETS, Params};
 use crate::ui::app::EquiflowApp;
 use crate::worker::command::Restart;
@@ -38,10 +38,28 @@ impl EquiflowApp {
                     .on_hover_text("A named regime of the Gray–Scott system (sets F and k)");
                 changed |= fk_map(ui, &mut s.dataset);
                 egui::Grid::new("gs").num_columns(2).show(ui, |ui| {
-                    changed |= number(ui, "size (px)", &mut s.dataset.size, 8..=512, "Side of each snapshot; a multiple of 4");
-                    changed |= number(ui, "snapshots", &mut s.dataset.n, 16..=100_000, "How many patterns to simulate");
-                    changed |= number(ui, "steps", &mut s.dataset.sim_steps, 1..=100_000, "Gray–Scott steps from the seed discs to the snapshot");
-                    changed |= number(ui, "seed", &mut s.seed, 0..=u64::MAX, "Seeds the patterns, the weights and the noise");
+                    changed |= number(
+                        ui,
+                        "size (px)",
+                        &mut s.dataset.size,
+                        8..=512,
+                        "Side of each snapshot; a multiple of 4",
+                    );
+                    changed |= number(
+                        ui,
+                        "snapshots",
+                        &mut s.dataset.n,
+                        16..=100_000,
+                        "How many patterns to simulate",
+                    );
+                    changed |= number(
+                        ui,
+                        "steps",
+                        &mut s.dataset.sim_steps,
+                        1..=100_000,
+                        "Gray–Scott steps from the seed discs to the snapshot",
+                    );
+                    changed |= seed(ui, &mut s.seed);
                 });
             });
         egui::CollapsingHeader::new("Score model (UNet)")
@@ -50,12 +68,35 @@ impl EquiflowApp {
                 egui::Grid::new("unet").num_columns(2).show(ui, |ui| {
                     let c = &mut s.score.channels;
                     if c.len() == 3 {
-                        changed |= number(ui, "channels", &mut c[0], 1..=256, "Channels at full resolution (then ×2, ×4 below)");
+                        changed |= number(
+                            ui,
+                            "channels",
+                            &mut c[0],
+                            1..=256,
+                            "Channels at full resolution (then ×2, ×4 below)",
+                        );
                         (c[1], c[2]) = (2 * c[0], 4 * c[0]);
                     }
-                    changed |= number(ui, "epochs", &mut s.score.epochs, 1..=100_000, "Passes over the snapshots");
-                    changed |= number(ui, "batch", &mut s.score.batch, 2..=4096, "Images per training step");
-                    lr_changed |= rate(ui, "learning rate", &mut s.score.lr, "AdamW step size; changes apply live");
+                    changed |= number(
+                        ui,
+                        "epochs",
+                        &mut s.score.epochs,
+                        1..=100_000,
+                        "Passes over the snapshots",
+                    );
+                    changed |= number(
+                        ui,
+                        "batch",
+                        &mut s.score.batch,
+                        2..=4096,
+                        "Images per training step",
+                    );
+                    lr_changed |= rate(
+                        ui,
+                        "learning rate",
+                        &mut s.score.lr,
+                        "AdamW step size; changes apply live",
+                    );
                 });
             });
         if changed || lr_changed {

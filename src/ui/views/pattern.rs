@@ -85,7 +85,13 @@ fn strip(ui: &mut Ui, tex: &mut Textures, key: &str, images: &Images, size: f32,
     ui.horizontal_wrapped(|ui| {
         for i in 0..images.count() {
             let img = pattern_image(images.image(i), images.h, images.w);
-            tex.show(ui, &format!("{key}{i}"), img, size, &format!("{caption} {}", i + 1));
+            tex.show(
+                ui,
+                &format!("{key}{i}"),
+                img,
+                size,
+                &format!("{caption} {}", i + 1),
+            );
         }
     });
 }
