@@ -1,7 +1,7 @@
 //! What the UI asks of the worker.
 
 use crate::backend::BackendChoice;
-use crate::preset::Preset;
+use crate::preset::{KernelKind, Preset};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -57,6 +57,8 @@ pub enum Restart {
 pub struct SimControls {
     /// +1 or −1: the direction of the skew kernel.
     pub sign: f64,
+    /// The skew kernel: the 1×1 channel mixer or a random k×k one (METHOD §4).
+    pub kernel: KernelKind,
     pub eta: f64,
     pub dt: f64,
     /// SDE steps per animation frame (the play speed).
@@ -68,6 +70,7 @@ impl SimControls {
     pub fn from_preset(p: &Preset) -> Self {
         Self {
             sign: p.sde.sign,
+            kernel: p.sde.kernel,
             eta: p.sde.eta,
             dt: p.sde.dt,
             speed: 4,

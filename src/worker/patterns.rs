@@ -395,9 +395,9 @@ impl PatternSession {
 
     /// New simulation settings; a flipped sign or a restart request takes effect at once.
     pub fn steer(&mut self, c: SimControls, restart: bool, out: &mut Vec<Event>) {
-        if c.sign != self.controls.sign {
+        if (c.sign, c.kernel) != (self.controls.sign, self.controls.kernel) {
             let mut sde = self.preset.sde.clone();
-            sde.sign = c.sign;
+            (sde.sign, sde.kernel) = (c.sign, c.kernel);
             self.kernel = ImageKernel::from_settings(&sde, 2);
         }
         self.controls = c;

@@ -3,6 +3,7 @@
 
 use super::controls::{number, rate, seed};
 use crate::data::gray_scott::{PRESETS, Params};
+use crate::preset::KernelKind;
 use crate::ui::app::EquiflowApp;
 use crate::worker::command::Restart;
 use egui::{Slider, Ui};
@@ -119,6 +120,14 @@ impl EquiflowApp {
             {
                 c.sign = if flip { -1.0 } else { 1.0 };
             }
+        });
+        ui.horizontal(|ui| {
+            ui.label("kernel")
+                .on_hover_text("The skew kernel K in v = K * ∇log p");
+            ui.selectable_value(&mut c.kernel, KernelKind::Mix, "1×1 mix")
+                .on_hover_text("Mix the two chemicals at each pixel: g·[[0, 1], [−1, 0]]/√2");
+            ui.selectable_value(&mut c.kernel, KernelKind::Spatial, "k×k random")
+                .on_hover_text("A seeded random kernel with K[o][i](d) = −K[i][o](−d): moves patterns sideways too");
         });
         ui.add(Slider::new(&mut c.eta, 0.0..=1.0).text("η (noise)"))
             .on_hover_text("Langevin strength: pulls the state back onto the patterns, adds noise");
