@@ -343,7 +343,10 @@ fn a_turing_preset_trains_and_its_pattern_plays_beside_the_truth() {
     click(&mut h, "reverse (sign −1)");
     assert_eq!(h.state().state.sim.sign, -1.0);
     step_until(&mut h, "frames under the spatial kernel", |a| {
-        a.results.pattern_frame.as_ref().is_some_and(|f| f.steps > 40)
+        a.results
+            .pattern_frame
+            .as_ref()
+            .is_some_and(|f| f.steps > 40)
     });
     let f = h.state().results.pattern_frame.clone().unwrap();
     assert!(f.learned.iter().all(|x| x.is_finite()));
