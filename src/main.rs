@@ -271,7 +271,7 @@ fn train_turing(preset: &Preset, backend: &Backend, dir: &RunDir) -> Result<()> 
     bars.finish();
     m.seconds_data = t.seconds_data;
     m.seconds_score = t.seconds_score;
-    m.dataset_alive_fraction = t.alive_fraction;
+    m.dataset_alive_fraction = t.data.alive_fraction();
     m.score_loss_final = job::final_loss(&t.losses, Phase::Score);
     dir.write_json_metrics(&m)?;
     for line in equiflow::metrics::report::lines(&m) {
@@ -288,19 +288,22 @@ fn eval_turing(dir: &RunDir, preset: &Preset, json: bool, backend: &Backend) -> 
         bail!("cancelled while computing the metrics");
     };
     bars.finish();
-    let old: Option<turing::TuringMetrics> = std::fs::read_to_string(dir.path.join("metrics.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok());
-    if let Some(old) = old {
+    // Training times, losses and the data's make-up belong to the training run.
+    if let Some(old) = read_metrics::<turing::TuringMetrics>(&dir.path) {
         m.seconds_data = old.seconds_data;
         m.seconds_score = old.seconds_score;
         m.score_loss_final = old.score_loss_final;
         m.dataset_alive_fraction = old.dataset_alive_fraction;
     }
+    print_metrics(&m, json)
+}
+
+/// metrics.json as JSON, or one line per metric.
+fn print_metrics(m: &impl serde::Serialize, json: bool) -> Result<()> {
     if json {
-        println!("{}", serde_json::to_string_pretty(&m)?);
+        println!("{}", serde_json::to_string_pretty(m)?);
     } else {
-        for line in equiflow::metrics::report::lines(&m) {
+        for line in equiflow::metrics::report::lines(m) {
             println!("{line}");
         }
     }
@@ -321,23 +324,17 @@ fn eval(path: PathBuf, json: bool, choice: BackendChoice) -> Result<()> {
     let mut metrics = evaluate(&preset, &data, &score, &flow, &backend, &mut bars);
     bars.finish();
     // Training times and final losses belong to the training run; keep what it recorded.
-    if let Some(old) = read_metrics(&path) {
+    if let Some(old) = read_metrics::<Metrics>(&path) {
         metrics.seconds_score = old.seconds_score;
         metrics.seconds_flow = old.seconds_flow;
         metrics.score_loss_final = old.score_loss_final;
         metrics.flow_loss_final = old.flow_loss_final;
     }
-    if json {
-        println!("{}", serde_json::to_string_pretty(&metrics)?);
-    } else {
-        for line in metrics.lines() {
-            println!("{line}");
-        }
-    }
-    Ok(())
+    print_metrics(&metrics, json)
 }
 
-fn read_metrics(dir: &std::path::Path) -> Option<Metrics> {
+/// The metrics a run directory already holds, if readable.
+fn read_metrics<T: serde::de::DeserializeOwned>(dir: &std::path::Path) -> Option<T> {
     let text = std::fs::read_to_string(dir.join("metrics.json")).ok()?;
     serde_json::from_str(&text).ok()
 }

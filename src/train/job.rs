@@ -15,7 +15,7 @@ use crate::preset::{FlowSettings, LrSchedule, Preset, ScoreSettings};
 use crate::tensor_util::{from_rows, scalar, to_vec};
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, decay::WeightDecayConfig};
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -211,6 +211,25 @@ fn adam(weight_decay: f64) -> ModuleOptimizer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NonFiniteLoss;
 
+/// One optimiser step on `loss`, shared by every trainer: a NaN or infinite loss changes
+/// nothing; otherwise the model before the step becomes the last good one. Returns the loss.
+pub(crate) fn descend<M: Module>(
+    model: &mut M,
+    last_good: &mut M,
+    optim: &mut ModuleOptimizer,
+    lr: f64,
+    loss: Tensor<1>,
+) -> Result<f64, NonFiniteLoss> {
+    let value = scalar(loss.clone());
+    if !value.is_finite() {
+        return Err(NonFiniteLoss);
+    }
+    *last_good = model.clone();
+    let grads = GradientsParams::from_grads(loss.backward(), &*model);
+    *model = optim.step(lr, model.clone(), grads);
+    Ok(value)
+}
+
 /// The score model with its optimiser: one DSM step at a time.
 pub struct ScoreTrainer {
     model: ScoreMlp,
@@ -268,14 +287,14 @@ impl ScoreTrainer {
         let dim = self.model.dim();
         let x0 = from_rows(x0, dim, &self.model.l1.weight.device());
         let loss = diffusion::dsm_loss(&self.model, x0, sched, rng);
-        let value = scalar(loss.clone());
-        if !value.is_finite() {
-            return Err(NonFiniteLoss);
-        }
-        self.last_good = self.model.clone();
-        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
-        self.model = self.optim.step(self.lr.next(), self.model.clone(), grads);
-        Ok(value)
+        let lr = self.lr.next();
+        descend(
+            &mut self.model,
+            &mut self.last_good,
+            &mut self.optim,
+            lr,
+            loss,
+        )
     }
 
     /// Change the base learning rate; the schedule continues from where it is.
@@ -323,20 +342,21 @@ impl FlowTrainer {
         let (x, s) = (from_rows(x, dim, &device), from_rows(s, dim, &device));
         let [b, _] = x.dims();
         let out = equilibrium_loss(&self.model, x, s, &self.cfg, BnMode::Batch);
-        let value = scalar(out.loss.clone());
-        if !value.is_finite() {
-            return Err(NonFiniteLoss);
-        }
-        self.last_good = self.model.clone();
-        let grads = GradientsParams::from_grads(out.loss.backward(), &self.model);
-        let model = self.optim.step(self.lr.next(), self.model.clone(), grads);
-        self.model = match out.batch_stats {
-            Some((mean, var)) => FlowMlp {
+        let lr = self.lr.next();
+        let value = descend(
+            &mut self.model,
+            &mut self.last_good,
+            &mut self.optim,
+            lr,
+            out.loss,
+        )?;
+        if let Some((mean, var)) = out.batch_stats {
+            let model = self.model.clone();
+            self.model = FlowMlp {
                 bn: model.bn.updated(mean, var, b),
                 ..model
-            },
-            None => model,
-        };
+            };
+        }
         Ok(value)
     }
 

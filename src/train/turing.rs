@@ -3,7 +3,8 @@
 //! `job`; the same `Observer`.
 
 use super::job::{
-    LossPoint, Lr, NonFiniteLoss, Observer, Phase, Progress, Stop, batches_per_epoch, run_epochs,
+    LossPoint, Lr, NonFiniteLoss, Observer, Phase, Progress, Stop, batches_per_epoch, descend,
+    run_epochs,
 };
 use crate::backend::Backend;
 use crate::data::gray_scott::Params;
@@ -17,7 +18,7 @@ use crate::preset::{Preset, ScoreSettings};
 use crate::sim::sde::Sde;
 use crate::tensor_util::{scalar, to_vec};
 use burn::module::Module;
-use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{AdamWConfig, ModuleOptimizer};
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -61,14 +62,14 @@ impl ImageScoreTrainer {
     ) -> Result<f64, NonFiniteLoss> {
         let x0 = Tensor::<4>::from_data(TensorData::new(x0, shape), &self.model.device());
         let loss = image_diffusion::dsm_loss(&self.model, x0, sched, rng);
-        let value = scalar(loss.clone());
-        if !value.is_finite() {
-            return Err(NonFiniteLoss);
-        }
-        self.last_good = self.model.clone();
-        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
-        self.model = self.optim.step(self.lr.next(), self.model.clone(), grads);
-        Ok(value)
+        let lr = self.lr.next();
+        descend(
+            &mut self.model,
+            &mut self.last_good,
+            &mut self.optim,
+            lr,
+            loss,
+        )
     }
 
     pub fn set_lr(&mut self, lr: f64) {
@@ -93,7 +94,6 @@ pub struct TuringTrained {
     pub losses: Vec<LossPoint>,
     pub seconds_data: f64,
     pub seconds_score: f64,
-    pub alive_fraction: f64,
     /// The simulator's speed while generating (0 when the data came from the cache).
     pub gs_cell_updates_per_s: f64,
     pub stopped: Option<Stop>,
@@ -184,7 +184,6 @@ pub fn train(
         Vec::new()
     };
     Ok(Some(TuringTrained {
-        alive_fraction: data.alive_fraction(),
         data,
         score,
         samples,

@@ -50,6 +50,20 @@ pub struct ProgressInfo {
     pub eta_seconds: Option<f64>,
 }
 
+impl ProgressInfo {
+    /// A one-step phase that has just begun (metrics, samples).
+    pub fn starting(phase: Phase) -> Self {
+        Self {
+            phase,
+            epoch: 1,
+            epochs: 1,
+            done: 0,
+            total: 1,
+            eta_seconds: None,
+        }
+    }
+}
+
 /// Arrows: `vectors[i]` starts at `origins[i]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VectorField {

@@ -23,7 +23,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 /// Dataset images shown while training (and offered as starts).
@@ -116,10 +116,11 @@ impl PatternSession {
             preset,
             cache,
         };
+        let (d, seed) = (&s.preset.dataset, s.preset.seed);
         let cached = s
             .cache
             .as_deref()
-            .and_then(|p| turing::read_cached(&s.preset.dataset, d_n(&s.preset), s.preset.seed, p));
+            .and_then(|p| turing::read_cached(d, d.n, seed, p));
         if let Some(set) = cached {
             out.push(Event::Notice(
                 "Reusing the cached snapshots of these settings.".into(),
@@ -248,14 +249,7 @@ impl PatternSession {
                     self.stage = Stage::Metrics;
                     self.push_samples(out);
                     self.start_sim(out);
-                    out.push(Event::Progress(ProgressInfo {
-                        phase: Phase::Metrics,
-                        epoch: 1,
-                        epochs: 1,
-                        done: 0,
-                        total: 1,
-                        eta_seconds: None,
-                    }));
+                    out.push(Event::Progress(ProgressInfo::starting(Phase::Metrics)));
                 }
             },
             Stage::Metrics => {
@@ -480,12 +474,4 @@ impl PatternSession {
         }
         Ok(())
     }
-
-    pub fn cancelled(&self) -> bool {
-        self.cancel.load(Ordering::Relaxed)
-    }
-}
-
-fn d_n(p: &Preset) -> usize {
-    p.dataset.n
 }

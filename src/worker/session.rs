@@ -373,14 +373,7 @@ impl Session {
                     None => {
                         self.flow = Some(trainer.model());
                         self.stage = Stage::Metrics;
-                        out.push(Event::Progress(ProgressInfo {
-                            phase: Phase::Metrics,
-                            epoch: 1,
-                            epochs: 1,
-                            done: 0,
-                            total: 1,
-                            eta_seconds: None,
-                        }));
+                        out.push(Event::Progress(ProgressInfo::starting(Phase::Metrics)));
                     }
                 }
             }
