@@ -22,3 +22,13 @@ pub fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
 pub fn scalar<const D: usize>(t: Tensor<D>) -> f64 {
     to_vec(t)[0] as f64
 }
+
+/// burn's CPU backend keeps one random generator for the whole process, and the test
+/// harness runs tests on parallel threads: a test that seeds it and then draws would get
+/// numbers another test also drew from, so its result would depend on timing. Tests that
+/// draw random tensors hold this lock for their whole body.
+#[cfg(test)]
+pub(crate) fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
+    static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}

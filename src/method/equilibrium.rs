@@ -136,6 +136,7 @@ mod tests {
 
     #[test]
     fn exact_divergence_of_linear_fields_is_the_trace() {
+        let _rng = crate::tensor_util::rng_lock();
         let device = Device::flex();
         let a = [0.5f32, 2.0, -1.0, -3.0, 1.5, 0.25, 4.0, 0.0, 2.0];
         let div = to_vec(divergence_from_columns(linear_field_columns(
@@ -168,6 +169,7 @@ mod tests {
 
     #[test]
     fn hutchinson_mean_converges_to_the_trace() {
+        let _rng = crate::tensor_util::rng_lock();
         let device = Device::flex();
         device.seed(11);
         let a = [0.5f32, 2.0, -1.0, -3.0, 1.5, 0.25, 4.0, 0.0, 2.0];
@@ -191,6 +193,7 @@ mod tests {
     #[test]
     fn hutchinson_expectations_match_exact_with_and_without_penalty() {
         use crate::nn::flow_mlp::FlowMlpConfig;
+        let _rng = crate::tensor_util::rng_lock();
         let device = Device::flex();
         device.seed(21);
         let net = FlowMlpConfig {

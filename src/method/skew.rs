@@ -162,6 +162,7 @@ mod tests {
     /// non-skew D (the identity) clearly does not keep p.
     #[test]
     fn skew_flow_keeps_a_gaussian_mixture() {
+        let _rng = crate::tensor_util::rng_lock();
         let device = Device::flex();
         let means = [[-1.0, -1.0], [1.0, 0.5]];
         let dm = random_antisymmetric(2, 1);
@@ -202,6 +203,7 @@ mod tests {
 
     #[test]
     fn the_1x1_mixer_is_orthogonal_to_the_score_pixel_by_pixel() {
+        let _rng = crate::tensor_util::rng_lock();
         let device = Device::flex();
         let s = Tensor::<4>::random(
             [2, 2, 6, 7],
@@ -232,6 +234,7 @@ mod tests {
 
     #[test]
     fn the_spatial_kernel_is_skew_and_antisymmetric_on_the_torus() {
+        let _rng = crate::tensor_util::rng_lock();
         let device = Device::flex();
         let k = ImageKernel::spatial(3, 3, 1.0, 7);
         for o in 0..3 {

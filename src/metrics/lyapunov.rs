@@ -99,6 +99,7 @@ mod tests {
 
     #[test]
     fn linear_fields_give_their_eigenvalue() {
+        let _rng = crate::tensor_util::rng_lock();
         let device = Device::flex();
         // v = 0.3 x expands at rate 0.3 but escapes: the bound must reject it.
         let grow = |x: Tensor<2>| x.mul_scalar(0.3);

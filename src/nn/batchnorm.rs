@@ -103,6 +103,7 @@ mod tests {
 
     #[test]
     fn batch_mode_gives_zero_mean_unit_variance() {
+        let _rng = crate::tensor_util::rng_lock();
         let device = Device::flex();
         let raw: Vec<f32> = (0..600)
             .map(|i| ((i * 37 % 101) as f32) * 0.3 + if i % 2 == 0 { 5.0 } else { -2.0 })
@@ -121,6 +122,7 @@ mod tests {
 
     #[test]
     fn running_mode_uses_updated_statistics() {
+        let _rng = crate::tensor_util::rng_lock();
         let device = Device::flex();
         let rows: Vec<f32> = vec![1.0, 3.0, 5.0, 7.0];
         let x = from_rows(&rows, 1, &device);

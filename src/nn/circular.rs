@@ -77,6 +77,7 @@ mod tests {
 
     #[test]
     fn padding_really_wraps() {
+        let _rng = crate::tensor_util::rng_lock();
         let device = Device::flex();
         let out = to_vec(pad_circular(grid(3, 4, &device), 1));
         // Padded 5×6: the corner is the opposite corner, the edges the opposite edges.
@@ -92,6 +93,7 @@ mod tests {
     /// special, which zero padding would break.
     #[test]
     fn circular_convolution_commutes_with_shifts() {
+        let _rng = crate::tensor_util::rng_lock();
         let device = Device::flex();
         let conv = CircConv::new(1, 2, 3, &device);
         let (h, w) = (5, 6);
@@ -112,6 +114,7 @@ mod tests {
 
     #[test]
     fn pooling_and_upsampling_shapes_and_values() {
+        let _rng = crate::tensor_util::rng_lock();
         let device = Device::flex();
         let x = grid(4, 4, &device);
         let d = to_vec(down2(x.clone()));

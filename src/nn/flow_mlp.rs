@@ -122,6 +122,7 @@ mod tests {
     /// The hand-propagated tangent equals central finite differences of the forward pass.
     #[test]
     fn jvp_matches_central_differences() {
+        let _rng = crate::tensor_util::rng_lock();
         let device = Device::flex();
         device.seed(3);
         for dim in [2usize, 3] {
@@ -157,6 +158,7 @@ mod tests {
 
     #[test]
     fn batch_mode_normalises_each_output() {
+        let _rng = crate::tensor_util::rng_lock();
         let device = Device::flex();
         let mut net = FlowMlpConfig {
             dim: 2,

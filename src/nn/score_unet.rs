@@ -119,6 +119,7 @@ mod tests {
 
     #[test]
     fn keeps_the_image_shape_and_depends_on_time() {
+        let _rng = crate::tensor_util::rng_lock();
         let device = Device::flex();
         let net = ScoreUnet::new(2, &[4, 6, 8], Prediction::V, &device);
         let x = Tensor::<4>::random([3, 2, 8, 12], Distribution::Default, &device);

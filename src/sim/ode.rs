@@ -29,6 +29,7 @@ mod tests {
 
     #[test]
     fn rotation_is_integrated_to_fourth_order() {
+        let _rng = crate::tensor_util::rng_lock();
         let device = Device::flex();
         // v = (-y, x): after time π the point (1, 0) is at (-1, 0).
         let rot = |x: Tensor<2>| {

@@ -221,6 +221,7 @@ mod tests {
 
     #[test]
     fn particles_under_a_rotation_stay_on_their_circles_and_trails_follow() {
+        let _rng = crate::tensor_util::rng_lock();
         let device = Device::flex();
         let spawn = vec![1.0, 0.0, 0.0, 1.5, -0.5, 0.0];
         let bounds = vec![[-3.0, 3.0]; 2];
@@ -248,6 +249,7 @@ mod tests {
 
     #[test]
     fn particles_that_leave_the_bounds_are_reborn_from_the_spawn_points() {
+        let _rng = crate::tensor_util::rng_lock();
         let device = Device::flex();
         let outward = |x: Tensor<2>| x.mul_scalar(10.0);
         let spawn = vec![0.5, 0.5];
@@ -265,6 +267,7 @@ mod tests {
 
     #[test]
     fn streamlines_of_a_rotation_are_circles() {
+        let _rng = crate::tensor_util::rng_lock();
         let device = Device::flex();
         let seeds = grid(&[[-1.0, 1.0], [-1.0, 1.0]], 3);
         assert_eq!(seeds.len(), 9 * 2);

@@ -66,6 +66,7 @@ mod tests {
     /// and Langevin keeps its variance: after many steps the pixel variance stays near 1.
     #[test]
     fn langevin_with_a_rotation_keeps_a_gaussian() {
+        let _rng = crate::tensor_util::rng_lock();
         let device = Device::flex();
         device.seed(2);
         let sde = Sde { eta: 0.5, dt: 0.05 };

@@ -218,6 +218,7 @@ mod tests {
     fn curves_end_at_the_metric_and_a_cancelled_evaluation_stops_between_fields() {
         let sets = ["eval.mmd_points=100".to_string(), "eval.rk4_steps=4".into()];
         let preset = Preset::load("ring", true, &sets).unwrap();
+        let _rng = crate::tensor_util::rng_lock();
         let backend = Backend::cpu();
         let data = Dataset::generate(&preset.dataset, 0);
         let score = score_mlp::init(2, 16, preset.score.prediction, &backend.device);

@@ -523,6 +523,7 @@ mod tests {
     /// network's eps error is amplified by 1/sigma there (≈ 7× at step 9).
     #[test]
     fn trained_score_matches_the_analytic_gaussian_score() {
+        let _rng = crate::tensor_util::rng_lock();
         let device = Device::flex();
         device.seed(5);
         let mut rng = StdRng::seed_from_u64(5);
@@ -607,6 +608,7 @@ mod tests {
         let mut preset = Preset::load("ring", true, &[]).unwrap();
         preset.dataset.n = 500;
         let mut obs = CancelAfter(3, 0);
+        let _rng = crate::tensor_util::rng_lock();
         let t = train(&preset, &Backend::cpu(), &mut obs);
         assert_eq!(
             t.stopped,

@@ -331,6 +331,7 @@ mod tests {
     #[test]
     fn the_score_loss_falls_and_denoising_beats_the_identity_on_held_out_patterns() {
         let preset = tiny(40);
+        let _rng = crate::tensor_util::rng_lock();
         let backend = Backend::cpu();
         let t = train(&preset, &backend, None, &mut Silent)
             .unwrap()
