@@ -6,8 +6,9 @@ use clap::{Args, Parser, Subcommand};
 use equiflow::backend::{Backend, BackendChoice};
 use equiflow::bench::{self, BenchConfig};
 use equiflow::data::Dataset;
+use equiflow::data::icon::Icon;
 use equiflow::metrics::report::Metrics;
-use equiflow::preset::{self, Preset};
+use equiflow::preset::{self, DatasetKind, Preset};
 use equiflow::train::checkpoint::{self, RunDir};
 use equiflow::train::evaluate::evaluate;
 use equiflow::train::job::{self, Observer, Phase, Progress};
@@ -73,6 +74,16 @@ enum Cmd {
     },
     /// List the built-in presets.
     Presets,
+    /// Draw a built-in artificial-life target (dot, dots, firefly, taiji) as a PNG.
+    Target {
+        name: String,
+        /// Where to write it.
+        #[arg(long)]
+        out: PathBuf,
+        /// Side in pixels.
+        #[arg(long, default_value_t = equiflow::data::icon::ASSET_SIZE)]
+        size: usize,
+    },
 }
 
 #[derive(Args)]
@@ -97,6 +108,9 @@ struct TrainArgs {
     /// Overwrite an output directory that already holds a run.
     #[arg(long)]
     force: bool,
+    /// Artificial-life presets: this PNG or JPEG as the target icon (fitted to the icon size).
+    #[arg(long, value_name = "FILE")]
+    target: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -125,10 +139,11 @@ fn run(cli: Cli) -> Result<()> {
             backend,
             gray_scott: false,
         }) => bench_cmd(json, steps, backend),
+        Some(Cmd::Target { name, out, size }) => draw_target(&name, &out, size),
         Some(Cmd::Presets) => {
             for (name, text) in preset::BUILTIN {
                 let about = text.lines().next().unwrap_or("").trim_start_matches("# ");
-                println!("{name:<11} {about}");
+                println!("{name:<13} {about}");
             }
             Ok(())
         }
@@ -198,7 +213,25 @@ fn select_backend(choice: BackendChoice) -> Result<Backend> {
 }
 
 fn train(args: TrainArgs) -> Result<()> {
-    let mut preset = Preset::load(&args.preset, args.quick, &args.sets)?;
+    let mut sets = args.sets.clone();
+    if let Some(target) = &args.target {
+        sets.push(format!(
+            "dataset.target={}",
+            toml_string(&target.display().to_string())
+        ));
+    }
+    let mut preset = Preset::load(&args.preset, args.quick, &sets)?;
+    if args.target.is_some() && preset.dataset.kind != DatasetKind::Alife {
+        bail!(
+            "--target needs an artificial-life preset ({}); '{}' is not one",
+            alife_presets(),
+            preset.name
+        );
+    }
+    if preset.dataset.kind == DatasetKind::Alife {
+        // Fail before any work when the target cannot be read.
+        Icon::load(&preset.dataset.target, preset.dataset.icon_size)?;
+    }
     if let Some(seed) = args.seed {
         preset.seed = seed;
     }
@@ -248,6 +281,32 @@ fn train(args: TrainArgs) -> Result<()> {
     Ok(())
 }
 
+/// A TOML string literal (a `--set` value with any characters).
+fn toml_string(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+fn alife_presets() -> String {
+    preset::BUILTIN
+        .iter()
+        .filter(|(n, _)| n.starts_with("alife-"))
+        .map(|(n, _)| *n)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn draw_target(name: &str, out: &std::path::Path, size: usize) -> Result<()> {
+    let Some(icon) = Icon::builtin(name, size) else {
+        bail!(
+            "unknown target '{name}'; built-in targets: {}",
+            equiflow::data::icon::BUILTIN.join(", ")
+        );
+    };
+    icon.save_png(out)?;
+    eprintln!("wrote {}", out.display());
+    Ok(())
+}
+
 fn train_turing(preset: &Preset, backend: &Backend, dir: &RunDir) -> Result<()> {
     let mut bars = Bars { bar: None };
     let cache = dir.path.join(checkpoint::DATASET);
@@ -265,13 +324,15 @@ fn train_turing(preset: &Preset, backend: &Backend, dir: &RunDir) -> Result<()> 
             dir.path.display()
         );
     }
-    let Some(mut m) = turing::evaluate(preset, &t.score, backend, &mut bars) else {
+    let Some(mut m) = turing::evaluate(preset, &t.score, backend, &mut bars)? else {
         bail!("cancelled while computing the metrics");
     };
     bars.finish();
     m.seconds_data = t.seconds_data;
     m.seconds_score = t.seconds_score;
-    m.dataset_alive_fraction = t.data.alive_fraction();
+    if preset.dataset.kind == DatasetKind::GrayScott {
+        m.dataset_alive_fraction = Some(t.data.alive_fraction());
+    }
     m.score_loss_final = job::final_loss(&t.losses, Phase::Score);
     dir.write_json_metrics(&m)?;
     for line in equiflow::metrics::report::lines(&m) {
@@ -284,12 +345,12 @@ fn train_turing(preset: &Preset, backend: &Backend, dir: &RunDir) -> Result<()> 
 fn eval_turing(dir: &RunDir, preset: &Preset, json: bool, backend: &Backend) -> Result<()> {
     let score = dir.load_image_score(preset, &backend.device)?;
     let mut bars = Bars { bar: None };
-    let Some(mut m) = turing::evaluate(preset, &score, backend, &mut bars) else {
+    let Some(mut m) = turing::evaluate(preset, &score, backend, &mut bars)? else {
         bail!("cancelled while computing the metrics");
     };
     bars.finish();
     // Training times, losses and the data's make-up belong to the training run.
-    if let Some(old) = read_metrics::<turing::TuringMetrics>(&dir.path) {
+    if let Some(old) = read_metrics::<turing::ImageMetrics>(&dir.path) {
         m.seconds_data = old.seconds_data;
         m.seconds_score = old.seconds_score;
         m.score_loss_final = old.score_loss_final;

@@ -17,6 +17,13 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("gs-waves", include_str!("../presets/gs-waves.toml")),
     ("gs-spirals", include_str!("../presets/gs-spirals.toml")),
     ("gs-maze", include_str!("../presets/gs-maze.toml")),
+    ("alife-dot", include_str!("../presets/alife-dot.toml")),
+    ("alife-dots", include_str!("../presets/alife-dots.toml")),
+    (
+        "alife-firefly",
+        include_str!("../presets/alife-firefly.toml"),
+    ),
+    ("alife-taiji", include_str!("../presets/alife-taiji.toml")),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -47,20 +54,23 @@ pub enum DatasetKind {
     Lorenz,
     /// Turing patterns: images of the Gray–Scott system (the image pipeline, `train::turing`).
     GrayScott,
+    /// Artificial life: a target icon stamped at random positions and rotations
+    /// (`data::tiler`), RGB images on the image pipeline.
+    Alife,
 }
 
 impl DatasetKind {
     /// The dimension of one point snapshot (image kinds: the channels of a pixel).
     pub fn dim(self) -> usize {
         match self {
-            DatasetKind::Lorenz => 3,
+            DatasetKind::Lorenz | DatasetKind::Alife => 3,
             _ => 2,
         }
     }
 
     /// Snapshots are images, trained by the image pipeline rather than the point one.
     pub fn is_image(self) -> bool {
-        self == DatasetKind::GrayScott
+        matches!(self, DatasetKind::GrayScott | DatasetKind::Alife)
     }
 }
 
@@ -102,6 +112,12 @@ pub struct DatasetSettings {
     pub sim_steps: usize,
     /// Gray–Scott: at most this many random seed discs per sample (at least one).
     pub discs: usize,
+    /// Artificial life: the target, a built-in name (`data::icon::BUILTIN`) or a PNG/JPEG path.
+    pub target: String,
+    /// Artificial life: side of a stamped icon in pixels (the canvas side is `size`).
+    pub icon_size: usize,
+    /// Artificial life: icons per image.
+    pub icons: usize,
 }
 
 impl Default for DatasetSettings {
@@ -121,6 +137,9 @@ impl Default for DatasetSettings {
             size: 128,
             sim_steps: 4000,
             discs: 8,
+            target: "dot".into(),
+            icon_size: 64,
+            icons: 10,
         }
     }
 }
@@ -294,6 +313,9 @@ pub struct SdeSettings {
     pub steps: usize,
     /// Weight of the newest denoised state in the displayed running average (1 = no EMA).
     pub ema: f64,
+    /// Side of the live canvas (everything is convolutional, so it may exceed the training
+    /// size); 0 = the training size.
+    pub canvas: usize,
 }
 
 impl Default for SdeSettings {
@@ -307,6 +329,7 @@ impl Default for SdeSettings {
             dt: 0.01,
             steps: 300,
             ema: 0.1,
+            canvas: 0,
         }
     }
 }
@@ -334,6 +357,13 @@ pub struct EvalSettings {
     pub cos_sde_steps: usize,
     /// Gray–Scott: simulator steps of the true displacement.
     pub cos_gs_steps: usize,
+    /// Artificial life: held-out images whose blobs are tracked (`metrics::blob_motion`).
+    pub blob_starts: usize,
+    /// Artificial life: SDE steps they are tracked over, and steps between frames.
+    pub blob_steps: usize,
+    pub blob_every: usize,
+    /// Artificial life: ink (0 white … 1 black) above which a pixel belongs to a blob.
+    pub blob_threshold: f64,
 }
 
 impl Default for EvalSettings {
@@ -351,6 +381,10 @@ impl Default for EvalSettings {
             cos_starts: 8,
             cos_sde_steps: 200,
             cos_gs_steps: 20,
+            blob_starts: 4,
+            blob_steps: 400,
+            blob_every: 10,
+            blob_threshold: 0.3,
         }
     }
 }
@@ -536,7 +570,8 @@ impl Preset {
             })
         };
         let d = &self.dataset;
-        if crate::data::gray_scott::preset(&d.pattern).is_none() {
+        let alife = d.kind == DatasetKind::Alife;
+        if !alife && crate::data::gray_scott::preset(&d.pattern).is_none() {
             let known: Vec<&str> = crate::data::gray_scott::PRESETS
                 .iter()
                 .map(|(n, _)| *n)
@@ -556,17 +591,41 @@ impl Preset {
                 "must be a multiple of 4 and at least 8".into(),
             );
         }
-        for (key, v) in [
-            ("dataset.sim_steps", d.sim_steps),
-            ("dataset.discs", d.discs),
-            ("sde.steps", self.sde.steps),
-            ("eval.cos_starts", self.eval.cos_starts),
-            ("eval.cos_sde_steps", self.eval.cos_sde_steps),
-            ("eval.cos_gs_steps", self.eval.cos_gs_steps),
-        ] {
+        let checked = if alife {
+            vec![
+                ("dataset.icons", d.icons),
+                ("eval.blob_starts", self.eval.blob_starts),
+                ("eval.blob_steps", self.eval.blob_steps),
+                ("eval.blob_every", self.eval.blob_every),
+            ]
+        } else {
+            vec![
+                ("dataset.sim_steps", d.sim_steps),
+                ("dataset.discs", d.discs),
+                ("eval.cos_starts", self.eval.cos_starts),
+                ("eval.cos_sde_steps", self.eval.cos_sde_steps),
+                ("eval.cos_gs_steps", self.eval.cos_gs_steps),
+            ]
+        };
+        for (key, v) in checked.into_iter().chain([("sde.steps", self.sde.steps)]) {
             if v == 0 {
                 return bad(key, "must be at least 1".into());
             }
+        }
+        if alife && !(4..=d.size).contains(&d.icon_size) {
+            return bad(
+                "dataset.icon_size",
+                format!("must lie between 4 and the canvas side ({})", d.size),
+            );
+        }
+        if alife && !(self.eval.blob_threshold > 0.0 && self.eval.blob_threshold < 1.0) {
+            return bad("eval.blob_threshold", "must lie in (0, 1)".into());
+        }
+        if self.sde.canvas != 0 && (self.sde.canvas < 8 || !self.sde.canvas.is_multiple_of(4)) {
+            return bad(
+                "sde.canvas",
+                "must be 0 (the training size) or a multiple of 4, at least 8".into(),
+            );
         }
         for (key, v) in [
             ("dataset.f", d.f),

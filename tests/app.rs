@@ -316,7 +316,7 @@ fn a_turing_preset_trains_and_its_pattern_plays_beside_the_truth() {
     assert_eq!(app.results.sample_images.as_ref().unwrap().count(), 2);
     assert_eq!(app.results.score_losses.len(), 3);
     let m = app.results.pattern_metrics.as_ref().unwrap();
-    assert!((0.0..=1.0).contains(&m.cos_truth_training_free));
+    assert!((0.0..=1.0).contains(&m.cos_truth_training_free.unwrap()));
 
     // The learned pattern plays beside the truth while the Patterns view is open.
     click(&mut h, "Patterns");

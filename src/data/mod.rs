@@ -1,7 +1,10 @@
 //! Snapshots: seeded, deterministic point clouds. No time order is kept — that is the premise.
 
 pub mod gray_scott;
+pub mod icon;
 pub mod lorenz;
+pub mod snapshots;
+pub mod tiler;
 pub mod toy2d;
 pub mod turing;
 
@@ -64,8 +67,8 @@ impl Dataset {
                 lorenz::trajectories(settings.runs, settings.steps_per_run, settings.dt, &mut rng),
                 true,
             ),
-            DatasetKind::GrayScott => {
-                panic!("image snapshots are made by data::turing, not as points")
+            DatasetKind::GrayScott | DatasetKind::Alife => {
+                panic!("image snapshots are made by data::turing and data::tiler, not as points")
             }
         };
         let mut raw = raw;

@@ -247,6 +247,10 @@ pub enum DataError {
         steps: usize,
         attempts: usize,
     },
+    #[error(transparent)]
+    Target(#[from] super::icon::IconError),
+    #[error(transparent)]
+    Tiling(#[from] super::tiler::TileError),
 }
 
 /// The cached set at `path` when it was made with the same settings, else a freshly

@@ -1,6 +1,8 @@
 //! How success is measured (METHOD §7). Protocols are documented where they are computed.
 
 pub mod alignment;
+pub mod blob_motion;
+pub mod blobs;
 pub mod gs_alignment;
 pub mod lyapunov;
 pub mod mmd;

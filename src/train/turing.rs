@@ -8,13 +8,15 @@ use super::job::{
 };
 use crate::backend::Backend;
 use crate::data::gray_scott::Params;
+use crate::data::tiler::{self, Tiling};
 use crate::data::turing::{self, DataError, ImageSet};
 use crate::method::diffusion::Schedule;
 use crate::method::image_diffusion::{self, denoised};
 use crate::method::skew::ImageKernel;
+use crate::metrics::blob_motion::{self, Finder};
 use crate::metrics::gs_alignment::{self, Protocol};
 use crate::nn::score_unet::ScoreUnet;
-use crate::preset::{Preset, ScoreSettings};
+use crate::preset::{DatasetKind, Preset, ScoreSettings};
 use crate::sim::sde::Sde;
 use crate::tensor_util::{scalar, to_vec};
 use burn::module::Module;
@@ -99,7 +101,8 @@ pub struct TuringTrained {
     pub stopped: Option<Stop>,
 }
 
-/// Simulate (or read from `cache`) the snapshots, reporting them as the data phase.
+/// Simulate (or read from `cache`) the Gray–Scott snapshots, or tile the artificial-life
+/// target, reporting it as the data phase.
 pub fn dataset(
     preset: &Preset,
     cache: Option<&Path>,
@@ -115,17 +118,28 @@ pub fn dataset(
         !obs.cancelled()
     };
     let (d, n, seed) = (&preset.dataset, preset.dataset.n, preset.seed);
+    if d.kind == DatasetKind::Alife {
+        return Ok(turing::Generated {
+            set: tiler::generate(Tiling::from_settings(d)?, n, seed, &mut progress)?,
+            cell_updates_per_s: 0.0,
+            from_cache: false,
+        });
+    }
     match cache {
         Some(path) => turing::load_or_generate(d, n, seed, path, &mut progress),
         None => Ok(turing::generate(d, n, seed, &mut progress)),
     }
 }
 
-/// Held-out start patterns for the metrics (never in the training set).
-pub fn held_out(preset: &Preset, n: usize) -> ImageSet {
-    turing::generate(&preset.dataset, n, preset.seed ^ HELD_OUT, &mut |_, _| true)
-        .set
-        .expect("generation without a cancel hook completes")
+/// Held-out start images for the metrics (never in the training set).
+pub fn held_out(preset: &Preset, n: usize) -> Result<ImageSet, DataError> {
+    let (d, seed) = (&preset.dataset, preset.seed ^ HELD_OUT);
+    let set = if d.kind == DatasetKind::Alife {
+        tiler::generate(Tiling::from_settings(d)?, n, seed, &mut |_, _| true)?
+    } else {
+        turing::generate(d, n, seed, &mut |_, _| true).set
+    };
+    Ok(set.expect("generation without a cancel hook completes"))
 }
 
 /// Data, then the score model, then samples. `Err` only for an unwritable cache; a cancel
@@ -143,7 +157,9 @@ pub fn train(
     let Some(data) = generated.set else {
         return Ok(None);
     };
-    data.check_alive(&preset.dataset)?;
+    if preset.dataset.kind == DatasetKind::GrayScott {
+        data.check_alive(&preset.dataset)?;
+    }
     let seconds_data = t0.elapsed().as_secs_f64();
     let s = &preset.score;
     let sched = Schedule::from_settings(s);
@@ -195,41 +211,59 @@ pub fn train(
     }))
 }
 
-/// `metrics.json` of an image run. Field names are a public contract.
+/// `metrics.json` of an image run. Field names are a public contract; fields that belong
+/// to one kind of run (Turing or artificial life) are absent from the other's file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct TuringMetrics {
+pub struct ImageMetrics {
     pub backend: String,
+    /// Turing: the Gray–Scott regime; artificial life: the target.
     pub pattern: String,
     pub seconds_data: f64,
     pub seconds_score: f64,
     pub seconds_metrics: f64,
     pub score_loss_final: f64,
-    /// Share of training snapshots that hold a living pattern (dead ones are retried).
-    pub dataset_alive_fraction: f64,
-    /// Held-out patterns noised to tau: mean squared error of the denoised image, and of
+    /// Held-out images noised to tau: mean squared error of the denoised image, and of
     /// the identity (the noised image rescaled), per pixel.
     pub denoise_mse: f64,
     pub denoise_mse_identity: f64,
-    /// |cos| of the learned displacement to the true one (see `metrics::gs_alignment`).
-    pub cos_truth_training_free: f64,
-    pub cos_truth_random_kernel: f64,
-    /// The Gray–Scott stencil's speed: cell updates per second on this machine (256²).
-    pub gs_cell_updates_per_s: f64,
+    /// Turing: share of training snapshots that hold a living pattern (dead ones are retried).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub dataset_alive_fraction: Option<f64>,
+    /// Turing: |cos| of the learned displacement to the true one (`metrics::gs_alignment`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub cos_truth_training_free: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub cos_truth_random_kernel: Option<f64>,
+    /// Turing: the Gray–Scott stencil's speed, cell updates per second on this machine (256²).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub gs_cell_updates_per_s: Option<f64>,
+    /// Artificial life: blobs per image at the start and the end of the tracked run, their
+    /// mean speed (pixels per SDE time unit), and the speed of the same run with v = 0
+    /// (`metrics::blob_motion`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub blob_count_start: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub blob_count_end: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub blob_speed_mean: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub blob_speed_still: Option<f64>,
 }
 
-/// The agreement metrics and the denoising check of a trained score model.
+/// The denoising check of a trained score model, then the agreement with the true
+/// dynamics (Turing) or the blob motion (artificial life). `None` when cancelled.
 pub fn evaluate(
     preset: &Preset,
     score: &ScoreUnet,
     backend: &Backend,
     obs: &mut dyn Observer,
-) -> Option<TuringMetrics> {
+) -> Result<Option<ImageMetrics>, DataError> {
     let t0 = Instant::now();
     let e = &preset.eval;
     let sched = Schedule::from_settings(&preset.score);
     let tau = preset.score.tau_step;
-    let params = Params::from_settings(&preset.dataset).expect("validated pattern");
-    let starts = held_out(preset, e.cos_starts);
+    let alife = preset.dataset.kind == DatasetKind::Alife;
+    let starts = held_out(preset, if alife { e.blob_starts } else { e.cos_starts })?;
     let device = score.device();
     device.seed(preset.seed ^ HELD_OUT);
     let x0 = Tensor::<4>::from_data(
@@ -242,10 +276,55 @@ pub fn evaluate(
     let xt = crate::method::diffusion::noised(x0.clone(), &sched, tau);
     let s = image_diffusion::score(score, xt.clone(), &sched, tau);
     let mse = |a: Tensor<4>| scalar((a - x0.clone()).square().mean());
-    let denoise_mse = mse(denoised(xt.clone(), s, &sched, tau));
-    let denoise_mse_identity = mse(xt.div_scalar(sched.alpha_bar[tau].sqrt()));
+    let mut m = ImageMetrics {
+        backend: backend.description.clone(),
+        pattern: if alife {
+            preset.dataset.target.clone()
+        } else {
+            preset.dataset.pattern.clone()
+        },
+        denoise_mse: mse(denoised(xt.clone(), s, &sched, tau)),
+        denoise_mse_identity: mse(xt.div_scalar(sched.alpha_bar[tau].sqrt())),
+        ..Default::default()
+    };
+    let done = if alife {
+        blob_metrics(preset, score, &sched, &starts, &mut m, obs)
+    } else {
+        truth_metrics(preset, score, &sched, &starts, &mut m, obs)
+    };
+    if done.is_none() {
+        return Ok(None);
+    }
+    m.seconds_metrics = t0.elapsed().as_secs_f64();
+    Ok(Some(m))
+}
 
-    let truth = gs_alignment::true_displacement(&starts, &params, e.cos_gs_steps);
+/// A progress callback for the metrics phase that reports every tenth step.
+fn metrics_tick(obs: &mut dyn Observer, total: usize) -> impl FnMut(usize) -> bool + '_ {
+    move |done| {
+        if done.is_multiple_of(10) {
+            obs.progress(&Progress {
+                phase: Phase::Metrics,
+                done,
+                total,
+                loss: None,
+            });
+        }
+        !obs.cancelled()
+    }
+}
+
+fn truth_metrics(
+    preset: &Preset,
+    score: &ScoreUnet,
+    sched: &Schedule,
+    starts: &ImageSet,
+    m: &mut ImageMetrics,
+    obs: &mut dyn Observer,
+) -> Option<()> {
+    let e = &preset.eval;
+    let params = Params::from_settings(&preset.dataset).expect("validated pattern");
+    let truth = gs_alignment::true_displacement(starts, &params, e.cos_gs_steps);
     let protocol = Protocol {
         sde: Sde {
             eta: preset.sde.eta,
@@ -254,7 +333,7 @@ pub fn evaluate(
         ema: preset.sde.ema,
         sde_steps: e.cos_sde_steps,
         gs_steps: e.cos_gs_steps,
-        tau,
+        tau: preset.score.tau_step,
     };
     let kernels = [
         ImageKernel::from_settings(&preset.sde, starts.channels),
@@ -263,43 +342,55 @@ pub fn evaluate(
     let mut cos = Vec::new();
     let per_kernel = 2 * e.cos_sde_steps;
     let total = kernels.len() * per_kernel;
+    let mut tick = metrics_tick(obs, total);
     for (i, k) in kernels.iter().enumerate() {
         let v = |s: Tensor<4>| k.apply(s);
-        let mut tick = |done: usize, _: usize| {
-            let done = i * per_kernel + done;
-            // Every tenth step is often enough for a progress bar.
-            if done.is_multiple_of(10) {
-                obs.progress(&Progress {
-                    phase: Phase::Metrics,
-                    done,
-                    total,
-                    loss: None,
-                });
-            }
-            !obs.cancelled()
-        };
+        let mut step = |done: usize, _: usize| tick(i * per_kernel + done);
         let learned =
-            gs_alignment::learned_displacement(score, &sched, &starts, &v, &protocol, &mut tick)?;
+            gs_alignment::learned_displacement(score, sched, starts, &v, &protocol, &mut step)?;
         cos.push(gs_alignment::mean_abs_cos(&learned, &truth, starts.n));
     }
-    obs.progress(&Progress {
-        phase: Phase::Metrics,
-        done: total,
-        total,
-        loss: None,
-    });
-    let stencil = crate::bench::gray_scott(256, 50);
-    Some(TuringMetrics {
-        backend: backend.description.clone(),
-        pattern: preset.dataset.pattern.clone(),
-        seconds_metrics: t0.elapsed().as_secs_f64(),
-        denoise_mse,
-        denoise_mse_identity,
-        cos_truth_training_free: cos[0],
-        cos_truth_random_kernel: cos[1],
-        gs_cell_updates_per_s: stencil.mcups * 1e6,
-        ..Default::default()
-    })
+    tick(total);
+    m.cos_truth_training_free = Some(cos[0]);
+    m.cos_truth_random_kernel = Some(cos[1]);
+    m.gs_cell_updates_per_s = Some(crate::bench::gray_scott(256, 50).mcups * 1e6);
+    Some(())
+}
+
+fn blob_metrics(
+    preset: &Preset,
+    score: &ScoreUnet,
+    sched: &Schedule,
+    starts: &ImageSet,
+    m: &mut ImageMetrics,
+    obs: &mut dyn Observer,
+) -> Option<()> {
+    let e = &preset.eval;
+    let protocol = blob_motion::Protocol {
+        sde: Sde {
+            eta: preset.sde.eta,
+            dt: preset.sde.dt,
+        },
+        ema: preset.sde.ema,
+        steps: e.blob_steps,
+        every: e.blob_every,
+        tau: preset.score.tau_step,
+        finder: Finder::for_icon(preset.dataset.icon_size, e.blob_threshold as f32),
+    };
+    let kernel = ImageKernel::from_settings(&preset.sde, starts.channels);
+    let v = |s: Tensor<4>| kernel.apply(s);
+    let still = |s: Tensor<4>| s.zeros_like();
+    let mut tick = metrics_tick(obs, 2 * e.blob_steps);
+    // Both runs share the start and every noise draw.
+    let seed = preset.seed ^ 0xB10B;
+    let moving = blob_motion::motion(score, sched, starts, &v, &protocol, seed, &mut tick)?;
+    let mut second = |k: usize| tick(e.blob_steps + k);
+    let held = blob_motion::motion(score, sched, starts, &still, &protocol, seed, &mut second)?;
+    m.blob_count_start = Some(moving.count_start);
+    m.blob_count_end = Some(moving.count_end);
+    m.blob_speed_mean = Some(moving.speed);
+    m.blob_speed_still = Some(held.speed);
+    Some(())
 }
 
 #[cfg(test)]
@@ -342,7 +433,9 @@ mod tests {
         assert!(last < 0.7 * first, "loss {first} → {last}");
         assert_eq!(t.samples.len(), 2 * 2 * 24 * 24);
         assert!(t.samples.iter().all(|x| x.is_finite()));
-        let m = evaluate(&preset, &t.score, &backend, &mut Silent).unwrap();
+        let m = evaluate(&preset, &t.score, &backend, &mut Silent)
+            .unwrap()
+            .unwrap();
         assert!(
             m.denoise_mse < 0.8 * m.denoise_mse_identity,
             "denoised {} vs identity {}",
@@ -350,8 +443,10 @@ mod tests {
             m.denoise_mse_identity
         );
         for c in [m.cos_truth_training_free, m.cos_truth_random_kernel] {
+            let c = c.unwrap();
             assert!((0.0..=1.0).contains(&c), "{c}");
         }
-        assert!(m.gs_cell_updates_per_s > 1e6);
+        assert!(m.gs_cell_updates_per_s.unwrap() > 1e6);
+        assert!(m.blob_speed_mean.is_none());
     }
 }

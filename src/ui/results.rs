@@ -2,7 +2,7 @@
 
 use crate::metrics::report::{Metrics, MmdCurve};
 use crate::train::job::Phase;
-use crate::train::turing::TuringMetrics;
+use crate::train::turing::ImageMetrics;
 use crate::worker::event::{
     Cloud, Event, ImageKind, Images, JobStarted, ParticleFrame, PatternFrame, ProgressInfo,
     VectorField,
@@ -66,7 +66,7 @@ pub struct Results {
     pub sample_images: Option<Images>,
     pub denoised: Option<Images>,
     pub pattern_frame: Option<PatternFrame>,
-    pub pattern_metrics: Option<TuringMetrics>,
+    pub pattern_metrics: Option<ImageMetrics>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -64,6 +64,8 @@ pub struct SimControls {
     /// SDE steps per animation frame (the play speed).
     pub speed: usize,
     pub restart: Restart,
+    /// Seeds the random skew kernel ("new dynamics" draws another).
+    pub kernel_seed: u64,
 }
 
 impl SimControls {
@@ -75,6 +77,7 @@ impl SimControls {
             dt: p.sde.dt,
             speed: 4,
             restart: Restart::Sample,
+            kernel_seed: p.sde.kernel_seed,
         }
     }
 }

@@ -135,6 +135,11 @@ pub struct PatternFrame {
     pub truth_delta: Vec<f32>,
     /// SDE steps since the start.
     pub steps: usize,
+    /// Artificial life: recent positions of each tracked blob (pixels, on the torus), the
+    /// newest last, and the blob count and mean speed (pixels per SDE time unit) now.
+    pub trails: Vec<Vec<[f32; 2]>>,
+    pub blobs: usize,
+    pub blob_speed: f32,
 }
 
 /// What the bounded frame channel carries: the newest picture of a running simulation.
@@ -154,7 +159,7 @@ pub enum Event {
         size: usize,
     },
     Images(Images),
-    PatternMetrics(Box<crate::train::turing::TuringMetrics>),
+    PatternMetrics(Box<crate::train::turing::ImageMetrics>),
     Progress(ProgressInfo),
     /// Mean loss of one finished epoch.
     Loss {

@@ -1,23 +1,29 @@
-//! An image job as the app runs it (Turing patterns): the snapshots are simulated chunk by
-//! chunk, the UNet trains one batch per step, then the metrics run and the training-free
-//! flow plays live beside the true Gray–Scott dynamics from the same start.
+//! An image job as the app runs it: the snapshots are simulated (Turing patterns) or tiled
+//! (artificial life) chunk by chunk, the UNet trains one batch per step, then the metrics run
+//! and the training-free flow plays live — beside the true Gray–Scott dynamics from the same
+//! start, or with its blobs tracked (artificial life).
 
 use super::command::{Restart, SimControls};
 use super::event::{Event, ImageKind, Images, PatternFrame, ProgressInfo};
 use super::session::{Epochs, MetricsObserver, record};
 use crate::backend::Backend;
 use crate::data::gray_scott::{self, Grid, Params};
-use crate::data::turing::{self, Generator, ImageSet};
+use crate::data::snapshots::SnapshotMaker;
+use crate::data::tiler::Tiling;
+use crate::data::turing::{self, ImageSet};
 use crate::method::diffusion::{self, Schedule};
 use crate::method::image_diffusion::{self, denoised};
 use crate::method::skew::ImageKernel;
+use crate::metrics::blob_motion::Finder;
+use crate::metrics::blobs::Tracker;
 use crate::nn::score_unet::ScoreUnet;
+use crate::preset::DatasetKind;
 use crate::preset::Preset;
 use crate::sim::sde::{Ema, Sde, State};
 use crate::tensor_util::to_vec;
 use crate::train::checkpoint::{self, RunDir, RunDirError};
 use crate::train::job::{LossPoint, Phase, Stop, final_loss};
-use crate::train::turing::{self as tjob, ImageScoreTrainer, TuringMetrics};
+use crate::train::turing::{self as tjob, ImageMetrics, ImageScoreTrainer};
 use burn::tensor::{Distribution, Tensor, TensorData};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -34,18 +40,33 @@ const GS_PER_SDE: f64 = 0.1;
 /// Frames between the snapshots the displacement view subtracts.
 const DELTA_FRAMES: usize = 20;
 
+/// The shortest offset on a ring of `n` pixels.
+fn wrap(d: f32, n: usize) -> f32 {
+    let n = n as f32;
+    (d + n / 2.0).rem_euclid(n) - n / 2.0
+}
+
 enum Stage {
-    Data(Box<Generator>),
+    Data(Box<SnapshotMaker>),
     Score(Box<ImageScoreTrainer>, Epochs),
     Metrics,
     Done,
 }
 
-/// The learned dynamics and the true ones, running side by side from one start.
+/// Points kept per trail in the live view.
+const TRAIL: usize = 40;
+/// Frames over which the live blob speed is measured.
+const SPEED_FRAMES: usize = 10;
+
+/// The learned dynamics and the true ones (Turing) or the blob tracks (artificial life),
+/// running from one start.
 struct PatternSim {
     state: State,
     ema: Ema,
-    truth: Grid,
+    truth: Option<Grid>,
+    tracker: Option<Tracker>,
+    h: usize,
+    w: usize,
     gs_carry: f64,
     anchor: Option<(Vec<f32>, Vec<f32>)>,
     frames: usize,
@@ -55,7 +76,7 @@ struct PatternSim {
 pub struct PatternSession {
     preset: Preset,
     backend: Backend,
-    params: Params,
+    params: Option<Params>,
     sched: Schedule,
     rng: StdRng,
     stage: Stage,
@@ -64,7 +85,7 @@ pub struct PatternSession {
     score: Option<ScoreUnet>,
     losses: Vec<LossPoint>,
     samples: Vec<f32>,
-    metrics: Option<TuringMetrics>,
+    metrics: Option<ImageMetrics>,
     controls: SimControls,
     kernel: ImageKernel,
     sim: Option<PatternSim>,
@@ -87,8 +108,10 @@ impl PatternSession {
     ) -> Self {
         backend.device.seed(preset.seed);
         let d = &preset.dataset;
-        let params = Params::from_settings(d).expect("validated pattern");
+        let alife = d.kind == DatasetKind::Alife;
+        let params = (!alife).then(|| Params::from_settings(d).expect("validated pattern"));
         let controls = SimControls::from_preset(&preset);
+        let maker = SnapshotMaker::new(d, d.n, preset.seed);
         out.push(Event::PatternJob {
             preset: preset.name.clone(),
             backend: backend.description.clone(),
@@ -97,13 +120,13 @@ impl PatternSession {
         let mut s = Self {
             sched: Schedule::from_settings(&preset.score),
             rng: StdRng::seed_from_u64(preset.seed),
-            stage: Stage::Data(Box::new(Generator::new(d, d.n, preset.seed))),
+            stage: Stage::Done,
             data: None,
             score: None,
             losses: Vec::new(),
             samples: Vec::new(),
             metrics: None,
-            kernel: ImageKernel::from_settings(&preset.sde, 2),
+            kernel: ImageKernel::from_settings(&preset.sde, d.kind.dim()),
             controls,
             sim: None,
             next_start: 0,
@@ -114,8 +137,16 @@ impl PatternSession {
             params,
             backend,
             preset,
-            cache,
+            // A painted target may change under the same path: tiling is fast, never cached.
+            cache: if alife { None } else { cache },
         };
+        match maker {
+            Ok(m) => s.stage = Stage::Data(Box::new(m)),
+            Err(e) => {
+                s.finish(Some(e.to_string()), true, out);
+                return s;
+            }
+        }
         let (d, seed) = (&s.preset.dataset, s.preset.seed);
         let cached = s
             .cache
@@ -206,17 +237,22 @@ impl PatternSession {
         }
         match &mut self.stage {
             Stage::Data(g) => {
-                g.step();
-                if g.finished() {
-                    let Stage::Data(g) = std::mem::replace(&mut self.stage, Stage::Metrics) else {
-                        unreachable!("matched just above")
+                let stepped = g.step();
+                if stepped.is_ok() && !g.finished() {
+                    return;
+                }
+                let Stage::Data(g) = std::mem::replace(&mut self.stage, Stage::Done) else {
+                    unreachable!("matched just above")
+                };
+                let set = stepped.and_then(|_| g.finish(&self.preset.dataset));
+                {
+                    let set = match set {
+                        Ok(set) => set,
+                        Err(e) => {
+                            self.finish(Some(e.to_string()), true, out);
+                            return;
+                        }
                     };
-                    let set = g.finish();
-                    if let Err(e) = set.check_alive(&self.preset.dataset) {
-                        self.stage = Stage::Done;
-                        self.finish(Some(e.to_string()), true, out);
-                        return;
-                    }
                     if let Some(path) = &self.cache
                         && let Err(e) =
                             turing::write_cached(&self.preset.dataset, self.preset.seed, path, &set)
@@ -261,16 +297,19 @@ impl PatternSession {
                 let m = tjob::evaluate(&self.preset, score, &self.backend, &mut obs);
                 self.stage = Stage::Done;
                 match m {
-                    Some(mut m) => {
+                    Err(e) => self.finish(Some(e.to_string()), true, out),
+                    Ok(Some(mut m)) => {
                         m.score_loss_final = final_loss(&self.losses, Phase::Score);
-                        if let Some(d) = &self.data {
-                            m.dataset_alive_fraction = d.alive_fraction();
+                        if let (Some(d), Some(_)) = (&self.data, &self.params) {
+                            m.dataset_alive_fraction = Some(d.alive_fraction());
                         }
                         out.push(Event::PatternMetrics(Box::new(m.clone())));
                         self.metrics = Some(m);
                         self.finish(None, false, out);
                     }
-                    None => self.finish(Some("stopped while computing metrics".into()), false, out),
+                    Ok(None) => {
+                        self.finish(Some("stopped while computing metrics".into()), false, out)
+                    }
                 }
             }
             Stage::Done => {}
@@ -343,28 +382,60 @@ impl PatternSession {
         }));
     }
 
-    /// (Re)start the side-by-side simulation.
+    /// The live canvas side: the preset's `sde.canvas` for artificial life (everything is
+    /// convolutional), else the training size.
+    fn canvas(&self, data: &ImageSet) -> usize {
+        match self.preset.sde.canvas {
+            c if c > 0 && self.params.is_none() => c,
+            _ => data.h,
+        }
+    }
+
+    /// A start image of the live canvas: a data image, or a fresh tiling with as many icons
+    /// per area when the canvas is larger than the training images.
+    fn sample_start(&mut self, data: &ImageSet, side: usize) -> Vec<f32> {
+        let i = self.next_start % data.n;
+        self.next_start += 1;
+        if side == data.h {
+            return data.image(i).to_vec();
+        }
+        let d = &self.preset.dataset;
+        let scale = (side * side) as f64 / (d.size * d.size) as f64;
+        let count = (d.icons as f64 * scale).round() as usize;
+        Tiling::from_settings(d)
+            .ok()
+            .map(|t| Tiling {
+                canvas: side,
+                count,
+                ..t
+            })
+            .and_then(|t| t.tile(self.preset.seed ^ 0x11FE ^ i as u64).ok())
+            .map(|(rgb, _)| rgb)
+            .unwrap_or_else(|| vec![1.0; data.channels * side * side])
+    }
+
+    /// (Re)start the live simulation.
     fn start_sim(&mut self, out: &mut Vec<Event>) {
-        let (Some(score), Some(data)) = (&self.score, &self.data) else {
+        let (Some(_), Some(data)) = (&self.score, self.data.take()) else {
             return;
         };
+        let side = self.canvas(&data);
         let start = match self.controls.restart {
-            Restart::Sample => {
-                let i = self.next_start % data.n;
-                self.next_start += 1;
-                data.image(i).to_vec()
-            }
-            Restart::Noise => {
-                let t = Tensor::<4>::random(
-                    [1, data.channels, data.h, data.w],
-                    Distribution::Uniform(-1.0, 1.0),
-                    &self.backend.device,
-                );
-                to_vec(t)
-            }
+            Restart::Sample => self.sample_start(&data, side),
+            Restart::Noise => to_vec(Tensor::<4>::random(
+                [1, data.channels, side, side],
+                Distribution::Uniform(-1.0, 1.0),
+                &self.backend.device,
+            )),
         };
+        let channels = data.channels;
+        self.data = Some(data);
+        let score = self.score.as_ref().expect("checked above");
         let tau = self.preset.score.tau_step;
-        let x0 = self.tensor(start.clone(), data);
+        let x0 = Tensor::from_data(
+            TensorData::new(start.clone(), [1, channels, side, side]),
+            &self.backend.device,
+        );
         let x = diffusion::noised(x0, &self.sched, tau);
         let sched = &self.sched;
         let state = Sde::start(x, &|x| image_diffusion::score(score, x, sched, tau));
@@ -372,27 +443,43 @@ impl PatternSession {
             value: denoised(state.x.clone(), state.s.clone(), sched, tau),
             w: self.preset.sde.ema,
         };
+        let finder = self.finder();
         self.sim = Some(PatternSim {
             state,
             ema,
-            truth: Grid::from_scaled(&start, data.h, data.w),
+            truth: self
+                .params
+                .is_some()
+                .then(|| Grid::from_scaled(&start, side, side)),
+            tracker: self.params.is_none().then(|| finder.tracker(side, side)),
+            h: side,
+            w: side,
             gs_carry: 0.0,
             anchor: None,
             frames: 0,
             steps: 0,
         });
         out.push(Event::Notice(match self.controls.restart {
-            Restart::Sample => "The flow starts from a data pattern.".into(),
+            Restart::Sample => "The flow starts from a data image.".into(),
             Restart::Noise => "The flow starts from noise.".into(),
         }));
     }
 
-    /// New simulation settings; a flipped sign or a restart request takes effect at once.
+    fn finder(&self) -> Finder {
+        Finder::for_icon(
+            self.preset.dataset.icon_size,
+            self.preset.eval.blob_threshold as f32,
+        )
+    }
+
+    /// New simulation settings; a flipped sign, another kernel or a restart request takes
+    /// effect at once.
     pub fn steer(&mut self, c: SimControls, restart: bool, out: &mut Vec<Event>) {
-        if (c.sign, c.kernel) != (self.controls.sign, self.controls.kernel) {
+        let old = self.controls;
+        if (c.sign, c.kernel, c.kernel_seed) != (old.sign, old.kernel, old.kernel_seed) {
             let mut sde = self.preset.sde.clone();
-            (sde.sign, sde.kernel) = (c.sign, c.kernel);
-            self.kernel = ImageKernel::from_settings(&sde, 2);
+            (sde.sign, sde.kernel, sde.kernel_seed) = (c.sign, c.kernel, c.kernel_seed);
+            self.kernel = ImageKernel::from_settings(&sde, self.preset.dataset.kind.dim());
         }
         self.controls = c;
         if restart {
@@ -400,9 +487,10 @@ impl PatternSession {
         }
     }
 
-    /// Advance the learned and the true dynamics by one frame's worth of steps.
+    /// Advance the learned dynamics (and the true ones) by one frame's worth of steps.
     pub fn animate(&mut self) -> Option<PatternFrame> {
-        let (score, data) = (self.score.as_ref()?, self.data.as_ref()?);
+        let score = self.score.as_ref()?;
+        let finder = self.finder();
         let sim = self.sim.as_mut()?;
         let c = self.controls;
         let tau = self.preset.score.tau_step;
@@ -424,27 +512,73 @@ impl PatternSession {
             ));
             sim.steps += 1;
         }
-        sim.gs_carry += c.speed as f64 * GS_PER_SDE;
-        let gs_steps = sim.gs_carry.floor() as usize;
-        sim.gs_carry -= gs_steps as f64;
-        gray_scott::run(&self.params, &mut sim.truth, gs_steps);
         let learned = to_vec(sim.ema.value.clone());
-        let truth = sim.truth.to_scaled();
+        let (h, w) = (sim.h, sim.w);
+        let truth = match (&mut sim.truth, &self.params) {
+            (Some(grid), Some(params)) => {
+                sim.gs_carry += c.speed as f64 * GS_PER_SDE;
+                let gs_steps = sim.gs_carry.floor() as usize;
+                sim.gs_carry -= gs_steps as f64;
+                gray_scott::run(params, grid, gs_steps);
+                grid.to_scaled()
+            }
+            _ => Vec::new(),
+        };
+        let (mut trails, mut blobs, mut blob_speed) = (Vec::new(), 0, 0.0);
+        if let Some(tracker) = &mut sim.tracker {
+            let t = sim.steps as f64 * c.dt;
+            let found = finder.blobs(&learned, h, w);
+            blobs = found.len();
+            tracker.update(t, &found);
+            // Ended tracks are kept only while their trail is worth drawing.
+            let oldest = t - (TRAIL * c.speed.max(1)) as f64 * c.dt;
+            tracker
+                .tracks
+                .retain(|tr| !tr.ended || tr.points.last().is_some_and(|p| p.0 > oldest));
+            let since = t - (SPEED_FRAMES * c.speed.max(1)) as f64 * c.dt;
+            let (mut length, mut time) = (0.0, 0.0);
+            for tr in &tracker.tracks {
+                let recent: Vec<_> = tr.points.iter().filter(|p| p.0 >= since).collect();
+                for pair in recent.windows(2) {
+                    let dx = wrap(pair[1].1 - pair[0].1, w);
+                    let dy = wrap(pair[1].2 - pair[0].2, h);
+                    length += dx.hypot(dy) as f64;
+                    time += pair[1].0 - pair[0].0;
+                }
+                if !tr.ended {
+                    let start = tr.points.len().saturating_sub(TRAIL);
+                    trails.push(tr.points[start..].iter().map(|p| [p.1, p.2]).collect());
+                }
+            }
+            blob_speed = if time > 0.0 {
+                (length / time) as f32
+            } else {
+                0.0
+            };
+        }
+        let diff = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x - y).collect();
         if sim.frames % DELTA_FRAMES == 0 || sim.anchor.is_none() {
             sim.anchor = Some((learned.clone(), truth.clone()));
         }
         sim.frames += 1;
         let (al, at) = sim.anchor.as_ref().expect("set above");
-        let diff = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x - y).collect();
         Some(PatternFrame {
-            h: data.h,
-            w: data.w,
+            h,
+            w,
             learned_delta: diff(&learned, al),
             truth_delta: diff(&truth, at),
             learned,
             truth,
             steps: sim.steps,
+            trails,
+            blobs,
+            blob_speed,
         })
+    }
+
+    /// CSV of the live blob tracks (artificial life), if any.
+    pub fn tracks_csv(&self) -> Option<String> {
+        self.sim.as_ref()?.tracker.as_ref().map(Tracker::to_csv)
     }
 
     /// Write what this job has so far into a new run directory.

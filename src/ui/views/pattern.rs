@@ -194,13 +194,33 @@ pub fn metrics_view(ui: &mut Ui, results: &Results) {
                     "the same for a random kernel that is not skew: the baseline to beat",
                 ),
                 (
+                    "blobs at the start",
+                    m.blob_count_start,
+                    "icons found per held-out image when the flow starts",
+                ),
+                (
+                    "blobs at the end",
+                    m.blob_count_end,
+                    "icons found after the tracked run: close to the start if the pattern persists",
+                ),
+                (
+                    "blob speed",
+                    m.blob_speed_mean,
+                    "mean speed of the tracked icons, pixels per unit of SDE time",
+                ),
+                (
+                    "blob speed with v = 0",
+                    m.blob_speed_still,
+                    "the same run without the flow: jitter from denoising and noise alone",
+                ),
+                (
                     "denoising error",
-                    m.denoise_mse,
-                    "held-out patterns noised to τ: error of the model's clean guess",
+                    Some(m.denoise_mse),
+                    "held-out images noised to τ: error of the model's clean guess",
                 ),
                 (
                     "identity error",
-                    m.denoise_mse_identity,
+                    Some(m.denoise_mse_identity),
                     "the same for doing nothing: the model must beat it",
                 ),
                 (
@@ -210,11 +230,12 @@ pub fn metrics_view(ui: &mut Ui, results: &Results) {
                 ),
                 (
                     "Gray–Scott M cells/s",
-                    m.gs_cell_updates_per_s / 1e6,
+                    m.gs_cell_updates_per_s.map(|v| v / 1e6),
                     "speed of our stencil on this machine (256²)",
                 ),
             ];
             for (name, v, tip) in rows {
+                let Some(v) = v else { continue };
                 ui.label(name).on_hover_text(tip);
                 ui.monospace(format!("{v:.4}"));
                 ui.end_row();

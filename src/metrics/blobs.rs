@@ -1,0 +1,347 @@
+//! Motion made visible: find the icons (blobs) in a frame and follow them over time.
+//! Blobs are connected components of "ink" (how far a pixel is from white) above a
+//! threshold, on the torus; tracks link each blob to the nearest one in the next frame within
+//! a maximum move, and survive a few missed frames (a blob that fades for a moment).
+
+/// How dark an RGB pixel is, 0 (white) to 1: the darkest channel's distance from white.
+/// `rgb` is `[3, h, w]` in [-1, 1].
+pub fn ink(rgb: &[f32], h: usize, w: usize) -> Vec<f32> {
+    let plane = h * w;
+    (0..plane)
+        .map(|i| {
+            (0..3)
+                .map(|c| (1.0 - rgb[c * plane + i]) / 2.0)
+                .fold(0.0f32, f32::max)
+                .clamp(0.0, 1.0)
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Blob {
+    /// Ink-weighted centre in pixels, in [0, w) × [0, h).
+    pub x: f32,
+    pub y: f32,
+    /// Pixels above the threshold.
+    pub area: usize,
+}
+
+/// Connected components (4-neighbours, wrapping at the borders) of `ink > threshold` with
+/// at least `min_area` pixels. Centres are circular means, so a blob cut by the border has
+/// its centre where the blob is, not in the middle of the canvas.
+pub fn detect(ink: &[f32], h: usize, w: usize, threshold: f32, min_area: usize) -> Vec<Blob> {
+    let mut label = vec![usize::MAX; h * w];
+    let mut blobs = Vec::new();
+    let mut stack = Vec::new();
+    let tau = std::f32::consts::TAU;
+    for start in 0..h * w {
+        if ink[start] <= threshold || label[start] != usize::MAX {
+            continue;
+        }
+        let id = blobs.len();
+        label[start] = id;
+        stack.push(start);
+        let (mut area, mut sum) = (0usize, [0.0f32; 4]);
+        while let Some(i) = stack.pop() {
+            let (y, x) = (i / w, i % w);
+            let m = ink[i];
+            area += 1;
+            // Pixel centres, so a disc centred at c is found at c.
+            let ax = tau * (x as f32 + 0.5) / w as f32;
+            let ay = tau * (y as f32 + 0.5) / h as f32;
+            sum[0] += m * ax.cos();
+            sum[1] += m * ax.sin();
+            sum[2] += m * ay.cos();
+            sum[3] += m * ay.sin();
+            for (ny, nx) in [
+                ((y + h - 1) % h, x),
+                ((y + 1) % h, x),
+                (y, (x + w - 1) % w),
+                (y, (x + 1) % w),
+            ] {
+                let j = ny * w + nx;
+                if ink[j] > threshold && label[j] == usize::MAX {
+                    label[j] = id;
+                    stack.push(j);
+                }
+            }
+        }
+        let angle = |c: f32, s: f32, n: usize| s.atan2(c).rem_euclid(tau) / tau * n as f32;
+        blobs.push(Blob {
+            x: angle(sum[0], sum[1], w),
+            y: angle(sum[2], sum[3], h),
+            area,
+        });
+    }
+    blobs.retain(|b| b.area >= min_area);
+    blobs
+}
+
+/// The shortest displacement from `a` to `b` on a ring of length `n`.
+fn wrap_delta(a: f32, b: f32, n: usize) -> f32 {
+    let n = n as f32;
+    (b - a + n / 2.0).rem_euclid(n) - n / 2.0
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Track {
+    pub id: usize,
+    /// `(time, x, y)`, positions on the torus.
+    pub points: Vec<(f64, f32, f32)>,
+    misses: usize,
+    pub ended: bool,
+}
+
+impl Track {
+    /// Positions unwrapped across borders: a continuous path.
+    pub fn unwrapped(&self, h: usize, w: usize) -> Vec<(f64, f32, f32)> {
+        let mut out: Vec<(f64, f32, f32)> = Vec::with_capacity(self.points.len());
+        for &(t, x, y) in &self.points {
+            match out.last() {
+                None => out.push((t, x, y)),
+                Some(&(_, px, py)) => {
+                    let (lx, ly) = (px.rem_euclid(w as f32), py.rem_euclid(h as f32));
+                    out.push((t, px + wrap_delta(lx, x, w), py + wrap_delta(ly, y, h)));
+                }
+            }
+        }
+        out
+    }
+
+    /// Net velocity (pixels per time unit) from the first to the last point.
+    pub fn velocity(&self, h: usize, w: usize) -> Option<(f32, f32)> {
+        let p = self.unwrapped(h, w);
+        let (&(t0, x0, y0), &(t1, x1, y1)) = (p.first()?, p.last()?);
+        let dt = (t1 - t0) as f32;
+        (dt > 0.0).then(|| ((x1 - x0) / dt, (y1 - y0) / dt))
+    }
+
+    /// Path length and the time it took.
+    pub fn path(&self, h: usize, w: usize) -> (f64, f64) {
+        let p = self.unwrapped(h, w);
+        let length = p
+            .windows(2)
+            .map(|s| ((s[1].1 - s[0].1).hypot(s[1].2 - s[0].2)) as f64)
+            .sum();
+        let time = match (p.first(), p.last()) {
+            (Some(a), Some(b)) => b.0 - a.0,
+            _ => 0.0,
+        };
+        (length, time)
+    }
+}
+
+/// Nearest-neighbour linking of blobs across frames.
+#[derive(Debug, Clone)]
+pub struct Tracker {
+    pub h: usize,
+    pub w: usize,
+    /// A blob further than this (pixels) from every live track starts a new track.
+    pub max_move: f32,
+    /// Frames a track may go unseen before it ends.
+    pub miss_budget: usize,
+    pub tracks: Vec<Track>,
+}
+
+impl Tracker {
+    pub fn new(h: usize, w: usize, max_move: f32, miss_budget: usize) -> Self {
+        Self {
+            h,
+            w,
+            max_move,
+            miss_budget,
+            tracks: Vec::new(),
+        }
+    }
+
+    /// Link this frame's blobs to the live tracks: closest pairs first, each used once.
+    pub fn update(&mut self, t: f64, blobs: &[Blob]) {
+        let live: Vec<usize> = (0..self.tracks.len())
+            .filter(|&i| !self.tracks[i].ended)
+            .collect();
+        let mut pairs = Vec::new();
+        for &ti in &live {
+            let &(_, x, y) = self.tracks[ti]
+                .points
+                .last()
+                .expect("tracks start with a point");
+            for (bi, b) in blobs.iter().enumerate() {
+                let d = wrap_delta(x, b.x, self.w).hypot(wrap_delta(y, b.y, self.h));
+                if d <= self.max_move {
+                    pairs.push((d, ti, bi));
+                }
+            }
+        }
+        pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let mut track_used = vec![false; self.tracks.len()];
+        let mut blob_used = vec![false; blobs.len()];
+        for (_, ti, bi) in pairs {
+            if track_used[ti] || blob_used[bi] {
+                continue;
+            }
+            track_used[ti] = true;
+            blob_used[bi] = true;
+            let tr = &mut self.tracks[ti];
+            tr.points.push((t, blobs[bi].x, blobs[bi].y));
+            tr.misses = 0;
+        }
+        for ti in live {
+            if !track_used[ti] {
+                let tr = &mut self.tracks[ti];
+                tr.misses += 1;
+                tr.ended = tr.misses > self.miss_budget;
+            }
+        }
+        for (bi, b) in blobs.iter().enumerate() {
+            if !blob_used[bi] {
+                let id = self.tracks.len();
+                self.tracks.push(Track {
+                    id,
+                    points: vec![(t, b.x, b.y)],
+                    misses: 0,
+                    ended: false,
+                });
+            }
+        }
+    }
+
+    /// Mean speed over all tracks: total path length over total tracked time (pixels per
+    /// time unit). Tracks seen once add nothing.
+    pub fn mean_speed(&self) -> f64 {
+        let (mut length, mut time) = (0.0, 0.0);
+        for tr in &self.tracks {
+            let (l, t) = tr.path(self.h, self.w);
+            length += l;
+            time += t;
+        }
+        if time > 0.0 { length / time } else { 0.0 }
+    }
+
+    /// `track,t,x,y` rows with a header, positions on the torus.
+    pub fn to_csv(&self) -> String {
+        let mut s = String::from("track,t,x,y\n");
+        for tr in &self.tracks {
+            for (t, x, y) in &tr.points {
+                s.push_str(&format!("{},{t},{x},{y}\n", tr.id));
+            }
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Soft discs of radius 4 at the given centres on a `n`² torus, as RGB in [-1, 1].
+    fn frame(centres: &[(f32, f32)], n: usize) -> Vec<f32> {
+        let mut rgb = vec![1.0f32; 3 * n * n];
+        for y in 0..n {
+            for x in 0..n {
+                for &(cx, cy) in centres {
+                    let dx = wrap_delta(cx, x as f32 + 0.5, n);
+                    let dy = wrap_delta(cy, y as f32 + 0.5, n);
+                    let cover = (4.5 - dx.hypot(dy)).clamp(0.0, 1.0);
+                    // A blue disc: red and green fall to -1, blue stays.
+                    for c in 0..2 {
+                        rgb[c * n * n + y * n + x] -= 2.0 * cover;
+                    }
+                }
+            }
+        }
+        rgb
+    }
+
+    #[test]
+    fn ink_is_zero_on_white_and_one_on_black() {
+        let rgb = [1.0, -1.0, 1.0, -1.0, 1.0, 1.0];
+        assert_eq!(ink(&rgb, 1, 2), vec![0.0, 1.0]);
+    }
+
+    #[test]
+    fn a_blob_cut_by_the_border_is_one_blob_centred_on_the_border() {
+        let n = 32;
+        let img = frame(&[(0.5, 16.0), (16.0, 31.8)], n);
+        let blobs = detect(&ink(&img, n, n), n, n, 0.5, 3);
+        assert_eq!(blobs.len(), 2, "{blobs:?}");
+        let near = |a: f32, b: f32| wrap_delta(a, b, n).abs() < 0.3;
+        assert!(blobs.iter().any(|b| near(b.x, 0.5) && near(b.y, 16.0)));
+        assert!(blobs.iter().any(|b| near(b.x, 16.0) && near(b.y, 31.8)));
+    }
+
+    #[test]
+    fn the_tracker_recovers_the_velocities_of_discs_moving_on_a_torus() {
+        let n = 48;
+        // Three discs, one crossing the left border, one the top, one nearly still.
+        let starts = [(3.0, 10.0), (30.0, 6.0), (20.0, 24.0)];
+        let velocity = [(-0.8, 0.1), (0.2, -0.7), (0.05, -0.02)];
+        let mut tracker = Tracker::new(n, n, 3.0, 2);
+        for f in 0..40 {
+            let t = f as f64 * 0.5;
+            let centres: Vec<(f32, f32)> = starts
+                .iter()
+                .zip(&velocity)
+                .map(|(&(x, y), &(vx, vy))| {
+                    (
+                        (x + vx * t as f32).rem_euclid(n as f32),
+                        (y + vy * t as f32).rem_euclid(n as f32),
+                    )
+                })
+                .collect();
+            // Every seventh frame the second disc is missed: the track must bridge it.
+            let shown: Vec<_> = centres
+                .iter()
+                .enumerate()
+                .filter(|&(i, _)| !(i == 1 && f % 7 == 3))
+                .map(|(_, c)| *c)
+                .collect();
+            let img = frame(&shown, n);
+            tracker.update(t, &detect(&ink(&img, n, n), n, n, 0.5, 3));
+        }
+        assert_eq!(tracker.tracks.len(), 3, "{:?}", tracker.tracks);
+        // Tracks are numbered in the order blobs are found; match them by velocity.
+        let found: Vec<(f32, f32)> = tracker
+            .tracks
+            .iter()
+            .map(|tr| tr.velocity(n, n).unwrap())
+            .collect();
+        for &(vx, vy) in &velocity {
+            assert!(
+                found
+                    .iter()
+                    .any(|(ux, uy)| (ux - vx).abs() < 0.03 && (uy - vy).abs() < 0.03),
+                "{vx},{vy} not in {found:?}"
+            );
+        }
+        let truth = velocity
+            .iter()
+            .map(|(x, y)| x.hypot(*y) as f64)
+            .sum::<f64>()
+            / 3.0;
+        let speed = tracker.mean_speed();
+        assert!(
+            (speed - truth).abs() < 0.05 * truth + 0.03,
+            "{speed} vs {truth}"
+        );
+        let csv = tracker.to_csv();
+        assert!(csv.starts_with("track,t,x,y\n0,0,"));
+        assert_eq!(csv.lines().count(), 1 + 40 + (40 - 6) + 40);
+    }
+
+    #[test]
+    fn a_track_ends_after_its_miss_budget() {
+        let mut tracker = Tracker::new(32, 32, 3.0, 1);
+        let b = Blob {
+            x: 5.0,
+            y: 5.0,
+            area: 9,
+        };
+        tracker.update(0.0, &[b]);
+        tracker.update(1.0, &[]);
+        assert!(!tracker.tracks[0].ended);
+        tracker.update(2.0, &[]);
+        assert!(tracker.tracks[0].ended);
+        tracker.update(3.0, &[b]);
+        assert_eq!(tracker.tracks.len(), 2);
+    }
+}
