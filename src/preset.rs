@@ -295,6 +295,8 @@ pub enum KernelKind {
     Mix,
     /// A random k×k kernel with K[o][i](d) = −K[i][o](−d).
     Spatial,
+    /// One random odd k×k stencil on every channel alike: moves coloured shapes as a whole.
+    Shared,
 }
 
 /// Simulating images: dx = (v + eta s) dt + sqrt(2 eta dt) dW with Heun (METHOD §5).
@@ -306,6 +308,9 @@ pub struct SdeSettings {
     pub kernel_size: usize,
     /// +1 or −1: the direction the flow runs.
     pub sign: f64,
+    /// Strength of the flow: K is scaled to this norm. Too strong a flow outruns the
+    /// score's pull back to the data, and shapes come apart.
+    pub gain: f64,
     /// Seeds the spatial kernel.
     pub kernel_seed: u64,
     pub eta: f64,
@@ -324,6 +329,7 @@ impl Default for SdeSettings {
             kernel: KernelKind::Mix,
             kernel_size: 3,
             sign: 1.0,
+            gain: 1.0,
             kernel_seed: 0,
             eta: 0.1,
             dt: 0.01,
@@ -633,6 +639,7 @@ impl Preset {
             ("dataset.du", d.du),
             ("dataset.dv", d.dv),
             ("sde.eta", self.sde.eta),
+            ("sde.gain", self.sde.gain),
         ] {
             if !(v.is_finite() && v >= 0.0) {
                 return bad(key, "must be a finite number ≥ 0".into());

@@ -356,3 +356,163 @@ fn a_turing_preset_trains_and_its_pattern_plays_beside_the_truth() {
     }
     assert!(h.query_by_label("|cos| training-free vs truth").is_some());
 }
+
+/// An artificial-life job on the CPU in seconds: 3 icons of 12 px on 32², a UNet of 4/8/16.
+fn tiny_alife() -> Vec<String> {
+    [
+        "dataset.n=64",
+        "dataset.size=32",
+        "dataset.icon_size=12",
+        "dataset.icons=3",
+        "score.channels=[4, 8, 16]",
+        "score.epochs=2",
+        "score.batch=16",
+        "score.samples=2",
+        "eval.blob_starts=1",
+        "eval.blob_steps=6",
+        "eval.blob_every=3",
+        "sde.canvas=48",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+#[test]
+fn a_painted_target_trains_and_its_icons_play_with_trails_and_export() {
+    let mut h = harness();
+    h.step();
+    h.state_mut().choose_preset("alife-dot");
+    h.step();
+    assert!(h.query_by_label("Paint").is_some());
+    click(&mut h, "Paint");
+    assert_eq!(h.state().state.tab, Tab::Paint);
+    // Start from a built-in, paint over it with the real canvas widget, undo, redo.
+    click(&mut h, "taiji");
+    let before = h.state().paint.icon.clone();
+    click(&mut h, "Clear");
+    assert!(h.state().paint.icon.is_blank());
+    h.state_mut()
+        .paint
+        .press(32.0, 32.0, equiflow::ui::paint::Brush::default());
+    h.state_mut().paint.drag(40.0, 32.0);
+    h.state_mut().paint.end_stroke();
+    let painted = h.state().paint.icon.clone();
+    assert!(!painted.is_blank());
+    click(&mut h, "Undo");
+    assert!(h.state().paint.icon.is_blank());
+    click(&mut h, "Undo");
+    assert_eq!(h.state().paint.icon, before);
+    click(&mut h, "Redo");
+    click(&mut h, "Redo");
+    assert_eq!(h.state().paint.icon, painted);
+
+    // Use it: the target becomes a PNG under runs/targets, and the quick settings shrink.
+    click(&mut h, "Use as target");
+    let target = h.state().settings.dataset.target.clone();
+    assert!(target.starts_with("runs/targets/painted-"), "{target}");
+    let reloaded = equiflow::data::icon::Icon::load(&target, 64).unwrap();
+    assert_eq!(reloaded.to_rgba8(), painted.to_rgba8());
+    let preset = Preset::from_toml_str(
+        "alife-dot",
+        &builtin_source("alife-dot").unwrap(),
+        true,
+        &tiny_alife()
+            .into_iter()
+            .chain([format!("dataset.target=\"{target}\"")])
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    h.state_mut().set_settings(preset);
+    click(&mut h, "Train");
+    step_until(&mut h, "the job to finish", |a| {
+        matches!(a.results.state, JobState::Finished | JobState::Failed)
+    });
+    let app = h.state();
+    assert_eq!(app.results.state, JobState::Finished, "{:?}", app.message);
+    let data = app.results.data_images.as_ref().unwrap();
+    assert_eq!((data.channels, data.h), (3, 32));
+    let m = app.results.pattern_metrics.as_ref().unwrap();
+    assert!(m.blob_count_start.is_some() && m.cos_truth_training_free.is_none());
+
+    // The icons play on a larger live canvas, tracked, with readouts.
+    click(&mut h, "Patterns");
+    step_until(&mut h, "live frames", |a| {
+        a.results
+            .pattern_frame
+            .as_ref()
+            .is_some_and(|f| f.steps > 12)
+    });
+    let f = h.state().results.pattern_frame.clone().unwrap();
+    assert_eq!((f.channels, f.h, f.w), (3, 48, 48));
+    assert!(f.truth.is_empty());
+    assert!(h.state().results.blob_history.len() >= 3);
+    click(&mut h, "New dynamics");
+    assert_eq!(h.state().state.sim.kernel_seed, 1);
+
+    // Exports land under runs/exports and say so.
+    for (button, ext) in [
+        ("Save GIF", "gif"),
+        ("Save PNG", "png"),
+        ("Save tracks CSV", "csv"),
+    ] {
+        h.state_mut().message = None;
+        click(&mut h, button);
+        step_until(&mut h, "the export", |a| a.message.is_some());
+        let msg = h.state().message.clone().unwrap();
+        assert!(!msg.error, "{msg:?}");
+        let path = msg
+            .text
+            .split_whitespace()
+            .find(|w| w.starts_with("runs/exports/"))
+            .map(|w| w.trim_end_matches(['.', ',']).to_string())
+            .unwrap_or_else(|| panic!("no path in {msg:?}"));
+        assert!(path.ends_with(ext), "{path}");
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(!bytes.is_empty());
+        if ext == "gif" {
+            assert!(bytes.starts_with(b"GIF89a"));
+        }
+        if ext == "csv" {
+            assert!(
+                String::from_utf8(bytes)
+                    .unwrap()
+                    .starts_with("track,t,x,y\n")
+            );
+        }
+        std::fs::remove_file(&path).unwrap();
+    }
+    let _ = std::fs::remove_file(&target);
+    for tab in Tab::ALIFE {
+        click(&mut h, tab.label());
+        assert_eq!(h.state().state.tab, tab);
+    }
+    assert!(h.query_by_label("blob speed").is_some());
+}
+
+#[test]
+fn a_dropped_picture_lands_on_the_canvas_and_garbage_gets_a_clear_error() {
+    let mut h = harness();
+    h.step();
+    h.state_mut().choose_preset("alife-dots");
+    h.step();
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("odd.png");
+    equiflow::data::icon::Icon::builtin("firefly", 37)
+        .unwrap()
+        .save_png(&good)
+        .unwrap();
+    h.state_mut()
+        .load_target_file(&good, std::fs::read(&good).map_err(|e| e.to_string()));
+    h.step();
+    let app = h.state();
+    assert!(!app.message.as_ref().unwrap().error, "{:?}", app.message);
+    assert_eq!(app.state.tab, Tab::Paint);
+    assert_eq!(app.paint.icon.size, 64);
+    assert!(app.paint.can_undo());
+    h.state_mut()
+        .load_target_file(Path::new("junk.png"), Ok(b"\x89PNG garbage".to_vec()));
+    h.step();
+    let msg = h.state().message.clone().unwrap();
+    assert!(msg.error && msg.text.contains("junk.png"), "{msg:?}");
+}

@@ -49,11 +49,11 @@ pub struct ImageKernel {
 impl ImageKernel {
     /// The kernel the simulation settings ask for, on `c` channels.
     pub fn from_settings(sde: &SdeSettings, c: usize) -> Self {
+        let g = (sde.sign * sde.gain) as f32;
         match sde.kernel {
-            KernelKind::Mix => Self::mix(c, sde.sign as f32, sde.kernel_seed),
-            KernelKind::Spatial => {
-                Self::spatial(c, sde.kernel_size, sde.sign as f32, sde.kernel_seed)
-            }
+            KernelKind::Mix => Self::mix(c, g, sde.kernel_seed),
+            KernelKind::Spatial => Self::spatial(c, sde.kernel_size, g, sde.kernel_seed),
+            KernelKind::Shared => Self::shared(c, sde.kernel_size, g, sde.kernel_seed),
         }
     }
 
@@ -92,6 +92,25 @@ impl ImageKernel {
         }
         let norm = w.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-12);
         let w = w.iter().map(|x| g * (x / norm) as f32).collect();
+        Self { c, k, w }
+    }
+
+    /// One seeded random odd k×k stencil a(d) = −a(−d) applied to every channel alike
+    /// (K[o][i](d) = δ_oi a(d), skew because a is odd): colours stay together, so an icon
+    /// moves as one rather than tearing into its channels. Unit norm per channel.
+    pub fn shared(c: usize, k: usize, g: f32, seed: u64) -> Self {
+        let mut rng = StdRng::seed_from_u64(seed ^ 0x5_4A2E);
+        let raw: Vec<f64> = (0..k * k)
+            .map(|_| StandardNormal.sample(&mut rng))
+            .collect();
+        let odd: Vec<f64> = (0..k * k).map(|j| raw[j] - raw[k * k - 1 - j]).collect();
+        let norm = odd.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-12);
+        let mut w = vec![0f32; c * c * k * k];
+        for ch in 0..c {
+            for j in 0..k * k {
+                w[(ch * c + ch) * k * k + j] = g * (odd[j] / norm) as f32;
+            }
+        }
         Self { c, k, w }
     }
 
@@ -236,7 +255,31 @@ mod tests {
     fn the_spatial_kernel_is_skew_and_antisymmetric_on_the_torus() {
         let _rng = crate::tensor_util::rng_lock();
         let device = Device::flex();
-        let k = ImageKernel::spatial(3, 3, 1.0, 7);
+        for (k, other) in [
+            (
+                ImageKernel::spatial(3, 3, 1.0, 7),
+                ImageKernel::spatial(3, 3, 1.0, 8),
+            ),
+            (
+                ImageKernel::shared(3, 3, 1.0, 7),
+                ImageKernel::shared(3, 3, 1.0, 8),
+            ),
+        ] {
+            skew_on_the_torus(&k, &device);
+            assert_ne!(k.w, other.w);
+        }
+        // The shared kernel moves every channel alike and mixes none.
+        let k = ImageKernel::shared(3, 3, 1.0, 7);
+        for a in 0..3 {
+            for b in 0..3 {
+                assert_eq!(k.at(0, 0, a, b), k.at(2, 2, a, b));
+                assert_eq!(k.at(0, 1, a, b), 0.0);
+            }
+        }
+        assert!(k.w.iter().any(|&x| x != 0.0));
+    }
+
+    fn skew_on_the_torus(k: &ImageKernel, device: &Device) {
         for o in 0..3 {
             for i in 0..3 {
                 for a in 0..3 {
@@ -250,13 +293,12 @@ mod tests {
         let s = Tensor::<4>::random(
             [1, 3, 5, 6],
             burn::tensor::Distribution::Normal(0.0, 1.0),
-            &device,
+            device,
         );
         let v = to_vec(k.apply(s.clone()));
         let sv = to_vec(s);
         let dot: f32 = v.iter().zip(&sv).map(|(a, b)| a * b).sum();
         let scale: f32 = v.iter().map(|x| x.abs()).sum::<f32>();
         assert!(dot.abs() < 1e-5 * scale, "<Ks, s> = {dot}");
-        assert_ne!(k.w, ImageKernel::spatial(3, 3, 1.0, 8).w);
     }
 }

@@ -147,7 +147,10 @@ impl RunDir {
         device: &Device,
     ) -> Result<ScoreUnet, RunDirError> {
         let s = &preset.score;
-        self.load(SCORE, ScoreUnet::new(2, &s.channels, s.prediction, device))
+        self.load(
+            SCORE,
+            ScoreUnet::new(preset.dataset.kind.dim(), &s.channels, s.prediction, device),
+        )
     }
 
     pub fn save_score(&self, model: ScoreMlp) -> Result<(), RunDirError> {

@@ -1,8 +1,13 @@
 //! The app: panels around a central view, wired to the worker by commands and events.
 
+use super::paint::{Brush, PaintCanvas};
 use super::results::{JobState, Message, Results};
 use super::state::{AppState, Tab, ThemeChoice, builtin_source};
+use super::views::paint_view::{self, PaintAction, PaintTexture};
+use super::views::pattern::Export;
 use super::views::{field2d, help, lorenz3d, pattern, plots};
+use crate::data::icon::{ASSET_SIZE, Icon};
+use crate::preset::DatasetKind;
 use crate::preset::Preset;
 use crate::worker::command::{Restart, SimControls};
 use crate::worker::{Command, Frame, Worker};
@@ -16,6 +21,10 @@ use std::time::{Duration, Instant};
 enum FileChoice {
     OpenPreset(PathBuf),
     SaveTo(PathBuf),
+    OpenTarget(PathBuf),
+    SaveTarget(PathBuf),
+    /// A file written off the UI thread: what to tell the user.
+    Wrote(Result<String, String>),
     /// The dialog closed at once without a choice: most likely no desktop portal runs.
     NoDialog,
 }
@@ -53,6 +62,10 @@ pub struct EquiflowApp {
     sent_particles: Option<(usize, f64)>,
     sent_sim: Option<SimControls>,
     textures: pattern::Textures,
+    /// Artificial life: the picture in the Paint tab and its brush (transient).
+    pub paint: PaintCanvas,
+    pub brush: Brush,
+    paint_texture: PaintTexture,
     applied_theme: Option<ThemeChoice>,
     fonts_installed: bool,
 }
@@ -72,6 +85,8 @@ impl EquiflowApp {
     /// `wake` is called from the worker thread whenever it sent something.
     pub fn new(state: AppState, wake: impl Fn() + Send + Sync + 'static) -> Self {
         let settings = state.settings();
+        let icon = Icon::load(&settings.dataset.target, ASSET_SIZE)
+            .unwrap_or_else(|_| Icon::builtin("dot", ASSET_SIZE).expect("built in"));
         Self {
             state,
             settings,
@@ -85,6 +100,9 @@ impl EquiflowApp {
             sent_particles: None,
             sent_sim: None,
             textures: pattern::Textures::default(),
+            paint: PaintCanvas::new(icon),
+            brush: Brush::default(),
+            paint_texture: PaintTexture::default(),
             applied_theme: None,
             fonts_installed: false,
         }
@@ -228,6 +246,126 @@ impl EquiflowApp {
         dialog(self.files.0.clone(), pick, FileChoice::SaveTo);
     }
 
+    /// What the Paint tab asked for.
+    pub fn paint_action(&mut self, action: PaintAction) {
+        match action {
+            PaintAction::Builtin(name) => {
+                if let Some(icon) = Icon::builtin(name, ASSET_SIZE) {
+                    self.paint.replace(&icon);
+                }
+            }
+            PaintAction::Load => {
+                let pick = || {
+                    rfd::FileDialog::new()
+                        .add_filter("picture", &["png", "jpg", "jpeg"])
+                        .pick_file()
+                };
+                dialog(self.files.0.clone(), pick, FileChoice::OpenTarget);
+            }
+            PaintAction::Save => {
+                let pick = || {
+                    rfd::FileDialog::new()
+                        .add_filter("PNG", &["png"])
+                        .set_file_name("target.png")
+                        .save_file()
+                };
+                dialog(self.files.0.clone(), pick, FileChoice::SaveTarget);
+            }
+            PaintAction::UseAsTarget => self.use_painted_target(),
+        }
+    }
+
+    /// Save the painted icon under `runs/targets/` (named by its content, so a repainted
+    /// icon never overwrites the target of an earlier run) and make it the target.
+    pub fn use_painted_target(&mut self) {
+        if self.paint.icon.is_blank() {
+            self.message = Some(Message::error("the canvas is empty: paint a target first"));
+            return;
+        }
+        let bytes = self.paint.icon.to_rgba8();
+        let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+            (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+        });
+        let path = PathBuf::from("runs/targets").join(format!("painted-{hash:016x}.png"));
+        let saved = std::fs::create_dir_all("runs/targets")
+            .map_err(|e| e.to_string())
+            .and_then(|_| self.paint.icon.save_png(&path).map_err(|e| e.to_string()));
+        if let Err(e) = saved {
+            self.message = Some(Message::error(format!("could not save the target: {e}")));
+            return;
+        }
+        if self.settings.dataset.kind != DatasetKind::Alife {
+            self.choose_preset("alife-dot");
+        }
+        let mut p = self.settings.clone();
+        p.dataset.target = path.display().to_string();
+        self.state.preset_name = format!("{} (painted)", p.name);
+        self.set_settings(p);
+        self.message = Some(Message::info(format!(
+            "Target set to {}. Press Train to bring it to life.",
+            path.display()
+        )));
+    }
+
+    /// A picture to paint on (opened or dropped): fitted to the canvas, or an error.
+    pub fn load_target_file(&mut self, path: &Path, bytes: Result<Vec<u8>, String>) {
+        let name = path.display().to_string();
+        let icon = bytes
+            .and_then(|b| Icon::decode(&b, &name, self.paint.size()).map_err(|e| e.to_string()));
+        match icon {
+            Ok(icon) => {
+                self.paint.replace(&icon);
+                self.state.tab = Tab::Paint;
+                self.message = Some(Message::info(format!(
+                    "Loaded {name} into the Paint tab; press Use as target to train on it."
+                )));
+            }
+            Err(e) => self.message = Some(Message::error(e)),
+        }
+    }
+
+    /// Write the live view's current frame, its recent frames or its tracks under
+    /// `runs/exports/`, off the UI thread.
+    pub fn export(&mut self, what: Export) {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let stem = format!("runs/exports/{}-{secs}", self.settings.name);
+        let tx = self.files.0.clone();
+        match what {
+            Export::TracksCsv => {
+                self.worker
+                    .send(Command::ExportTracks(PathBuf::from(format!("{stem}.csv"))));
+            }
+            Export::Png => {
+                let Some((w, h, px)) = self.results.recent_frames.back().cloned() else {
+                    self.message = Some(Message::error("no frame to save yet"));
+                    return;
+                };
+                let path = PathBuf::from(format!("{stem}.png"));
+                std::thread::spawn(move || {
+                    let r = crate::data::icon::save_rgba_png(&path, &px, w, h)
+                        .map(|_| format!("Saved {}.", path.display()))
+                        .map_err(|e| e.to_string());
+                    let _ = tx.send(FileChoice::Wrote(r));
+                });
+            }
+            Export::Gif => {
+                let frames: Vec<_> = self.results.recent_frames.iter().cloned().collect();
+                if frames.is_empty() {
+                    self.message = Some(Message::error("no frames to save yet"));
+                    return;
+                }
+                let path = PathBuf::from(format!("{stem}.gif"));
+                std::thread::spawn(move || {
+                    let r = crate::ui::export::write_gif(&path, &frames)
+                        .map(|n| format!("Saved {} ({n} frames).", path.display()));
+                    let _ = tx.send(FileChoice::Wrote(r));
+                });
+            }
+        }
+    }
+
     /// For tests: make the running job panic at its next step, as a bug would.
     #[doc(hidden)]
     pub fn inject_failure(&self) {
@@ -287,7 +425,7 @@ impl EquiflowApp {
         }
         match self.worker.latest_frame() {
             Some(Frame::Particles(f)) => self.results.particles = Some(f),
-            Some(Frame::Pattern(f)) => self.results.pattern_frame = Some(f),
+            Some(Frame::Pattern(f)) => self.results.take_pattern_frame(f),
             None => {}
         }
         while let Ok(choice) = self.files.1.try_recv() {
@@ -297,6 +435,22 @@ impl EquiflowApp {
                     self.load_preset_file(&p, bytes);
                 }
                 FileChoice::SaveTo(p) => self.save_run(Some(p)),
+                FileChoice::OpenTarget(p) => {
+                    let bytes = std::fs::read(&p).map_err(|e| e.to_string());
+                    self.load_target_file(&p, bytes);
+                }
+                FileChoice::SaveTarget(p) => {
+                    self.message = Some(match self.paint.icon.save_png(&p) {
+                        Ok(()) => Message::info(format!("Saved {}.", p.display())),
+                        Err(e) => Message::error(e.to_string()),
+                    })
+                }
+                FileChoice::Wrote(r) => {
+                    self.message = Some(match r {
+                        Ok(m) => Message::info(m),
+                        Err(e) => Message::error(e),
+                    })
+                }
                 FileChoice::NoDialog => {
                     self.message = Some(Message::error(
                         "no file dialog could open (is xdg-desktop-portal running?); \
@@ -359,7 +513,14 @@ impl EquiflowApp {
         let dropped = ui.input(|i| i.raw.dropped_files.clone());
         for f in dropped {
             let bytes = f.bytes();
-            self.load_preset_file(f.path(), bytes);
+            let picture = f.path().extension().is_some_and(|e| {
+                ["png", "jpg", "jpeg"].contains(&e.to_string_lossy().to_lowercase().as_str())
+            });
+            if picture {
+                self.load_target_file(f.path(), bytes);
+            } else {
+                self.load_preset_file(f.path(), bytes);
+            }
         }
     }
 
@@ -414,7 +575,7 @@ impl EquiflowApp {
             painter.text(
                 rect.center(),
                 egui::Align2::CENTER_CENTER,
-                "Drop a preset .toml to load it",
+                "Drop a preset .toml, or a PNG/JPEG to paint on",
                 egui::FontId::proportional(22.0),
                 egui::Color32::WHITE,
             );
@@ -430,7 +591,7 @@ impl EquiflowApp {
         ui.horizontal(|ui| {
             ui.heading("equiflow");
             ui.separator();
-            let tabs = Tab::for_images(self.is_image());
+            let tabs = Tab::for_kind(self.settings.dataset.kind);
             if !tabs.contains(&self.state.tab) {
                 self.state.tab = if self.is_image() {
                     Tab::Pattern
@@ -488,16 +649,42 @@ impl EquiflowApp {
             .show(ui, |ui| ui.label(help::text(tab)));
         ui.add_space(4.0);
         if self.is_image() {
-            match tab {
-                Tab::Data => pattern::images_view(ui, &self.results, &mut self.textures),
-                Tab::Loss => plots::loss_view(ui, &self.results),
-                Tab::Metrics => pattern::metrics_view(ui, &self.results),
+            let export = match tab {
+                Tab::Paint => {
+                    let target = self.settings.dataset.target.clone();
+                    let action = paint_view::paint_view(
+                        ui,
+                        &mut self.paint,
+                        &mut self.brush,
+                        &mut self.paint_texture,
+                        &target,
+                    );
+                    if let Some(a) = action {
+                        self.paint_action(a);
+                    }
+                    None
+                }
+                Tab::Data => {
+                    pattern::images_view(ui, &self.results, &mut self.textures);
+                    None
+                }
+                Tab::Loss => {
+                    plots::loss_view(ui, &self.results);
+                    None
+                }
+                Tab::Metrics => {
+                    pattern::metrics_view(ui, &self.results);
+                    None
+                }
                 _ => pattern::pattern_view(ui, &self.results, &mut self.textures),
+            };
+            if let Some(e) = export {
+                self.export(e);
             }
             return;
         }
         match tab {
-            Tab::Pattern => pattern::pattern_view(ui, &self.results, &mut self.textures),
+            Tab::Pattern | Tab::Paint => {}
             Tab::Data => field2d::data_view(ui, &self.results),
             Tab::Score => field2d::score_view(ui, &self.results),
             Tab::Flow => {

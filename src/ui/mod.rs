@@ -3,6 +3,8 @@
 
 pub mod app;
 pub mod camera;
+pub mod export;
+pub mod paint;
 pub mod panels;
 pub mod results;
 pub mod state;

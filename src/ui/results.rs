@@ -7,6 +7,7 @@ use crate::worker::event::{
     Cloud, Event, ImageKind, Images, JobStarted, ParticleFrame, PatternFrame, ProgressInfo,
     VectorField,
 };
+use std::collections::VecDeque;
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -67,7 +68,14 @@ pub struct Results {
     pub denoised: Option<Images>,
     pub pattern_frame: Option<PatternFrame>,
     pub pattern_metrics: Option<ImageMetrics>,
+    /// Artificial life, per frame received: SDE steps, blob count, blob speed.
+    pub blob_history: Vec<[f64; 3]>,
+    /// The last frames as 8-bit RGBA pictures `(w, h, pixels)`, for the GIF export.
+    pub recent_frames: VecDeque<(usize, usize, Vec<u8>)>,
 }
+
+/// Frames kept for the GIF export (at most about 64 MB of pictures).
+pub const GIF_FRAMES: usize = 120;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct PatternJob {
@@ -77,6 +85,34 @@ pub struct PatternJob {
 }
 
 impl Results {
+    /// Take in a live pattern frame; artificial-life frames also extend the blob readouts
+    /// and the GIF buffer. A restart (steps going back) starts the readouts afresh.
+    pub fn take_pattern_frame(&mut self, f: PatternFrame) {
+        if f.channels == 3 {
+            if self
+                .blob_history
+                .last()
+                .is_some_and(|l| l[0] > f.steps as f64)
+            {
+                self.blob_history.clear();
+                self.recent_frames.clear();
+            }
+            self.blob_history
+                .push([f.steps as f64, f.blobs as f64, f.blob_speed as f64]);
+            let pixels = crate::ui::views::pattern::rgb_image(&f.learned, f.h, f.w)
+                .pixels
+                .iter()
+                .flat_map(|c| c.to_array())
+                .collect();
+            let cap = GIF_FRAMES.min((64 << 20) / (4 * f.h * f.w).max(1)).max(2);
+            while self.recent_frames.len() >= cap {
+                self.recent_frames.pop_front();
+            }
+            self.recent_frames.push_back((f.w, f.h, pixels));
+        }
+        self.pattern_frame = Some(f);
+    }
+
     pub fn dim(&self) -> Option<usize> {
         self.started.as_ref().map(|s| s.dim)
     }

@@ -3,7 +3,7 @@
 
 use super::camera::OrbitCamera;
 use crate::backend::BackendChoice;
-use crate::preset::{self, Preset};
+use crate::preset::{self, DatasetKind, Preset};
 use crate::worker::command::SimControls;
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +18,8 @@ pub enum Tab {
     Lorenz3d,
     /// Image jobs: the learned pattern dynamics beside the true ones.
     Pattern,
+    /// Artificial life: paint or load the target icon.
+    Paint,
 }
 
 impl Tab {
@@ -33,9 +35,16 @@ impl Tab {
     /// The views of an image job (Turing patterns).
     pub const IMAGES: [Tab; 4] = [Tab::Data, Tab::Pattern, Tab::Loss, Tab::Metrics];
 
-    /// The views that make sense for point jobs or for image jobs.
-    pub fn for_images(images: bool) -> &'static [Tab] {
-        if images { &Self::IMAGES } else { &Self::ALL }
+    /// The views of an artificial-life job: the target comes first.
+    pub const ALIFE: [Tab; 5] = [Tab::Paint, Tab::Data, Tab::Pattern, Tab::Loss, Tab::Metrics];
+
+    /// The views that make sense for this kind of data.
+    pub fn for_kind(kind: DatasetKind) -> &'static [Tab] {
+        match kind {
+            DatasetKind::Alife => &Self::ALIFE,
+            k if k.is_image() => &Self::IMAGES,
+            _ => &Self::ALL,
+        }
     }
 
     pub fn label(self) -> &'static str {
@@ -47,6 +56,7 @@ impl Tab {
             Tab::Metrics => "Metrics",
             Tab::Lorenz3d => "Lorenz 3-D",
             Tab::Pattern => "Patterns",
+            Tab::Paint => "Paint",
         }
     }
 

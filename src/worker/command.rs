@@ -36,6 +36,8 @@ pub enum Command {
     },
     /// Write the current job's models, losses, samples and metrics to a run directory.
     Save(PathBuf),
+    /// Artificial life: write the live blob tracks as CSV (`track,t,x,y`).
+    ExportTracks(PathBuf),
     /// For tests: make the job panic at its next step, as a bug would.
     #[doc(hidden)]
     InjectPanic,
@@ -66,6 +68,8 @@ pub struct SimControls {
     pub restart: Restart,
     /// Seeds the random skew kernel ("new dynamics" draws another).
     pub kernel_seed: u64,
+    /// Strength of the flow (the kernel's norm).
+    pub gain: f64,
 }
 
 impl SimControls {
@@ -78,6 +82,7 @@ impl SimControls {
             speed: 4,
             restart: Restart::Sample,
             kernel_seed: p.sde.kernel_seed,
+            gain: p.sde.gain,
         }
     }
 }

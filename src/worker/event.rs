@@ -103,10 +103,11 @@ pub enum ImageKind {
     Denoised,
 }
 
-/// Two-channel images `[n, 2, h, w]` scaled to [-1, 1].
+/// Images `[n, channels, h, w]` scaled to [-1, 1]: two chemicals (Turing) or RGB (ALife).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Images {
     pub kind: ImageKind,
+    pub channels: usize,
     pub h: usize,
     pub w: usize,
     pub data: Vec<f32>,
@@ -114,11 +115,11 @@ pub struct Images {
 
 impl Images {
     pub fn count(&self) -> usize {
-        self.data.len() / (2 * self.h * self.w).max(1)
+        self.data.len() / (self.channels * self.h * self.w).max(1)
     }
 
     pub fn image(&self, i: usize) -> &[f32] {
-        let l = 2 * self.h * self.w;
+        let l = self.channels * self.h * self.w;
         &self.data[i * l..(i + 1) * l]
     }
 }
@@ -127,6 +128,7 @@ impl Images {
 /// Gray–Scott state from the same start, and each one's change over the last few frames.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PatternFrame {
+    pub channels: usize,
     pub h: usize,
     pub w: usize,
     pub learned: Vec<f32>,

@@ -391,6 +391,21 @@ impl Loop {
                     s.steer(controls, restart, out);
                 }
             }
+            Command::ExportTracks(path) => {
+                let csv = match &self.session {
+                    Some(Job::Patterns(s)) => s.tracks_csv(),
+                    _ => None,
+                };
+                out.push(Event::Notice(match csv {
+                    None => {
+                        "no blob tracks yet: train an artificial-life target and play it".into()
+                    }
+                    Some(csv) => match write_file(&path, csv.as_bytes()) {
+                        Ok(()) => format!("Tracks saved to {}.", path.display()),
+                        Err(e) => format!("could not save the tracks: {e}"),
+                    },
+                }));
+            }
             Command::Save(dir) => match &self.session {
                 Some(s) if s.has_models() => match s.save(&dir) {
                     Ok(()) => out.push(Event::Saved(dir)),
@@ -443,4 +458,12 @@ impl Loop {
             }
         }
     }
+}
+
+/// Write `bytes` to `path`, creating its folder.
+pub fn write_file(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, bytes)
 }

@@ -319,6 +319,7 @@ impl PatternSession {
     fn begin_score(&mut self, set: ImageSet, out: &mut Vec<Event>) {
         out.push(Event::Images(Images {
             kind: ImageKind::Data,
+            channels: set.channels,
             h: set.h,
             w: set.w,
             data: set.gather(&(0..SHOWN.min(set.n)).collect::<Vec<_>>()),
@@ -345,6 +346,7 @@ impl PatternSession {
         both.extend(to_vec(clean));
         out.push(Event::Images(Images {
             kind: ImageKind::Denoised,
+            channels: data.channels,
             h: data.h,
             w: data.w,
             data: both,
@@ -376,6 +378,7 @@ impl PatternSession {
         ));
         out.push(Event::Images(Images {
             kind: ImageKind::Samples,
+            channels: data.channels,
             h: data.h,
             w: data.w,
             data: self.samples.clone(),
@@ -476,9 +479,10 @@ impl PatternSession {
     /// effect at once.
     pub fn steer(&mut self, c: SimControls, restart: bool, out: &mut Vec<Event>) {
         let old = self.controls;
-        if (c.sign, c.kernel, c.kernel_seed) != (old.sign, old.kernel, old.kernel_seed) {
+        let kernel = |c: &SimControls| (c.sign, c.kernel, c.kernel_seed, c.gain);
+        if kernel(&c) != kernel(&old) {
             let mut sde = self.preset.sde.clone();
-            (sde.sign, sde.kernel, sde.kernel_seed) = (c.sign, c.kernel, c.kernel_seed);
+            (sde.sign, sde.kernel, sde.kernel_seed, sde.gain) = kernel(&c);
             self.kernel = ImageKernel::from_settings(&sde, self.preset.dataset.kind.dim());
         }
         self.controls = c;
@@ -563,6 +567,7 @@ impl PatternSession {
         sim.frames += 1;
         let (al, at) = sim.anchor.as_ref().expect("set above");
         Some(PatternFrame {
+            channels: self.preset.dataset.kind.dim(),
             h,
             w,
             learned_delta: diff(&learned, al),

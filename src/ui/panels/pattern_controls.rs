@@ -3,7 +3,8 @@
 
 use super::controls::{number, rate, seed};
 use crate::data::gray_scott::{PRESETS, Params};
-use crate::preset::KernelKind;
+use crate::data::icon::BUILTIN;
+use crate::preset::{DatasetKind, KernelKind, Preset};
 use crate::ui::app::EquiflowApp;
 use crate::worker::command::Restart;
 use egui::{Slider, Ui};
@@ -14,55 +15,59 @@ impl EquiflowApp {
         let mut changed = false;
         let mut lr_changed = false;
         let s = &mut self.settings;
-        egui::CollapsingHeader::new("Gray–Scott system")
-            .default_open(true)
-            .show(ui, |ui| {
-                let label = ui.label("pattern");
-                egui::ComboBox::from_id_salt("gs-pattern")
-                    .selected_text(s.dataset.pattern.clone())
-                    .show_ui(ui, |ui| {
-                        for (name, p) in PRESETS {
-                            let tip = format!("F {} · k {}", p.f, p.k);
-                            if ui
-                                .selectable_label(s.dataset.pattern == name, name)
-                                .on_hover_text(tip)
-                                .clicked()
-                            {
-                                s.dataset.pattern = name.to_string();
-                                (s.dataset.f, s.dataset.k) = (0.0, 0.0);
-                                changed = true;
+        if s.dataset.kind == DatasetKind::Alife {
+            changed |= alife_target(ui, s);
+        } else {
+            egui::CollapsingHeader::new("Gray–Scott system")
+                .default_open(true)
+                .show(ui, |ui| {
+                    let label = ui.label("pattern");
+                    egui::ComboBox::from_id_salt("gs-pattern")
+                        .selected_text(s.dataset.pattern.clone())
+                        .show_ui(ui, |ui| {
+                            for (name, p) in PRESETS {
+                                let tip = format!("F {} · k {}", p.f, p.k);
+                                if ui
+                                    .selectable_label(s.dataset.pattern == name, name)
+                                    .on_hover_text(tip)
+                                    .clicked()
+                                {
+                                    s.dataset.pattern = name.to_string();
+                                    (s.dataset.f, s.dataset.k) = (0.0, 0.0);
+                                    changed = true;
+                                }
                             }
-                        }
-                    })
-                    .response
-                    .labelled_by(label.id)
-                    .on_hover_text("A named regime of the Gray–Scott system (sets F and k)");
-                changed |= fk_map(ui, &mut s.dataset);
-                egui::Grid::new("gs").num_columns(2).show(ui, |ui| {
-                    changed |= number(
-                        ui,
-                        "size (px)",
-                        &mut s.dataset.size,
-                        8..=512,
-                        "Side of each snapshot; a multiple of 4",
-                    );
-                    changed |= number(
-                        ui,
-                        "snapshots",
-                        &mut s.dataset.n,
-                        16..=100_000,
-                        "How many patterns to simulate",
-                    );
-                    changed |= number(
-                        ui,
-                        "steps",
-                        &mut s.dataset.sim_steps,
-                        1..=100_000,
-                        "Gray–Scott steps from the seed discs to the snapshot",
-                    );
-                    changed |= seed(ui, &mut s.seed);
+                        })
+                        .response
+                        .labelled_by(label.id)
+                        .on_hover_text("A named regime of the Gray–Scott system (sets F and k)");
+                    changed |= fk_map(ui, &mut s.dataset);
+                    egui::Grid::new("gs").num_columns(2).show(ui, |ui| {
+                        changed |= number(
+                            ui,
+                            "size (px)",
+                            &mut s.dataset.size,
+                            8..=512,
+                            "Side of each snapshot; a multiple of 4",
+                        );
+                        changed |= number(
+                            ui,
+                            "snapshots",
+                            &mut s.dataset.n,
+                            16..=100_000,
+                            "How many patterns to simulate",
+                        );
+                        changed |= number(
+                            ui,
+                            "steps",
+                            &mut s.dataset.sim_steps,
+                            1..=100_000,
+                            "Gray–Scott steps from the seed discs to the snapshot",
+                        );
+                        changed |= seed(ui, &mut s.seed);
+                    });
                 });
-            });
+        }
         egui::CollapsingHeader::new("Score model (UNet)")
             .default_open(true)
             .show(ui, |ui| {
@@ -112,6 +117,16 @@ impl EquiflowApp {
         ui.label("Pattern dynamics (live)");
         let c = &mut self.state.sim;
         ui.horizontal(|ui| {
+            if ui
+                .button("New dynamics")
+                .on_hover_text("Draw another random skew kernel: other motions, same equilibrium")
+                .clicked()
+            {
+                c.kernel_seed = c.kernel_seed.wrapping_add(1);
+            }
+            ui.weak(format!("kernel seed {}", c.kernel_seed));
+        });
+        ui.horizontal(|ui| {
             let mut flip = c.sign < 0.0;
             if ui
                 .checkbox(&mut flip, "reverse (sign −1)")
@@ -125,10 +140,20 @@ impl EquiflowApp {
             ui.label("kernel")
                 .on_hover_text("The skew kernel K in v = K * ∇log p");
             ui.selectable_value(&mut c.kernel, KernelKind::Mix, "1×1 mix")
-                .on_hover_text("Mix the two chemicals at each pixel: g·[[0, 1], [−1, 0]]/√2");
+                .on_hover_text("Mix the channels at each pixel with a skew matrix (two chemicals: g·[[0, 1], [−1, 0]]/√2)");
             ui.selectable_value(&mut c.kernel, KernelKind::Spatial, "k×k random")
                 .on_hover_text("A seeded random kernel with K[o][i](d) = −K[i][o](−d): moves patterns sideways too");
+            ui.selectable_value(&mut c.kernel, KernelKind::Shared, "k×k shared")
+                .on_hover_text("One random odd k×k stencil on every channel alike: shapes move as a whole");
         });
+        ui.add(
+            Slider::new(&mut c.gain, 0.01..=2.0)
+                .logarithmic(true)
+                .text("flow strength"),
+        )
+        .on_hover_text(
+            "Norm of the skew kernel: stronger moves faster, too strong tears shapes apart",
+        );
         ui.add(Slider::new(&mut c.eta, 0.0..=1.0).text("η (noise)"))
             .on_hover_text("Langevin strength: pulls the state back onto the patterns, adds noise");
         ui.add(
@@ -221,4 +246,79 @@ fn nearest(k: f64, f: f64) -> &'static str {
             d(&a.1).total_cmp(&d(&b.1))
         })
         .map_or("waves", |(n, _)| n)
+}
+
+/// The artificial-life data settings: target, icon size and count, canvas. Returns whether
+/// the settings changed.
+fn alife_target(ui: &mut Ui, s: &mut Preset) -> bool {
+    let mut changed = false;
+    egui::CollapsingHeader::new("Artificial-life target")
+        .default_open(true)
+        .show(ui, |ui| {
+            let label = ui.label("target");
+            egui::ComboBox::from_id_salt("alife-target")
+                .selected_text(
+                    std::path::Path::new(&s.dataset.target)
+                        .file_name()
+                        .map_or(s.dataset.target.clone(), |n| {
+                            n.to_string_lossy().to_string()
+                        }),
+                )
+                .show_ui(ui, |ui| {
+                    for &name in BUILTIN {
+                        if ui
+                            .selectable_label(s.dataset.target == name, name)
+                            .clicked()
+                        {
+                            s.dataset.target = name.to_string();
+                            changed = true;
+                        }
+                    }
+                })
+                .response
+                .labelled_by(label.id)
+                .on_hover_text(
+                    "A built-in target, or your own: paint one in the Paint tab and press \
+                     Use as target",
+                );
+            egui::Grid::new("alife").num_columns(2).show(ui, |ui| {
+                changed |= number(
+                    ui,
+                    "canvas (px)",
+                    &mut s.dataset.size,
+                    8..=512,
+                    "Side of each training image; a multiple of 4",
+                );
+                changed |= number(
+                    ui,
+                    "icon (px)",
+                    &mut s.dataset.icon_size,
+                    4..=256,
+                    "Side of one stamped icon",
+                );
+                changed |= number(
+                    ui,
+                    "icons",
+                    &mut s.dataset.icons,
+                    1..=200,
+                    "Icons stamped per image (never overlapping)",
+                );
+                changed |= number(
+                    ui,
+                    "images",
+                    &mut s.dataset.n,
+                    16..=100_000,
+                    "How many tiled images to train on",
+                );
+                changed |= number(
+                    ui,
+                    "live canvas (px)",
+                    &mut s.sde.canvas,
+                    0..=1024,
+                    "Side of the live simulation (0: the training size); larger works too",
+                );
+                changed |= seed(ui, &mut s.seed);
+            });
+        });
+    changed
 }

@@ -46,6 +46,9 @@ pub fn text(tab: Tab) -> &'static str {
              growing (red) and shrinking (blue) right now. The sign flips the direction; \
              η adds Langevin noise that keeps the state on the pattern manifold."
         }
+        Tab::Paint => {
+            "Artificial life by inverse design. Paint a small icon (or load a PNG/JPEG, or              start from a built-in target), then press Use as target and Train. The icon is              stamped many times at random positions and rotations; a diffusion model learns              what such pictures look like, and the training-free flow v = K * ∇log p moves              the icons while keeping the picture's statistics: they swim, flock, attract and              repel. Ctrl+Z undoes, Ctrl+Shift+Z or Ctrl+Y redoes."
+        }
         Tab::Lorenz3d => {
             "The Lorenz attractor in 3-D (standardised coordinates). Blue dots are the snapshots; \
              grey is one true Lorenz trajectory; coloured curves are trajectories of the learned \

@@ -60,6 +60,25 @@ pub fn pattern_image(x: &[f32], h: usize, w: usize) -> ColorImage {
     ColorImage::new([w, h], pixels)
 }
 
+/// An RGB image `[3, h, w]` in [-1, 1] (artificial life) as colours.
+pub fn rgb_image(x: &[f32], h: usize, w: usize) -> ColorImage {
+    let n = h * w;
+    let byte = |v: f32| (((v + 1.0) / 2.0).clamp(0.0, 1.0) * 255.0).round() as u8;
+    let pixels = (0..n)
+        .map(|i| Color32::from_rgb(byte(x[i]), byte(x[n + i]), byte(x[2 * n + i])))
+        .collect();
+    ColorImage::new([w, h], pixels)
+}
+
+/// Any state the worker sends: two chemicals or RGB.
+pub fn state_image(x: &[f32], channels: usize, h: usize, w: usize) -> ColorImage {
+    if channels == 3 {
+        rgb_image(x, h, w)
+    } else {
+        pattern_image(x, h, w)
+    }
+}
+
 /// A displacement `[2, h, w]`: v's change in a blue–white–red map scaled to its largest
 /// value (white = no change), so the direction of motion shows whatever its size.
 pub fn displacement_image(d: &[f32], h: usize, w: usize) -> ColorImage {
@@ -84,7 +103,7 @@ pub fn displacement_image(d: &[f32], h: usize, w: usize) -> ColorImage {
 fn strip(ui: &mut Ui, tex: &mut Textures, key: &str, images: &Images, size: f32, caption: &str) {
     ui.horizontal_wrapped(|ui| {
         for i in 0..images.count() {
-            let img = pattern_image(images.image(i), images.h, images.w);
+            let img = state_image(images.image(i), images.channels, images.h, images.w);
             tex.show(
                 ui,
                 &format!("{key}{i}"),
@@ -99,12 +118,16 @@ fn strip(ui: &mut Ui, tex: &mut Textures, key: &str, images: &Images, size: f32,
 /// The Data tab of an image job: snapshots, samples from the model, a denoising check.
 pub fn images_view(ui: &mut Ui, results: &Results, tex: &mut Textures) {
     if results.data_images.is_none() {
-        ui.weak("Snapshots appear when the Gray–Scott simulations are done (press Train).");
+        ui.weak("Snapshots appear when they are simulated or tiled (press Train).");
         return;
     }
     egui::ScrollArea::vertical().show(ui, |ui| {
         if let Some(d) = &results.data_images {
-            ui.strong("Training snapshots (true Gray–Scott patterns)");
+            ui.strong(if d.channels == 3 {
+                "Training images (the target, tiled at random positions and rotations)"
+            } else {
+                "Training snapshots (true Gray–Scott patterns)"
+            });
             strip(ui, tex, "data", d, 96.0, "snapshot");
         }
         if let Some(d) = &results.denoised {
@@ -113,28 +136,40 @@ pub fn images_view(ui: &mut Ui, results: &Results, tex: &mut Textures) {
             ui.horizontal(|ui| {
                 let labels = ["noisy input", "denoised by the model"];
                 for (i, label) in labels.iter().enumerate().take(d.count()) {
-                    let img = pattern_image(d.image(i), d.h, d.w);
+                    let img = state_image(d.image(i), d.channels, d.h, d.w);
                     tex.show(ui, &format!("denoise{i}"), img, 128.0, label);
                 }
             });
         }
         if let Some(s) = &results.sample_images {
             ui.add_space(6.0);
-            ui.strong("New patterns drawn from the score model (reverse diffusion)");
+            ui.strong("New images drawn from the score model (reverse diffusion)");
             strip(ui, tex, "sample", s, 96.0, "sample");
         }
     });
 }
 
-/// The live view: learned dynamics beside the true ones, and what each moved.
-pub fn pattern_view(ui: &mut Ui, results: &Results, tex: &mut Textures) {
+/// What the live artificial-life view asks the app to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Export {
+    Png,
+    Gif,
+    TracksCsv,
+}
+
+/// The live view: learned dynamics beside the true ones and what each moved (Turing), or
+/// the icons with their trails and readouts (artificial life).
+pub fn pattern_view(ui: &mut Ui, results: &Results, tex: &mut Textures) -> Option<Export> {
     let Some(f) = &results.pattern_frame else {
         ui.weak(
             "The learned dynamics play here once the score model is trained. Train a Turing \
-             preset (gs-waves is the liveliest), then watch.",
+             preset (gs-waves is the liveliest) or an artificial-life target, then watch.",
         );
-        return;
+        return None;
     };
+    if f.channels == 3 {
+        return alife_view(ui, results, f, tex);
+    }
     let avail = ui.available_width();
     let size = ((avail - 24.0) / 2.0).clamp(96.0, 360.0);
     ui.horizontal(|ui| {
@@ -171,6 +206,111 @@ pub fn pattern_view(ui: &mut Ui, results: &Results, tex: &mut Textures) {
         );
     });
     ui.weak(format!("{} SDE steps since the start", f.steps));
+    None
+}
+
+/// The living icons with fading trails of their tracks, blob count and speed over time.
+fn alife_view(
+    ui: &mut Ui,
+    results: &Results,
+    f: &crate::worker::event::PatternFrame,
+    tex: &mut Textures,
+) -> Option<Export> {
+    let mut export = None;
+    ui.horizontal(|ui| {
+        ui.label(format!(
+            "{} blobs · speed {:.2} px per time unit · {} SDE steps",
+            f.blobs, f.blob_speed, f.steps
+        ));
+        ui.separator();
+        if ui
+            .button("Save PNG")
+            .on_hover_text("The current frame, under runs/exports/")
+            .clicked()
+        {
+            export = Some(Export::Png);
+        }
+        if ui
+            .button("Save GIF")
+            .on_hover_text(format!(
+                "An animated GIF of the last {} frames, under runs/exports/",
+                results.recent_frames.len()
+            ))
+            .clicked()
+        {
+            export = Some(Export::Gif);
+        }
+        if ui
+            .button("Save tracks CSV")
+            .on_hover_text("Every tracked blob's positions over time (track, t, x, y)")
+            .clicked()
+        {
+            export = Some(Export::TracksCsv);
+        }
+    });
+    let side = (ui.available_width() * 0.6)
+        .min(ui.available_height() - 24.0)
+        .clamp(128.0, 640.0);
+    ui.horizontal_top(|ui| {
+        let image = rgb_image(&f.learned, f.h, f.w);
+        let response = ui.vertical(|ui| {
+            tex.show(
+                ui,
+                "alife",
+                image,
+                side,
+                "the denoised state (EMA), moved by v = K * ∇log p",
+            )
+        });
+        let rect = response.response.rect;
+        let origin = rect.min;
+        let scale = side / f.w as f32;
+        let painter = ui.painter_at(egui::Rect::from_min_size(origin, Vec2::splat(side)));
+        for trail in &f.trails {
+            let n = trail.len();
+            for (k, seg) in trail.windows(2).enumerate() {
+                let (a, b) = (seg[0], seg[1]);
+                // A jump across the border is the torus wrapping, not motion.
+                if (a[0] - b[0]).abs() > f.w as f32 / 2.0 || (a[1] - b[1]).abs() > f.h as f32 / 2.0
+                {
+                    continue;
+                }
+                let fade = (k + 1) as f32 / n as f32;
+                let colour = Color32::from_rgba_unmultiplied(255, 140, 0, (fade * 230.0) as u8);
+                let p = |q: [f32; 2]| origin + Vec2::new(q[0], q[1]) * scale;
+                painter.line_segment([p(a), p(b)], egui::Stroke::new(2.0, colour));
+            }
+            if let Some(last) = trail.last() {
+                let c = origin + Vec2::new(last[0], last[1]) * scale;
+                painter.circle_stroke(
+                    c,
+                    3.0,
+                    egui::Stroke::new(1.5, Color32::from_rgb(255, 140, 0)),
+                );
+            }
+        }
+        ui.vertical(|ui| {
+            let h = ((side - 20.0) / 2.0).max(80.0);
+            let series = |i: usize| -> egui_plot::PlotPoints {
+                results.blob_history.iter().map(|r| [r[0], r[i]]).collect()
+            };
+            ui.small("blobs");
+            egui_plot::Plot::new("blob-count")
+                .height(h)
+                .x_axis_label("SDE steps")
+                .show(ui, |plot| {
+                    plot.line(egui_plot::Line::new("blobs", series(1)))
+                });
+            ui.small("mean blob speed (px per time unit)");
+            egui_plot::Plot::new("blob-speed")
+                .height(h)
+                .x_axis_label("SDE steps")
+                .show(ui, |plot| {
+                    plot.line(egui_plot::Line::new("speed", series(2)))
+                });
+        });
+    });
+    export
 }
 
 /// Metrics of an image job.
