@@ -252,3 +252,98 @@ fn quick_gs_waves_moves_patterns_like_the_true_dynamics() {
     let tf2 = again["cos_truth_training_free"].as_f64().unwrap();
     assert!((tf - tf2).abs() < 1e-6, "eval gave {tf2}, train {tf}");
 }
+
+/// The artificial-life end-to-end check at the real quick profile (about 7 minutes on two
+/// cores): the icons persist and the flow moves them faster than they drift without it.
+#[test]
+fn quick_alife_dot_keeps_its_icons_and_moves_them() {
+    /// "Clearly above": the tracked speed with the flow against the same run without it.
+    const SPEED_RATIO: f64 = 1.3;
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("dot");
+    let o = train_quick("alife-dot", &out, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m = metrics(&out);
+    let (start, end) = (num(&m, "blob_count_start"), num(&m, "blob_count_end"));
+    assert!(
+        start >= 3.0,
+        "{start} blobs per image at the start (5 icons stamped)"
+    );
+    assert!((end - start).abs() <= 0.3 * start, "blobs {start} → {end}");
+    let (speed, still) = (num(&m, "blob_speed_mean"), num(&m, "blob_speed_still"));
+    assert!(
+        speed > SPEED_RATIO * still,
+        "speed {speed} vs still {still}"
+    );
+    assert!(num(&m, "denoise_mse") < num(&m, "denoise_mse_identity"));
+    assert!(m.get("cos_truth_training_free").is_none());
+    // eval reproduces the motion from the saved model.
+    let o = equiflow(&["eval", out.to_str().unwrap(), "--json", "--backend", "cpu"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let again: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!((num(&again, "blob_speed_mean") - speed).abs() < 1e-6);
+}
+
+#[test]
+fn any_picture_is_a_target_and_bad_ones_are_refused_clearly() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A built-in target written as a PNG, then trained on from the file (a token run).
+    let png = tmp.path().join("dots.png");
+    let o = equiflow(&[
+        "target",
+        "dots",
+        "--out",
+        png.to_str().unwrap(),
+        "--size",
+        "41",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = tmp.path().join("run");
+    let o = train_quick(
+        "alife-dots",
+        &out,
+        &[
+            "--target",
+            png.to_str().unwrap(),
+            "--set",
+            "dataset.n=32",
+            "--set",
+            "score.epochs=1",
+            "--set",
+            "score.samples=1",
+            "--set",
+            "eval.blob_starts=1",
+            "--set",
+            "eval.blob_steps=4",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m = metrics(&out);
+    assert!(num(&m, "blob_count_start") >= 0.0);
+    assert!(m["pattern"].as_str().unwrap().ends_with("dots.png"));
+
+    let junk = tmp.path().join("junk.png");
+    std::fs::write(&junk, b"\x89PNG\r\n\x1a\nnot really").unwrap();
+    for (i, (args, needle)) in [
+        (vec!["--target", junk.to_str().unwrap()], "not an image"),
+        (vec!["--target", "/no/such/icon.png"], "/no/such/icon.png"),
+        (vec!["--set", "dataset.icons=60"], "cannot place 60 icons"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let o = train_quick("alife-dot", &tmp.path().join(format!("bad{i}")), &args);
+        assert!(!o.status.success());
+        assert!(stderr(&o).contains(needle), "{}", stderr(&o));
+        assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+    }
+    let o = train_quick(
+        "ring",
+        &tmp.path().join("ring"),
+        &["--target", png.to_str().unwrap()],
+    );
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("alife-dot"), "{}", stderr(&o));
+    let o = equiflow(&["target", "unicorn", "--out", "x.png"]);
+    assert!(!o.status.success() && stderr(&o).contains("taiji"));
+}

@@ -419,7 +419,10 @@ impl PatternSession {
 
     /// (Re)start the live simulation.
     fn start_sim(&mut self, out: &mut Vec<Event>) {
-        let (Some(_), Some(data)) = (&self.score, self.data.take()) else {
+        if self.score.is_none() {
+            return;
+        }
+        let Some(data) = self.data.take() else {
             return;
         };
         let side = self.canvas(&data);

@@ -115,17 +115,23 @@ impl EquiflowApp {
 
     pub(crate) fn sim_controls(&mut self, ui: &mut Ui) {
         ui.label("Pattern dynamics (live)");
-        let c = &mut self.state.sim;
         ui.horizontal(|ui| {
             if ui
-                .button("New dynamics")
-                .on_hover_text("Draw another random skew kernel: other motions, same equilibrium")
+                .button("Restart from data")
+                .on_hover_text("Start the dynamics again from the next data image")
                 .clicked()
             {
-                c.kernel_seed = c.kernel_seed.wrapping_add(1);
+                self.restart_sim(Restart::Sample);
             }
-            ui.weak(format!("kernel seed {}", c.kernel_seed));
+            if ui
+                .button("Restart from noise")
+                .on_hover_text("Start from uniform noise: watch a pattern emerge")
+                .clicked()
+            {
+                self.restart_sim(Restart::Noise);
+            }
         });
+        let c = &mut self.state.sim;
         ui.horizontal(|ui| {
             let mut flip = c.sign < 0.0;
             if ui
@@ -135,8 +141,18 @@ impl EquiflowApp {
             {
                 c.sign = if flip { -1.0 } else { 1.0 };
             }
+            if ui
+                .button("New dynamics")
+                .on_hover_text(format!(
+                    "Draw another random skew kernel (seed {}): other motions, same equilibrium",
+                    c.kernel_seed
+                ))
+                .clicked()
+            {
+                c.kernel_seed = c.kernel_seed.wrapping_add(1);
+            }
         });
-        ui.horizontal(|ui| {
+        ui.horizontal_wrapped(|ui| {
             ui.label("kernel")
                 .on_hover_text("The skew kernel K in v = K * ∇log p");
             ui.selectable_value(&mut c.kernel, KernelKind::Mix, "1×1 mix")
@@ -147,7 +163,7 @@ impl EquiflowApp {
                 .on_hover_text("One random odd k×k stencil on every channel alike: shapes move as a whole");
         });
         ui.add(
-            Slider::new(&mut c.gain, 0.01..=2.0)
+            Slider::new(&mut c.gain, 0.01..=4.0)
                 .logarithmic(true)
                 .text("flow strength"),
         )
@@ -164,22 +180,6 @@ impl EquiflowApp {
         .on_hover_text("SDE time step");
         ui.add(Slider::new(&mut c.speed, 1..=32).text("steps / frame"))
             .on_hover_text("Play speed: SDE steps per drawn frame");
-        ui.horizontal(|ui| {
-            if ui
-                .button("Restart from data")
-                .on_hover_text("Start both dynamics again from the next snapshot")
-                .clicked()
-            {
-                self.restart_sim(Restart::Sample);
-            }
-            if ui
-                .button("Restart from noise")
-                .on_hover_text("Start from uniform noise: watch a pattern emerge")
-                .clicked()
-            {
-                self.restart_sim(Restart::Noise);
-            }
-        });
     }
 }
 

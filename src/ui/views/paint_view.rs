@@ -197,14 +197,12 @@ pub fn paint_view(
         }
         _ => {}
     }
-    if response.hovered() && brush.tool != Tool::Fill {
-        if let Some(h) = response.hover_pos() {
-            painter.circle_stroke(
-                h,
-                brush.radius * side / n as f32,
-                egui::Stroke::new(1.0, Color32::from_black_alpha(160)),
-            );
-        }
+    if let (true, Some(h)) = (brush.tool != Tool::Fill, response.hover_pos()) {
+        painter.circle_stroke(
+            h,
+            brush.radius * side / n as f32,
+            egui::Stroke::new(1.0, Color32::from_black_alpha(160)),
+        );
     }
     action
 }
