@@ -299,7 +299,6 @@ impl EquiflowApp {
         }
         let mut p = self.settings.clone();
         p.dataset.target = path.display().to_string();
-        self.state.preset_name = format!("{} (painted)", p.name);
         self.set_settings(p);
         self.message = Some(Message::info(format!(
             "Target set to {}. Press Train to bring it to life.",
