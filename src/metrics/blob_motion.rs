@@ -50,6 +50,11 @@ impl Finder {
         }
     }
 
+    /// The finder a preset asks for (its icon size and `eval.blob_threshold`).
+    pub fn from_preset(p: &crate::preset::Preset) -> Self {
+        Self::for_icon(p.dataset.icon_size, p.eval.blob_threshold as f32)
+    }
+
     pub fn tracker(&self, h: usize, w: usize) -> Tracker {
         Tracker::new(h, w, self.max_move, self.miss_budget)
     }
@@ -118,15 +123,10 @@ pub fn motion(
             );
         }
     }
-    let (mut length, mut time) = (0.0, 0.0);
-    for tr in trackers.iter().flat_map(|t| &t.tracks) {
-        let (l, t) = tr.path(h, w);
-        length += l;
-        time += t;
-    }
+    let tracks = trackers.iter().flat_map(|t| &t.tracks);
     Some(Motion {
         count_start: counts[0],
         count_end: *counts.last().expect("the start is counted"),
-        speed: if time > 0.0 { length / time } else { 0.0 },
+        speed: blobs::mean_speed(tracks, h, w, f64::NEG_INFINITY),
     })
 }

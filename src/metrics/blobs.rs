@@ -78,7 +78,7 @@ pub fn detect(ink: &[f32], h: usize, w: usize, threshold: f32, min_area: usize) 
 }
 
 /// The shortest displacement from `a` to `b` on a ring of length `n`.
-fn wrap_delta(a: f32, b: f32, n: usize) -> f32 {
+pub fn wrap_delta(a: f32, b: f32, n: usize) -> f32 {
     let n = n as f32;
     (b - a + n / 2.0).rem_euclid(n) - n / 2.0
 }
@@ -118,17 +118,39 @@ impl Track {
 
     /// Path length and the time it took.
     pub fn path(&self, h: usize, w: usize) -> (f64, f64) {
-        let p = self.unwrapped(h, w);
-        let length = p
+        self.path_since(h, w, f64::NEG_INFINITY)
+    }
+
+    /// Path length and time over the points seen at `since` or later.
+    pub fn path_since(&self, h: usize, w: usize, since: f64) -> (f64, f64) {
+        let recent: Vec<_> = self.points.iter().filter(|p| p.0 >= since).collect();
+        let length = recent
             .windows(2)
-            .map(|s| ((s[1].1 - s[0].1).hypot(s[1].2 - s[0].2)) as f64)
+            .map(|s| wrap_delta(s[0].1, s[1].1, w).hypot(wrap_delta(s[0].2, s[1].2, h)) as f64)
             .sum();
-        let time = match (p.first(), p.last()) {
+        let time = match (recent.first(), recent.last()) {
             (Some(a), Some(b)) => b.0 - a.0,
             _ => 0.0,
         };
         (length, time)
     }
+}
+
+/// Mean speed of `tracks` since time `since`: total path length over total tracked time
+/// (pixels per time unit). Tracks seen once add nothing.
+pub fn mean_speed<'a>(
+    tracks: impl IntoIterator<Item = &'a Track>,
+    h: usize,
+    w: usize,
+    since: f64,
+) -> f64 {
+    let (mut length, mut time) = (0.0, 0.0);
+    for tr in tracks {
+        let (l, t) = tr.path_since(h, w, since);
+        length += l;
+        time += t;
+    }
+    if time > 0.0 { length / time } else { 0.0 }
 }
 
 /// Nearest-neighbour linking of blobs across frames.
@@ -205,16 +227,9 @@ impl Tracker {
         }
     }
 
-    /// Mean speed over all tracks: total path length over total tracked time (pixels per
-    /// time unit). Tracks seen once add nothing.
+    /// Mean speed over all tracks (see [`mean_speed`]).
     pub fn mean_speed(&self) -> f64 {
-        let (mut length, mut time) = (0.0, 0.0);
-        for tr in &self.tracks {
-            let (l, t) = tr.path(self.h, self.w);
-            length += l;
-            time += t;
-        }
-        if time > 0.0 { length / time } else { 0.0 }
+        mean_speed(&self.tracks, self.h, self.w, f64::NEG_INFINITY)
     }
 
     /// `track,t,x,y` rows with a header, positions on the torus.

@@ -375,7 +375,7 @@ fn blob_metrics(
         steps: e.blob_steps,
         every: e.blob_every,
         tau: preset.score.tau_step,
-        finder: Finder::for_icon(preset.dataset.icon_size, e.blob_threshold as f32),
+        finder: Finder::from_preset(preset),
     };
     let kernel = ImageKernel::from_settings(&preset.sde, starts.channels);
     let v = |s: Tensor<4>| kernel.apply(s);

@@ -15,7 +15,7 @@ use crate::method::diffusion::{self, Schedule};
 use crate::method::image_diffusion::{self, denoised};
 use crate::method::skew::ImageKernel;
 use crate::metrics::blob_motion::Finder;
-use crate::metrics::blobs::Tracker;
+use crate::metrics::blobs::{Tracker, mean_speed};
 use crate::nn::score_unet::ScoreUnet;
 use crate::preset::DatasetKind;
 use crate::preset::Preset;
@@ -39,12 +39,6 @@ const SHOWN: usize = 8;
 const GS_PER_SDE: f64 = 0.1;
 /// Frames between the snapshots the displacement view subtracts.
 const DELTA_FRAMES: usize = 20;
-
-/// The shortest offset on a ring of `n` pixels.
-fn wrap(d: f32, n: usize) -> f32 {
-    let n = n as f32;
-    (d + n / 2.0).rem_euclid(n) - n / 2.0
-}
 
 enum Stage {
     Data(Box<SnapshotMaker>),
@@ -449,7 +443,7 @@ impl PatternSession {
             value: denoised(state.x.clone(), state.s.clone(), sched, tau),
             w: self.preset.sde.ema,
         };
-        let finder = self.finder();
+        let finder = Finder::from_preset(&self.preset);
         self.sim = Some(PatternSim {
             state,
             ema,
@@ -471,13 +465,6 @@ impl PatternSession {
         }));
     }
 
-    fn finder(&self) -> Finder {
-        Finder::for_icon(
-            self.preset.dataset.icon_size,
-            self.preset.eval.blob_threshold as f32,
-        )
-    }
-
     /// New simulation settings; a flipped sign, another kernel or a restart request takes
     /// effect at once.
     pub fn steer(&mut self, c: SimControls, restart: bool, out: &mut Vec<Event>) {
@@ -497,7 +484,7 @@ impl PatternSession {
     /// Advance the learned dynamics (and the true ones) by one frame's worth of steps.
     pub fn animate(&mut self) -> Option<PatternFrame> {
         let score = self.score.as_ref()?;
-        let finder = self.finder();
+        let finder = Finder::from_preset(&self.preset);
         let sim = self.sim.as_mut()?;
         let c = self.controls;
         let tau = self.preset.score.tau_step;
@@ -543,25 +530,11 @@ impl PatternSession {
                 .tracks
                 .retain(|tr| !tr.ended || tr.points.last().is_some_and(|p| p.0 > oldest));
             let since = t - (SPEED_FRAMES * c.speed.max(1)) as f64 * c.dt;
-            let (mut length, mut time) = (0.0, 0.0);
-            for tr in &tracker.tracks {
-                let recent: Vec<_> = tr.points.iter().filter(|p| p.0 >= since).collect();
-                for pair in recent.windows(2) {
-                    let dx = wrap(pair[1].1 - pair[0].1, w);
-                    let dy = wrap(pair[1].2 - pair[0].2, h);
-                    length += dx.hypot(dy) as f64;
-                    time += pair[1].0 - pair[0].0;
-                }
-                if !tr.ended {
-                    let start = tr.points.len().saturating_sub(TRAIL);
-                    trails.push(tr.points[start..].iter().map(|p| [p.1, p.2]).collect());
-                }
+            for tr in tracker.tracks.iter().filter(|tr| !tr.ended) {
+                let start = tr.points.len().saturating_sub(TRAIL);
+                trails.push(tr.points[start..].iter().map(|p| [p.1, p.2]).collect());
             }
-            blob_speed = if time > 0.0 {
-                (length / time) as f32
-            } else {
-                0.0
-            };
+            blob_speed = mean_speed(&tracker.tracks, h, w, since) as f32;
         }
         let diff = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x - y).collect();
         if sim.frames % DELTA_FRAMES == 0 || sim.anchor.is_none() {
