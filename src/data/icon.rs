@@ -220,8 +220,12 @@ impl Icon {
     }
 }
 
-/// Write 8-bit RGBA (`[y][x][rgba]`) as a PNG.
+/// Write 8-bit RGBA (`[y][x][rgba]`) as a PNG, creating its folder.
 pub fn save_rgba_png(path: &Path, rgba: &[u8], w: usize, h: usize) -> Result<(), IconError> {
+    super::create_parent(path).map_err(|e| IconError::Write {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
     image::save_buffer(
         path,
         rgba,
@@ -366,6 +370,23 @@ mod tests {
         }
         let missing = Icon::load("/no/such/target.png", 16).unwrap_err();
         assert!(missing.to_string().contains("/no/such/target.png"));
+    }
+
+    #[test]
+    fn a_png_saved_into_a_missing_folder_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("exports/new/taiji.png");
+        let icon = Icon::builtin("taiji", 24).unwrap();
+        icon.save_png(&path).unwrap();
+        let back = Icon::load(path.to_str().unwrap(), 24).unwrap();
+        // 8-bit storage: compare premultiplied, as colour under no alpha is meaningless.
+        let worst = back
+            .premultiplied()
+            .iter()
+            .zip(icon.premultiplied())
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(worst < 2.0 / 255.0, "{worst}");
     }
 
     #[test]

@@ -12,6 +12,14 @@ use crate::preset::{DatasetKind, DatasetSettings};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
+/// Create the folder `path` will be written into (nothing for a bare file name).
+pub fn create_parent(path: &std::path::Path) -> std::io::Result<()> {
+    match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(dir) => std::fs::create_dir_all(dir),
+        None => Ok(()),
+    }
+}
+
 /// Per-axis affine map between raw and standardised coordinates.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Standardizer {

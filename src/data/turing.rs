@@ -301,9 +301,7 @@ pub fn write_cached(
         path: path.display().to_string(),
         source,
     };
-    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(err)?;
-    }
+    super::create_parent(path).map_err(err)?;
     write_cache(path, &key(d, set.n, seed), set).map_err(err)
 }
 

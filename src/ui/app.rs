@@ -287,10 +287,7 @@ impl EquiflowApp {
             (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
         });
         let path = PathBuf::from("runs/targets").join(format!("painted-{hash:016x}.png"));
-        let saved = std::fs::create_dir_all("runs/targets")
-            .map_err(|e| e.to_string())
-            .and_then(|_| self.paint.icon.save_png(&path).map_err(|e| e.to_string()));
-        if let Err(e) = saved {
+        if let Err(e) = self.paint.icon.save_png(&path) {
             self.message = Some(Message::error(format!("could not save the target: {e}")));
             return;
         }

@@ -7,10 +7,8 @@ use std::path::Path;
 /// Write 8-bit RGBA frames `(w, h, pixels)` as an endlessly looping GIF at 20 frames per
 /// second; returns how many frames were written.
 pub fn write_gif(path: &Path, frames: &[(usize, usize, Vec<u8>)]) -> Result<usize, String> {
-    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    }
+    crate::data::create_parent(path)
+        .map_err(|e| format!("cannot create the folder of {}: {e}", path.display()))?;
     let file =
         std::fs::File::create(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     let mut enc = GifEncoder::new_with_speed(std::io::BufWriter::new(file), 10);

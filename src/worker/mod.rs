@@ -462,8 +462,6 @@ impl Loop {
 
 /// Write `bytes` to `path`, creating its folder.
 pub fn write_file(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
+    crate::data::create_parent(path)?;
     std::fs::write(path, bytes)
 }
