@@ -8,11 +8,11 @@ use equiflow::bench::{self, BenchConfig};
 use equiflow::data::Dataset;
 use equiflow::data::icon::Icon;
 use equiflow::metrics::report::Metrics;
-use equiflow::preset::{self, DatasetKind, Preset};
+use equiflow::preset::{self, DatasetKind, ImageFlow, Preset};
 use equiflow::train::checkpoint::{self, RunDir};
 use equiflow::train::evaluate::evaluate;
 use equiflow::train::job::{self, Observer, Phase, Progress};
-use equiflow::train::turing;
+use equiflow::train::{nca, turing};
 use equiflow::ui::Renderer;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
@@ -72,6 +72,17 @@ enum Cmd {
         #[arg(long)]
         gray_scott: bool,
     },
+    /// Train a neural cellular automaton on the score model of an image run (Turing or
+    /// artificial life); adds flow.bpk and the NCA metrics to the run directory.
+    TrainNca {
+        /// The run directory written by `train`.
+        dir: PathBuf,
+        /// Override a setting of the run, e.g. --set flow.epochs=4 (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
+        backend: BackendChoice,
+    },
     /// List the built-in presets.
     Presets,
     /// Draw a built-in artificial-life target (dot, dots, firefly, taiji) as a PNG.
@@ -111,6 +122,16 @@ struct TrainArgs {
     /// Artificial-life presets: this PNG or JPEG as the target icon (fitted to the icon size).
     #[arg(long, value_name = "FILE")]
     target: Option<PathBuf>,
+    /// Image presets: the flow to simulate, the training-free skew kernel or a neural
+    /// cellular automaton trained with the equilibrium loss (sets `sde.flow`).
+    #[arg(long, value_enum)]
+    flow: Option<FlowArg>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum FlowArg {
+    TrainingFree,
+    Nca,
 }
 
 fn main() -> ExitCode {
@@ -127,6 +148,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
         Some(Cmd::Train(args)) => train(args),
         Some(Cmd::Eval { dir, json, backend }) => eval(dir, json, backend),
+        Some(Cmd::TrainNca { dir, sets, backend }) => train_nca(dir, sets, backend),
         Some(Cmd::Bench {
             json,
             steps,
@@ -220,7 +242,21 @@ fn train(args: TrainArgs) -> Result<()> {
             toml_string(&target.display().to_string())
         ));
     }
+    if let Some(flow) = args.flow {
+        let name = match flow {
+            FlowArg::TrainingFree => "training_free",
+            FlowArg::Nca => "nca",
+        };
+        sets.push(format!("sde.flow=\"{name}\""));
+    }
     let mut preset = Preset::load(&args.preset, args.quick, &sets)?;
+    if args.flow.is_some() && !preset.dataset.kind.is_image() {
+        bail!(
+            "--flow chooses the flow of image presets (Turing patterns, artificial life); \
+             '{}' always trains its flow network",
+            preset.name
+        );
+    }
     if args.target.is_some() && preset.dataset.kind != DatasetKind::Alife {
         bail!(
             "--target needs an artificial-life preset ({}); '{}' is not one",
@@ -324,16 +360,60 @@ fn train_turing(preset: &Preset, backend: &Backend, dir: &RunDir) -> Result<()> 
             dir.path.display()
         );
     }
-    let Some(mut m) = turing::evaluate(preset, &t.score, backend, &mut bars)? else {
+    let base = turing::ImageMetrics {
+        seconds_data: t.seconds_data,
+        seconds_score: t.seconds_score,
+        score_loss_final: job::final_loss(&t.losses, Phase::Score),
+        dataset_alive_fraction: (preset.dataset.kind == DatasetKind::GrayScott)
+            .then(|| t.data.alive_fraction()),
+        ..Default::default()
+    };
+    flow_and_metrics(preset, backend, dir, &t.data, &t.score, t.losses, base)
+}
+
+/// The NCA (when `sde.flow = "nca"`), then the metrics; `base` holds what the score phase
+/// recorded (times, losses, the data's make-up).
+fn flow_and_metrics(
+    preset: &Preset,
+    backend: &Backend,
+    dir: &RunDir,
+    data: &equiflow::data::turing::ImageSet,
+    score: &equiflow::nn::score_unet::ScoreUnet,
+    mut losses: Vec<job::LossPoint>,
+    base: turing::ImageMetrics,
+) -> Result<()> {
+    let mut bars = Bars { bar: None };
+    let nca = if preset.sde.flow == ImageFlow::Nca {
+        let mut rng = rand::SeedableRng::seed_from_u64(preset.seed ^ 0xF10);
+        let n = nca::train(preset, data, score, &mut rng, &mut bars);
+        bars.finish();
+        dir.save_nca(n.nca.clone())?;
+        losses.retain(|l| l.phase != Phase::Flow);
+        losses.extend(n.losses.iter().cloned());
+        dir.write_losses(&losses)?;
+        if let Some(stop) = &n.stopped {
+            bail!(
+                "{stop}; what was trained is saved in {}",
+                dir.path.display()
+            );
+        }
+        Some(n)
+    } else {
+        None
+    };
+    let nca_net = nca.as_ref().map(|n| &n.nca);
+    let Some(mut m) = turing::evaluate(preset, score, nca_net, backend, &mut bars)? else {
         bail!("cancelled while computing the metrics");
     };
     bars.finish();
-    m.seconds_data = t.seconds_data;
-    m.seconds_score = t.seconds_score;
-    if preset.dataset.kind == DatasetKind::GrayScott {
-        m.dataset_alive_fraction = Some(t.data.alive_fraction());
+    if let Some(n) = &nca {
+        m.seconds_flow = Some(n.seconds);
+        m.flow_loss_final = Some(job::final_loss(&n.losses, Phase::Flow));
     }
-    m.score_loss_final = job::final_loss(&t.losses, Phase::Score);
+    m.seconds_data = base.seconds_data;
+    m.seconds_score = base.seconds_score;
+    m.score_loss_final = base.score_loss_final;
+    m.dataset_alive_fraction = base.dataset_alive_fraction;
     dir.write_json_metrics(&m)?;
     for line in equiflow::metrics::report::lines(&m) {
         println!("{line}");
@@ -342,10 +422,69 @@ fn train_turing(preset: &Preset, backend: &Backend, dir: &RunDir) -> Result<()> 
     Ok(())
 }
 
+/// Train an NCA on the score model an image run already holds.
+fn train_nca(path: PathBuf, sets: Vec<String>, choice: BackendChoice) -> Result<()> {
+    let dir = RunDir::open(&path)?;
+    let text = std::fs::read_to_string(path.join(checkpoint::PRESET))?;
+    let mut sets = sets;
+    sets.push("sde.flow=\"nca\"".into());
+    let preset = Preset::from_toml_str(
+        &path.join(checkpoint::PRESET).display().to_string(),
+        &text,
+        false,
+        &sets,
+    )?;
+    if !preset.dataset.kind.is_image() {
+        bail!(
+            "{} holds a '{}' run; an NCA learns image flows (Turing patterns, artificial life)",
+            path.display(),
+            preset.name
+        );
+    }
+    let backend = select_backend(choice)?;
+    let score = dir.load_image_score(&preset, &backend.device)?;
+    let mut bars = Bars { bar: None };
+    let cache = path.join(checkpoint::DATASET);
+    let Some(data) = turing::dataset(&preset, Some(&cache), &mut bars)?.set else {
+        bail!("cancelled while generating the dataset");
+    };
+    bars.finish();
+    dir.write_preset(&preset)?;
+    let old = read_metrics::<turing::ImageMetrics>(&path).unwrap_or_default();
+    let losses = read_losses(&path.join(checkpoint::LOSSES));
+    eprintln!("training an NCA on the score model in {}", path.display());
+    flow_and_metrics(&preset, &backend, &dir, &data, &score, losses, old)
+}
+
+/// The score losses a run directory recorded (to keep beside new flow losses).
+fn read_losses(path: &std::path::Path) -> Vec<job::LossPoint> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let mut f = l.split(',');
+            let phase = match f.next()? {
+                "score" => Phase::Score,
+                "flow" => Phase::Flow,
+                _ => return None,
+            };
+            Some(job::LossPoint {
+                phase,
+                epoch: f.next()?.parse().ok()?,
+                loss: f.next()?.parse().ok()?,
+            })
+        })
+        .collect()
+}
+
 fn eval_turing(dir: &RunDir, preset: &Preset, json: bool, backend: &Backend) -> Result<()> {
     let score = dir.load_image_score(preset, &backend.device)?;
+    let nca = match preset.sde.flow {
+        ImageFlow::Nca => Some(dir.load_nca(preset, &backend.device)?),
+        ImageFlow::TrainingFree => None,
+    };
     let mut bars = Bars { bar: None };
-    let Some(mut m) = turing::evaluate(preset, &score, backend, &mut bars)? else {
+    let Some(mut m) = turing::evaluate(preset, &score, nca.as_ref(), backend, &mut bars)? else {
         bail!("cancelled while computing the metrics");
     };
     bars.finish();
@@ -355,6 +494,8 @@ fn eval_turing(dir: &RunDir, preset: &Preset, json: bool, backend: &Backend) -> 
         m.seconds_score = old.seconds_score;
         m.score_loss_final = old.score_loss_final;
         m.dataset_alive_fraction = old.dataset_alive_fraction;
+        m.seconds_flow = old.seconds_flow;
+        m.flow_loss_final = old.flow_loss_final;
     }
     print_metrics(&m, json)
 }

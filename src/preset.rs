@@ -255,6 +255,10 @@ pub struct FlowSettings {
     pub sym_penalty: f64,
     /// Momentum of the output batch-norm's running statistics.
     pub bn_momentum: f64,
+    /// Images (the NCA): hidden 1×1 layers between the 3×3 stencil and the output layer.
+    pub depth: usize,
+    /// Images (the NCA): end with a batch-norm without affine, which blocks v = 0.
+    pub output_bn: bool,
 }
 
 impl Default for FlowSettings {
@@ -272,6 +276,8 @@ impl Default for FlowSettings {
             unbiased: false,
             sym_penalty: 0.2,
             bn_momentum: 0.1,
+            depth: 1,
+            output_bn: true,
         }
     }
 }
@@ -299,10 +305,24 @@ pub enum KernelKind {
     Shared,
 }
 
+/// Which v drives an image simulation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageFlow {
+    /// v = K * s with a skew kernel: no second network (METHOD §4).
+    #[default]
+    TrainingFree,
+    /// A neural cellular automaton trained with the equilibrium loss (METHOD §3); its
+    /// settings are the `[flow]` section.
+    Nca,
+}
+
 /// Simulating images: dx = (v + eta s) dt + sqrt(2 eta dt) dW with Heun (METHOD §5).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SdeSettings {
+    /// The training-free kernel flow, or a trained NCA.
+    pub flow: ImageFlow,
     pub kernel: KernelKind,
     /// Side of the spatial kernel (odd).
     pub kernel_size: usize,
@@ -326,6 +346,7 @@ pub struct SdeSettings {
 impl Default for SdeSettings {
     fn default() -> Self {
         Self {
+            flow: ImageFlow::TrainingFree,
             kernel: KernelKind::Mix,
             kernel_size: 3,
             sign: 1.0,

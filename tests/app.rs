@@ -4,7 +4,7 @@
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use equiflow::backend::BackendChoice;
-use equiflow::preset::Preset;
+use equiflow::preset::{ImageFlow, Preset};
 use equiflow::ui::EquiflowApp;
 use equiflow::ui::results::JobState;
 use equiflow::ui::state::{AppState, Tab, builtin_source};
@@ -372,6 +372,9 @@ fn tiny_alife() -> Vec<String> {
         "eval.blob_steps=6",
         "eval.blob_every=3",
         "sde.canvas=48",
+        "flow.epochs=2",
+        "flow.batch=16",
+        "flow.hidden=8",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -424,7 +427,15 @@ fn a_painted_target_trains_and_its_icons_play_with_trails_and_export() {
     )
     .unwrap();
     h.state_mut().set_settings(preset);
+    // The flow: a neural cellular automaton trained after the score.
+    click(&mut h, "trained NCA");
+    assert_eq!(h.state().settings.sde.flow, ImageFlow::Nca);
     click(&mut h, "Train");
+    click(&mut h, "NCA");
+    step_until(&mut h, "the NCA to train", |a| {
+        a.results.nca_rule.is_some()
+            || matches!(a.results.state, JobState::Finished | JobState::Failed)
+    });
     step_until(&mut h, "the job to finish", |a| {
         matches!(a.results.state, JobState::Finished | JobState::Failed)
     });
@@ -434,6 +445,25 @@ fn a_painted_target_trains_and_its_icons_play_with_trails_and_export() {
     assert_eq!((data.channels, data.h), (3, 32));
     let m = app.results.pattern_metrics.as_ref().unwrap();
     assert!(m.blob_count_start.is_some() && m.cos_truth_training_free.is_none());
+    assert!(m.blob_speed_nca.is_some() && m.flow_loss_final.is_some());
+    assert_eq!(app.results.flow_losses.len(), 2, "two NCA epochs");
+    let rule = app.results.nca_rule.as_ref().unwrap();
+    assert_eq!(
+        rule.steps,
+        usize::MAX,
+        "the trained rule arrives at the end"
+    );
+    assert_eq!(rule.kernels.len(), 8 * 3 * 9);
+    assert!(rule.cos.is_none(), "no true field for artificial life");
+    // The NCA tab plays the trained NCA live.
+    let steps = app.results.pattern_frame.as_ref().map_or(0, |f| f.steps);
+    step_until(&mut h, "the NCA running", |a| {
+        a.results
+            .pattern_frame
+            .as_ref()
+            .is_some_and(|f| f.steps > steps + 8)
+    });
+    assert!(h.query_by_label("NCA trained").is_some());
 
     // The icons play on a larger live canvas, tracked, with readouts.
     click(&mut h, "Patterns");

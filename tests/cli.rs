@@ -208,9 +208,10 @@ fn the_gray_scott_stencil_bench_reports_its_speed_against_the_naive_loop() {
     }
 }
 
-/// The end-to-end check, at the real quick profile (about 9 minutes on two cores):
-/// the training-free skew flow moves quick gs-waves patterns the way Gray–Scott does, far
-/// better than a random non-skew kernel.
+/// The Turing issues' end-to-end check, at the real quick profile (about 13 minutes on two
+/// cores): the training-free skew flow moves quick gs-waves patterns the way Gray–Scott does,
+/// far better than a random non-skew kernel; and a neural cellular automaton trained with the
+/// equilibrium loss (`--flow nca`) lowers its loss and beats the same NCA untrained.
 #[test]
 fn quick_gs_waves_moves_patterns_like_the_true_dynamics() {
     let tmp = tempfile::tempdir().unwrap();
@@ -220,6 +221,8 @@ fn quick_gs_waves_moves_patterns_like_the_true_dynamics() {
         "--preset",
         "gs-waves",
         "--quick",
+        "--flow",
+        "nca",
         "--backend",
         "cpu",
         "--out",
@@ -236,9 +239,26 @@ fn quick_gs_waves_moves_patterns_like_the_true_dynamics() {
     );
     assert!(m["gs_cell_updates_per_s"].as_f64().unwrap() > 1e7);
     assert!(m["denoise_mse"].as_f64().unwrap() < m["denoise_mse_identity"].as_f64().unwrap());
+    let (nca, untrained) = (num(&m, "cos_truth_nca"), num(&m, "cos_truth_nca_random"));
+    assert!(
+        nca > untrained,
+        "trained NCA {nca} vs untrained {untrained}"
+    );
+    let flow: Vec<f64> = std::fs::read_to_string(out.join("losses.csv"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("flow,"))
+        .map(|l| l.rsplit(',').next().unwrap().parse().unwrap())
+        .collect();
+    assert!(flow.len() >= 2, "{flow:?}");
+    assert!(
+        flow.last().unwrap() < &(0.5 * flow[0]),
+        "the NCA loss falls: {flow:?}"
+    );
     for f in [
         "preset.toml",
         "score.bpk",
+        "flow.bpk",
         "losses.csv",
         "samples.csv",
         "dataset.bin",
@@ -251,6 +271,7 @@ fn quick_gs_waves_moves_patterns_like_the_true_dynamics() {
     let again: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let tf2 = again["cos_truth_training_free"].as_f64().unwrap();
     assert!((tf - tf2).abs() < 1e-6, "eval gave {tf2}, train {tf}");
+    assert!((num(&again, "cos_truth_nca") - nca).abs() < 1e-6);
 }
 
 /// The artificial-life end-to-end check at the real quick profile (about 7 minutes on two

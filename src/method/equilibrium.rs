@@ -12,6 +12,7 @@
 
 use crate::nn::batchnorm::BnMode;
 use crate::nn::flow_mlp::FlowMlp;
+use crate::nn::nca::Nca;
 use crate::preset::{Estimator, FlowSettings};
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
 
@@ -120,6 +121,58 @@ pub fn equilibrium_loss(
             }
         }
     }
+}
+
+/// The image loss (METHOD §3, images): each image is one point of dimension c·H·W, so
+/// r = div v + v·s sums over all its pixels. Hutchinson probes `z` `[2k, B, c, H, W]` with
+/// their products `jz`; with `unbiased` the first k and the last k give two independent
+/// estimates r1, r2 and the loss is mean(r1·r2) / mean |v|² (else mean(r²) of one estimate
+/// over all 2k probes). Dividing by the mean squared norm of v per image makes the loss blind
+/// to v's scale, so shrinking v towards 0 cannot lower it.
+pub fn image_residual_loss(
+    v: Tensor<4>,
+    s: Tensor<4>,
+    z: Tensor<5>,
+    jz: Tensor<5>,
+    unbiased: bool,
+) -> Tensor<1> {
+    let [b, ..] = v.dims();
+    let m = z.dims()[0];
+    let per_image = |t: Tensor<4>| t.reshape([b as i32, -1]).sum_dim(1).reshape([b]);
+    let vs = per_image(v.clone() * s);
+    let v2 = per_image(v.square()).mean();
+    let est = (z * jz)
+        .reshape([m as i32, b as i32, -1])
+        .sum_dim(2)
+        .reshape([m, b]);
+    let num = if unbiased {
+        let k = m / 2;
+        let r1 = est.clone().narrow(0, 0, k).mean_dim(0).reshape([b]) + vs.clone();
+        let r2 = est.narrow(0, k, k).mean_dim(0).reshape([b]) + vs;
+        (r1 * r2).mean()
+    } else {
+        (est.mean_dim(0).reshape([b]) + vs).square().mean()
+    };
+    num / v2
+}
+
+/// The image loss of the NCA at noised images `x` with scores `s`, drawing `2·probes`
+/// Gaussian probes (`unbiased`) or `probes`.
+pub fn nca_equilibrium_loss(
+    model: &Nca,
+    x: Tensor<4>,
+    s: Tensor<4>,
+    probes: usize,
+    unbiased: bool,
+    mode: BnMode,
+) -> (Tensor<1>, Vec<(Tensor<1>, Tensor<1>)>) {
+    let [b, c, h, w] = x.dims();
+    let m = if unbiased { 2 * probes } else { probes };
+    let z = Tensor::<5>::random([m, b, c, h, w], Distribution::Normal(0.0, 1.0), &x.device());
+    let out = model.forward_jvp(x, Some(z.clone()), mode);
+    let jz = out.tangents.expect("tangents were pushed");
+    let loss = image_residual_loss(out.v, s, z, jz, unbiased);
+    (loss, out.batch_stats)
 }
 
 #[cfg(test)]
@@ -238,6 +291,79 @@ mod tests {
         assert!(
             (unbiased - plain).abs() < 0.05 * penalised,
             "{unbiased} vs {plain}"
+        );
+    }
+
+    /// On a linear image field v = W * x (a 3×3 convolution, circular) the divergence is
+    /// known exactly: H·W·Σ_c W[c][c](centre). The unbiased loss averaged over many probe
+    /// draws equals mean(r²)/mean|v|² with that divergence; the biased one is larger.
+    #[test]
+    fn the_unbiased_image_loss_has_the_right_expectation_on_a_linear_field() {
+        use crate::nn::circular::pad_circular;
+        use burn::tensor::module::conv2d;
+        use burn::tensor::ops::ConvOptions;
+        let _rng = crate::tensor_util::rng_lock();
+        let device = Device::flex();
+        device.seed(17);
+        let (b, c, h, w) = (3usize, 2usize, 6usize, 5usize);
+        let kernel = Tensor::<4>::random([c, c, 3, 3], Distribution::Normal(0.0, 0.5), &device);
+        let centre: f32 = to_vec(kernel.clone())
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| {
+                let (o, ci, cell) = (i / (c * 9), (i / 9) % c, i % 9);
+                o == ci && cell == 4
+            })
+            .map(|(_, v)| *v)
+            .sum();
+        let div = (h * w) as f32 * centre;
+        let apply = |t: Tensor<4>| {
+            let opts = ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
+            conv2d(pad_circular(t, 1), kernel.clone(), None, opts)
+        };
+        let x = Tensor::<4>::random([b, c, h, w], Distribution::Normal(0.0, 1.0), &device);
+        let s = Tensor::<4>::random([b, c, h, w], Distribution::Normal(0.0, 1.0), &device);
+        let v = apply(x);
+        let vs: Vec<f32> = to_vec((v.clone() * s.clone()).reshape([b, c * h * w]).sum_dim(1));
+        let v2: f32 = to_vec(v.clone().square().reshape([b, c * h * w]).sum_dim(1))
+            .iter()
+            .sum::<f32>()
+            / b as f32;
+        let exact = vs.iter().map(|q| (div + q).powi(2)).sum::<f32>() / b as f32 / v2;
+        let k = 2;
+        let draw = |unbiased: bool| {
+            let m = if unbiased { 2 * k } else { k };
+            let z = Tensor::<5>::random([m, b, c, h, w], Distribution::Normal(0.0, 1.0), &device);
+            let jz = apply(z.clone().reshape([m * b, c, h, w])).reshape([m, b, c, h, w]);
+            crate::tensor_util::scalar(image_residual_loss(v.clone(), s.clone(), z, jz, unbiased))
+        };
+        let draws = 20000;
+        let mean = |unbiased| (0..draws).map(|_| draw(unbiased)).sum::<f64>() / draws as f64;
+        let (unbiased, biased) = (mean(true), mean(false));
+        let exact = exact as f64;
+        assert!(
+            (unbiased - exact).abs() < 0.05 * exact,
+            "unbiased {unbiased} vs exact {exact}"
+        );
+        // One squared estimate carries its variance (2/k)‖sym J‖²_F, with
+        // ‖sym J‖²_F = (‖J‖²_F + ⟨J, Jᵀ⟩)/2 = H·W·(Σ W² + Σ W[o][i](d)·W[i][o](−d))/2.
+        let wk = to_vec(kernel.clone());
+        let at = |o: usize, i: usize, cell: usize| wk[(o * c + i) * 9 + cell];
+        let (mut sq, mut cross) = (0f64, 0f64);
+        for o in 0..c {
+            for i in 0..c {
+                for cell in 0..9 {
+                    sq += (at(o, i, cell) as f64).powi(2);
+                    cross += (at(o, i, cell) * at(i, o, 8 - cell)) as f64;
+                }
+            }
+        }
+        let sym = (h * w) as f64 * (sq + cross) / 2.0;
+        let bias = 2.0 / k as f64 * sym / v2 as f64;
+        assert!(
+            ((biased - unbiased) - bias).abs() < 0.15 * bias,
+            "biased − unbiased = {} vs (2/k)‖sym J‖²/|v|² = {bias}",
+            biased - unbiased
         );
     }
 }

@@ -4,4 +4,5 @@
 pub mod diffusion;
 pub mod equilibrium;
 pub mod image_diffusion;
+pub mod image_flow;
 pub mod skew;

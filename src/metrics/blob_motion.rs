@@ -77,7 +77,7 @@ pub fn motion(
     model: &ScoreUnet,
     sched: &Schedule,
     starts: &ImageSet,
-    v: &dyn Fn(Tensor<4>) -> Tensor<4>,
+    v: &dyn Fn(Tensor<4>, Tensor<4>) -> Tensor<4>,
     p: &Protocol,
     seed: u64,
     tick: &mut dyn FnMut(usize) -> bool,

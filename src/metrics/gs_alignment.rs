@@ -59,7 +59,7 @@ pub fn learned_displacement(
     model: &ScoreUnet,
     sched: &Schedule,
     starts: &ImageSet,
-    v: &dyn Fn(Tensor<4>) -> Tensor<4>,
+    v: &dyn Fn(Tensor<4>, Tensor<4>) -> Tensor<4>,
     p: &Protocol,
     tick: &mut dyn FnMut(usize, usize) -> bool,
 ) -> Option<Vec<f32>> {
@@ -72,12 +72,12 @@ pub fn learned_displacement(
         &device,
     );
     let score = |x: Tensor<4>| image_diffusion::score(model, x, sched, p.tau);
-    let zero = |s: Tensor<4>| s.zeros_like();
+    let zero = |_x: Tensor<4>, s: Tensor<4>| s.zeros_like();
     // Both runs share the start and every noise draw: same seed, same sequence.
     let seed = 0x5DE_0001;
     let mut ends = Vec::new();
     let total = 2 * p.sde_steps;
-    for (run, field) in [v, &zero as &dyn Fn(Tensor<4>) -> Tensor<4>]
+    for (run, field) in [v, &zero as &dyn Fn(Tensor<4>, Tensor<4>) -> Tensor<4>]
         .into_iter()
         .enumerate()
     {

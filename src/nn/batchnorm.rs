@@ -96,6 +96,49 @@ impl OutputBatchNorm {
     }
 }
 
+/// A hidden batch-norm with learned scale and shift (PyTorch's `BatchNorm` with affine).
+#[derive(Module, Debug)]
+pub struct AffineBatchNorm {
+    pub norm: OutputBatchNorm,
+    pub gamma: Param<Tensor<1>>,
+    pub beta: Param<Tensor<1>>,
+}
+
+impl AffineBatchNorm {
+    pub fn new(features: usize, momentum: f64, device: &Device) -> Self {
+        Self {
+            norm: OutputBatchNorm::new(features, momentum, device),
+            gamma: Param::from_tensor(Tensor::ones([features], device)),
+            beta: Param::from_tensor(Tensor::zeros([features], device)),
+        }
+    }
+
+    /// The normalised rows, the tangent factor γ/√(var + ε) `[1, n]`, and the batch
+    /// statistics when normalised by the batch.
+    pub fn forward(
+        &self,
+        h: Tensor<2>,
+        mode: BnMode,
+    ) -> (Tensor<2>, Tensor<2>, Option<(Tensor<1>, Tensor<1>)>) {
+        let [_, n] = h.dims();
+        let BnOutput {
+            out,
+            inv_std,
+            batch_stats,
+        } = self.norm.forward(h, mode);
+        let gamma = self.gamma.val().reshape([1, n]);
+        let out = out * gamma.clone() + self.beta.val().reshape([1, n]);
+        (out, inv_std * gamma, batch_stats)
+    }
+
+    pub fn updated(self, mean: Tensor<1>, var: Tensor<1>, batch: usize) -> Self {
+        Self {
+            norm: self.norm.updated(mean, var, batch),
+            ..self
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

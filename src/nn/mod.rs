@@ -5,5 +5,6 @@ pub mod batchnorm;
 pub mod circular;
 pub mod flow_mlp;
 pub mod jvp;
+pub mod nca;
 pub mod score_mlp;
 pub mod score_unet;

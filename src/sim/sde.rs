@@ -25,20 +25,21 @@ impl Sde {
         State { x, s }
     }
 
-    /// One Heun step. `v` maps a score to the flow (for the training-free flow, K * s).
+    /// One Heun step. `v(x, s)` is the flow at state x with score s (for the training-free
+    /// flow K * s, for a trained NCA a function of x).
     pub fn step(
         &self,
         st: State,
         score: &dyn Fn(Tensor<4>) -> Tensor<4>,
-        v: &dyn Fn(Tensor<4>) -> Tensor<4>,
+        v: &dyn Fn(Tensor<4>, Tensor<4>) -> Tensor<4>,
     ) -> State {
-        let drift = |s: Tensor<4>| v(s.clone()) + s.mul_scalar(self.eta);
+        let drift = |x: Tensor<4>, s: Tensor<4>| v(x, s.clone()) + s.mul_scalar(self.eta);
         let noise =
             Tensor::<4>::random(st.x.shape(), Distribution::Normal(0.0, 1.0), &st.x.device())
                 .mul_scalar((2.0 * self.eta * self.dt).sqrt());
-        let f0 = drift(st.s);
+        let f0 = drift(st.x.clone(), st.s);
         let xp = st.x.clone() + f0.clone().mul_scalar(self.dt) + noise.clone();
-        let fp = drift(score(xp));
+        let fp = drift(xp.clone(), score(xp));
         let x = st.x + (f0 + fp).mul_scalar(0.5 * self.dt) + noise;
         Sde::start(x, score)
     }
@@ -71,7 +72,7 @@ mod tests {
         device.seed(2);
         let sde = Sde { eta: 0.5, dt: 0.05 };
         let score = |x: Tensor<4>| x.neg();
-        let rotate = |s: Tensor<4>| {
+        let rotate = |_x: Tensor<4>, s: Tensor<4>| {
             let [b, _, h, w] = s.dims();
             let (a, c) = (s.clone().narrow(1, 0, 1), s.narrow(1, 1, 1));
             Tensor::cat(vec![c, a.neg()], 1).reshape([b, 2, h, w])

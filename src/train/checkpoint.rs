@@ -4,6 +4,7 @@
 use super::job::{LossPoint, flow_config};
 use crate::metrics::report::Metrics;
 use crate::nn::flow_mlp::FlowMlp;
+use crate::nn::nca::Nca;
 use crate::nn::score_mlp::{self, ScoreMlp};
 use crate::nn::score_unet::ScoreUnet;
 use crate::preset::{Preset, PresetError};
@@ -151,6 +152,19 @@ impl RunDir {
             SCORE,
             ScoreUnet::new(preset.dataset.kind.dim(), &s.channels, s.prediction, device),
         )
+    }
+
+    /// Image runs with a trained flow: the NCA, stored as the run's flow.
+    pub fn save_nca(&self, model: Nca) -> Result<(), RunDirError> {
+        self.save(FLOW, model)
+    }
+
+    pub fn has_flow(&self) -> bool {
+        self.file(FLOW).is_file()
+    }
+
+    pub fn load_nca(&self, preset: &Preset, device: &Device) -> Result<Nca, RunDirError> {
+        self.load(FLOW, crate::train::nca::nca_config(preset).init(device))
     }
 
     pub fn save_score(&self, model: ScoreMlp) -> Result<(), RunDirError> {

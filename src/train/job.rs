@@ -201,7 +201,7 @@ pub(crate) fn gather(points: &[f32], idx: &[usize], dim: usize) -> Vec<f32> {
         .collect()
 }
 
-fn adam(weight_decay: f64) -> ModuleOptimizer {
+pub(crate) fn adam(weight_decay: f64) -> ModuleOptimizer {
     AdamConfig::new()
         .with_weight_decay(Some(WeightDecayConfig::new(weight_decay as f32)))
         .init()

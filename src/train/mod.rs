@@ -3,4 +3,5 @@
 pub mod checkpoint;
 pub mod evaluate;
 pub mod job;
+pub mod nca;
 pub mod turing;

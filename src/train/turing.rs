@@ -6,15 +6,18 @@ use super::job::{
     LossPoint, Lr, NonFiniteLoss, Observer, Phase, Progress, Stop, batches_per_epoch, descend,
     run_epochs,
 };
+use super::nca;
 use crate::backend::Backend;
 use crate::data::gray_scott::Params;
 use crate::data::tiler::{self, Tiling};
 use crate::data::turing::{self, DataError, ImageSet};
 use crate::method::diffusion::Schedule;
 use crate::method::image_diffusion::{self, denoised};
+use crate::method::image_flow::Velocity;
 use crate::method::skew::ImageKernel;
 use crate::metrics::blob_motion::{self, Finder};
 use crate::metrics::gs_alignment::{self, Protocol};
+use crate::nn::nca::Nca;
 use crate::nn::score_unet::ScoreUnet;
 use crate::preset::{DatasetKind, Preset, ScoreSettings};
 use crate::sim::sde::Sde;
@@ -234,6 +237,12 @@ pub struct ImageMetrics {
     pub cos_truth_training_free: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub cos_truth_random_kernel: Option<f64>,
+    /// Runs with a trained NCA (`sde.flow = "nca"`): the same |cos| for the trained NCA and
+    /// for the same NCA untrained (its norms calibrated on the held-out images).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub cos_truth_nca: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub cos_truth_nca_random: Option<f64>,
     /// Turing: the Gray–Scott stencil's speed, cell updates per second on this machine (256²).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub gs_cell_updates_per_s: Option<f64>,
@@ -248,13 +257,26 @@ pub struct ImageMetrics {
     pub blob_speed_mean: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub blob_speed_still: Option<f64>,
+    /// Artificial life with a trained NCA: the blob count at the end and the speed under it
+    /// (same starts and noise as above).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub blob_count_end_nca: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub blob_speed_nca: Option<f64>,
+    /// Runs with a trained NCA: its training time and last epoch's loss.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub seconds_flow: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub flow_loss_final: Option<f64>,
 }
 
 /// The denoising check of a trained score model, then the agreement with the true
-/// dynamics (Turing) or the blob motion (artificial life). `None` when cancelled.
+/// dynamics (Turing) or the blob motion (artificial life), for the training-free flow and,
+/// when given, a trained NCA. `None` when cancelled.
 pub fn evaluate(
     preset: &Preset,
     score: &ScoreUnet,
+    nca: Option<&Nca>,
     backend: &Backend,
     obs: &mut dyn Observer,
 ) -> Result<Option<ImageMetrics>, DataError> {
@@ -284,13 +306,26 @@ pub fn evaluate(
             preset.dataset.pattern.clone()
         },
         denoise_mse: mse(denoised(xt.clone(), s, &sched, tau)),
-        denoise_mse_identity: mse(xt.div_scalar(sched.alpha_bar[tau].sqrt())),
+        denoise_mse_identity: mse(xt.clone().div_scalar(sched.alpha_bar[tau].sqrt())),
         ..Default::default()
     };
+    let scale = preset.sde.sign * preset.sde.gain;
+    let ncas = nca.map(|n| {
+        (
+            Velocity::Nca {
+                net: Box::new(n.clone()),
+                scale,
+            },
+            Velocity::Nca {
+                net: Box::new(nca::untrained(preset, xt.clone())),
+                scale,
+            },
+        )
+    });
     let done = if alife {
-        blob_metrics(preset, score, &sched, &starts, &mut m, obs)
+        blob_metrics(preset, score, &sched, &starts, ncas, &mut m, obs)
     } else {
-        truth_metrics(preset, score, &sched, &starts, &mut m, obs)
+        truth_metrics(preset, score, &sched, &starts, ncas, &mut m, obs)
     };
     if done.is_none() {
         return Ok(None);
@@ -319,6 +354,7 @@ fn truth_metrics(
     score: &ScoreUnet,
     sched: &Schedule,
     starts: &ImageSet,
+    ncas: Option<(Velocity, Velocity)>,
     m: &mut ImageMetrics,
     obs: &mut dyn Observer,
 ) -> Option<()> {
@@ -335,17 +371,21 @@ fn truth_metrics(
         gs_steps: e.cos_gs_steps,
         tau: preset.score.tau_step,
     };
-    let kernels = [
-        ImageKernel::from_settings(&preset.sde, starts.channels),
-        ImageKernel::random_mix(starts.channels, preset.sde.kernel_seed),
+    let mut fields = vec![
+        Velocity::Kernel(ImageKernel::from_settings(&preset.sde, starts.channels)),
+        Velocity::Kernel(ImageKernel::random_mix(
+            starts.channels,
+            preset.sde.kernel_seed,
+        )),
     ];
+    fields.extend(ncas.into_iter().flat_map(|(a, b)| [a, b]));
     let mut cos = Vec::new();
-    let per_kernel = 2 * e.cos_sde_steps;
-    let total = kernels.len() * per_kernel;
+    let per_field = 2 * e.cos_sde_steps;
+    let total = fields.len() * per_field;
     let mut tick = metrics_tick(obs, total);
-    for (i, k) in kernels.iter().enumerate() {
-        let v = |s: Tensor<4>| k.apply(s);
-        let mut step = |done: usize, _: usize| tick(i * per_kernel + done);
+    for (i, f) in fields.iter().enumerate() {
+        let v = |x: Tensor<4>, s: Tensor<4>| f.at(x, s);
+        let mut step = |done: usize, _: usize| tick(i * per_field + done);
         let learned =
             gs_alignment::learned_displacement(score, sched, starts, &v, &protocol, &mut step)?;
         cos.push(gs_alignment::mean_abs_cos(&learned, &truth, starts.n));
@@ -353,6 +393,8 @@ fn truth_metrics(
     tick(total);
     m.cos_truth_training_free = Some(cos[0]);
     m.cos_truth_random_kernel = Some(cos[1]);
+    m.cos_truth_nca = cos.get(2).copied();
+    m.cos_truth_nca_random = cos.get(3).copied();
     m.gs_cell_updates_per_s = Some(crate::bench::gray_scott(256, 50).mcups * 1e6);
     Some(())
 }
@@ -362,6 +404,7 @@ fn blob_metrics(
     score: &ScoreUnet,
     sched: &Schedule,
     starts: &ImageSet,
+    ncas: Option<(Velocity, Velocity)>,
     m: &mut ImageMetrics,
     obs: &mut dyn Observer,
 ) -> Option<()> {
@@ -377,19 +420,28 @@ fn blob_metrics(
         tau: preset.score.tau_step,
         finder: Finder::from_preset(preset),
     };
-    let kernel = ImageKernel::from_settings(&preset.sde, starts.channels);
-    let v = |s: Tensor<4>| kernel.apply(s);
-    let still = |s: Tensor<4>| s.zeros_like();
-    let mut tick = metrics_tick(obs, 2 * e.blob_steps);
-    // Both runs share the start and every noise draw.
+    let mut fields = vec![
+        Velocity::Kernel(ImageKernel::from_settings(&preset.sde, starts.channels)),
+        Velocity::Still,
+    ];
+    fields.extend(ncas.map(|(trained, _)| trained));
+    let mut tick = metrics_tick(obs, fields.len() * e.blob_steps);
+    // Every run shares the start and every noise draw.
     let seed = preset.seed ^ 0xB10B;
-    let moving = blob_motion::motion(score, sched, starts, &v, &protocol, seed, &mut tick)?;
-    let mut second = |k: usize| tick(e.blob_steps + k);
-    let held = blob_motion::motion(score, sched, starts, &still, &protocol, seed, &mut second)?;
-    m.blob_count_start = Some(moving.count_start);
-    m.blob_count_end = Some(moving.count_end);
-    m.blob_speed_mean = Some(moving.speed);
-    m.blob_speed_still = Some(held.speed);
+    let mut runs = Vec::new();
+    for (i, f) in fields.iter().enumerate() {
+        let v = |x: Tensor<4>, s: Tensor<4>| f.at(x, s);
+        let mut step = |k: usize| tick(i * e.blob_steps + k);
+        runs.push(blob_motion::motion(
+            score, sched, starts, &v, &protocol, seed, &mut step,
+        )?);
+    }
+    m.blob_count_start = Some(runs[0].count_start);
+    m.blob_count_end = Some(runs[0].count_end);
+    m.blob_speed_mean = Some(runs[0].speed);
+    m.blob_speed_still = Some(runs[1].speed);
+    m.blob_count_end_nca = runs.get(2).map(|r| r.count_end);
+    m.blob_speed_nca = runs.get(2).map(|r| r.speed);
     Some(())
 }
 
@@ -433,7 +485,7 @@ mod tests {
         assert!(last < 0.7 * first, "loss {first} → {last}");
         assert_eq!(t.samples.len(), 2 * 2 * 24 * 24);
         assert!(t.samples.iter().all(|x| x.is_finite()));
-        let m = evaluate(&preset, &t.score, &backend, &mut Silent)
+        let m = evaluate(&preset, &t.score, None, &backend, &mut Silent)
             .unwrap()
             .unwrap();
         assert!(

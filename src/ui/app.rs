@@ -5,10 +5,10 @@ use super::results::{JobState, Message, Results};
 use super::state::{AppState, Tab, ThemeChoice, builtin_source};
 use super::views::paint_view::{self, PaintAction, PaintTexture};
 use super::views::pattern::Export;
-use super::views::{field2d, help, lorenz3d, pattern, plots};
+use super::views::{field2d, help, lorenz3d, nca_view, pattern, plots};
 use crate::data::icon::{ASSET_SIZE, Icon};
-use crate::preset::DatasetKind;
 use crate::preset::Preset;
+use crate::preset::{DatasetKind, ImageFlow};
 use crate::worker::command::{Restart, SimControls};
 use crate::worker::{Command, Frame, Worker};
 use crossbeam_channel::{Receiver, Sender, unbounded};
@@ -672,6 +672,11 @@ impl EquiflowApp {
                     pattern::metrics_view(ui, &self.results);
                     None
                 }
+                Tab::Rule => {
+                    let chosen = self.settings.sde.flow == ImageFlow::Nca;
+                    nca_view::nca_view(ui, &self.results, &mut self.textures, chosen);
+                    None
+                }
                 _ => pattern::pattern_view(ui, &self.results, &mut self.textures),
             };
             if let Some(e) = export {
@@ -680,7 +685,7 @@ impl EquiflowApp {
             return;
         }
         match tab {
-            Tab::Pattern | Tab::Paint => {}
+            Tab::Pattern | Tab::Paint | Tab::Rule => {}
             Tab::Data => field2d::data_view(ui, &self.results),
             Tab::Score => field2d::score_view(ui, &self.results),
             Tab::Flow => {

@@ -4,8 +4,8 @@ use crate::metrics::report::{Metrics, MmdCurve};
 use crate::train::job::Phase;
 use crate::train::turing::ImageMetrics;
 use crate::worker::event::{
-    Cloud, Event, ImageKind, Images, JobStarted, ParticleFrame, PatternFrame, ProgressInfo,
-    VectorField,
+    Cloud, Event, ImageKind, Images, JobStarted, NcaRule, ParticleFrame, PatternFrame,
+    ProgressInfo, VectorField,
 };
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -68,6 +68,9 @@ pub struct Results {
     pub denoised: Option<Images>,
     pub pattern_frame: Option<PatternFrame>,
     pub pattern_metrics: Option<ImageMetrics>,
+    /// The trained image flow's rule, newest; and `[training step, |cos|]` as it trained.
+    pub nca_rule: Option<NcaRule>,
+    pub nca_cos: Vec<[f64; 2]>,
     /// Artificial life, per frame received: SDE steps, blob count, blob speed.
     pub blob_history: Vec<[f64; 3]>,
     /// The last frames as 8-bit RGBA pictures `(w, h, pixels)`, for the GIF export.
@@ -163,6 +166,12 @@ impl Results {
                 ImageKind::Denoised => self.denoised = Some(i),
             },
             Event::PatternMetrics(m) => self.pattern_metrics = Some(*m),
+            Event::NcaRule(r) => {
+                if let (Some(c), true) = (r.cos, r.steps != usize::MAX) {
+                    self.nca_cos.push([r.steps as f64, c]);
+                }
+                self.nca_rule = Some(r);
+            }
             Event::Progress(p) => {
                 self.progress_events += 1;
                 self.progress = Some(p);

@@ -20,6 +20,8 @@ pub enum Tab {
     Pattern,
     /// Artificial life: paint or load the target icon.
     Paint,
+    /// Image jobs: the trained NCA flow (loss, |cos|, its rule).
+    Rule,
 }
 
 impl Tab {
@@ -33,10 +35,17 @@ impl Tab {
     ];
 
     /// The views of an image job (Turing patterns).
-    pub const IMAGES: [Tab; 4] = [Tab::Data, Tab::Pattern, Tab::Loss, Tab::Metrics];
+    pub const IMAGES: [Tab; 5] = [Tab::Data, Tab::Pattern, Tab::Rule, Tab::Loss, Tab::Metrics];
 
     /// The views of an artificial-life job: the target comes first.
-    pub const ALIFE: [Tab; 5] = [Tab::Paint, Tab::Data, Tab::Pattern, Tab::Loss, Tab::Metrics];
+    pub const ALIFE: [Tab; 6] = [
+        Tab::Paint,
+        Tab::Data,
+        Tab::Pattern,
+        Tab::Rule,
+        Tab::Loss,
+        Tab::Metrics,
+    ];
 
     /// The views that make sense for this kind of data.
     pub fn for_kind(kind: DatasetKind) -> &'static [Tab] {
@@ -57,12 +66,13 @@ impl Tab {
             Tab::Lorenz3d => "Lorenz 3-D",
             Tab::Pattern => "Patterns",
             Tab::Paint => "Paint",
+            Tab::Rule => "NCA",
         }
     }
 
     /// Views that show moving particles (the worker animates only while one is open).
     pub fn animates(self) -> bool {
-        matches!(self, Tab::Flow | Tab::Lorenz3d | Tab::Pattern)
+        matches!(self, Tab::Flow | Tab::Lorenz3d | Tab::Pattern | Tab::Rule)
     }
 }
 

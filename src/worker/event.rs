@@ -144,6 +144,19 @@ pub struct PatternFrame {
     pub blob_speed: f32,
 }
 
+/// The trained image flow's rule: the NCA's 3×3 stencil kernels `[hidden, channels, 3, 3]`
+/// row-major, and (Turing) the |cos| of its field to the true Gray–Scott displacement on
+/// held-out patterns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NcaRule {
+    /// Training steps so far (`usize::MAX` once trained).
+    pub steps: usize,
+    pub cos: Option<f64>,
+    pub hidden: usize,
+    pub channels: usize,
+    pub kernels: Vec<f32>,
+}
+
 /// What the bounded frame channel carries: the newest picture of a running simulation.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Frame {
@@ -162,6 +175,7 @@ pub enum Event {
     },
     Images(Images),
     PatternMetrics(Box<crate::train::turing::ImageMetrics>),
+    NcaRule(NcaRule),
     Progress(ProgressInfo),
     /// Mean loss of one finished epoch.
     Loss {

@@ -195,7 +195,7 @@ impl Job {
     fn set_lr(&mut self, score: f64, flow: f64) {
         match self {
             Job::Points(s) => s.set_lr(score, flow),
-            Job::Patterns(s) => s.set_lr(score),
+            Job::Patterns(s) => s.set_lr(score, flow),
         }
     }
 

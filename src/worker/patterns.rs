@@ -4,7 +4,7 @@
 //! start, or with its blobs tracked (artificial life).
 
 use super::command::{Restart, SimControls};
-use super::event::{Event, ImageKind, Images, PatternFrame, ProgressInfo};
+use super::event::{Event, ImageKind, Images, NcaRule, PatternFrame, ProgressInfo};
 use super::session::{Epochs, MetricsObserver, record};
 use crate::backend::Backend;
 use crate::data::gray_scott::{self, Grid, Params};
@@ -13,16 +13,21 @@ use crate::data::tiler::Tiling;
 use crate::data::turing::{self, ImageSet};
 use crate::method::diffusion::{self, Schedule};
 use crate::method::image_diffusion::{self, denoised};
+use crate::method::image_flow::Velocity;
 use crate::method::skew::ImageKernel;
 use crate::metrics::blob_motion::Finder;
 use crate::metrics::blobs::{Tracker, mean_speed};
+use crate::metrics::gs_alignment;
+use crate::nn::batchnorm::BnMode;
+use crate::nn::nca::Nca;
 use crate::nn::score_unet::ScoreUnet;
-use crate::preset::DatasetKind;
 use crate::preset::Preset;
+use crate::preset::{DatasetKind, ImageFlow};
 use crate::sim::sde::{Ema, Sde, State};
 use crate::tensor_util::to_vec;
 use crate::train::checkpoint::{self, RunDir, RunDirError};
 use crate::train::job::{LossPoint, Phase, Stop, final_loss};
+use crate::train::nca::{self, NcaTrainer};
 use crate::train::turing::{self as tjob, ImageMetrics, ImageScoreTrainer};
 use burn::tensor::{Distribution, Tensor, TensorData};
 use rand::SeedableRng;
@@ -43,6 +48,8 @@ const DELTA_FRAMES: usize = 20;
 enum Stage {
     Data(Box<SnapshotMaker>),
     Score(Box<ImageScoreTrainer>, Epochs),
+    /// Training the NCA (`sde.flow = "nca"`), after the score.
+    Flow(Box<NcaTrainer>, Epochs),
     Metrics,
     Done,
 }
@@ -51,6 +58,14 @@ enum Stage {
 const TRAIL: usize = 40;
 /// Frames over which the live blob speed is measured.
 const SPEED_FRAMES: usize = 10;
+
+/// Held-out patterns noised to tau and their true Gray–Scott displacement: the live |cos|
+/// of the NCA being trained (the field itself, no simulation, so it is cheap).
+struct LiveCos {
+    xt: Tensor<4>,
+    truth: Vec<f32>,
+    n: usize,
+}
 
 /// The learned dynamics and the true ones (Turing) or the blob tracks (artificial life),
 /// running from one start.
@@ -77,6 +92,8 @@ pub struct PatternSession {
     data: Option<ImageSet>,
     cache: Option<PathBuf>,
     score: Option<ScoreUnet>,
+    nca: Option<Nca>,
+    live_cos: Option<LiveCos>,
     losses: Vec<LossPoint>,
     samples: Vec<f32>,
     metrics: Option<ImageMetrics>,
@@ -117,6 +134,8 @@ impl PatternSession {
             stage: Stage::Done,
             data: None,
             score: None,
+            nca: None,
+            live_cos: None,
             losses: Vec::new(),
             samples: Vec::new(),
             metrics: None,
@@ -172,14 +191,17 @@ impl PatternSession {
         match self.stage {
             Stage::Data(_) => 0,
             Stage::Score(..) => 1,
-            Stage::Metrics => 2,
-            Stage::Done => 3,
+            Stage::Flow(..) => 2,
+            Stage::Metrics => 3,
+            Stage::Done => 4,
         }
     }
 
-    pub fn set_lr(&mut self, score: f64) {
-        if let Stage::Score(t, _) = &mut self.stage {
-            t.set_lr(score);
+    pub fn set_lr(&mut self, score: f64, flow: f64) {
+        match &mut self.stage {
+            Stage::Score(t, _) => t.set_lr(score),
+            Stage::Flow(t, _) => t.set_lr(flow),
+            _ => {}
         }
     }
 
@@ -197,16 +219,20 @@ impl PatternSession {
                     eta_seconds: (done > 0).then(|| elapsed / done as f64 * (total - done) as f64),
                 })
             }
-            Stage::Score(_, e) => Some(e.progress()),
+            Stage::Score(_, e) | Stage::Flow(_, e) => Some(e.progress()),
             _ => None,
         }
     }
 
     pub fn stop(&mut self, why: &str, out: &mut Vec<Event>) {
         if self.is_training() {
-            if let Stage::Score(t, _) = &self.stage {
-                self.score = Some(t.model());
-                self.start_sim(out);
+            match &self.stage {
+                Stage::Score(t, _) => {
+                    self.score = Some(t.model());
+                    self.start_sim(out);
+                }
+                Stage::Flow(t, _) => self.nca = Some(t.model()),
+                _ => {}
             }
             self.stage = Stage::Done;
             self.finish(Some(why.to_string()), false, out);
@@ -279,6 +305,38 @@ impl PatternSession {
                     self.stage = Stage::Metrics;
                     self.push_samples(out);
                     self.start_sim(out);
+                    if self.preset.sde.flow == ImageFlow::Nca {
+                        self.begin_flow(out);
+                    } else {
+                        out.push(Event::Progress(ProgressInfo::starting(Phase::Metrics)));
+                    }
+                }
+            },
+            Stage::Flow(trainer, epochs) => match epochs.next_batch(&mut self.rng) {
+                Some(idx) => {
+                    let data = self.data.as_ref().expect("data come first");
+                    let score = self.score.as_ref().expect("the score comes first");
+                    let tau = self.preset.score.tau_step;
+                    let (x, s, shape) =
+                        nca::noised_with_scores(score, &self.sched, tau, data, &idx);
+                    match trainer.step(x, s, shape) {
+                        Ok(loss) => record(epochs, loss, &mut self.losses, out),
+                        Err(_) => {
+                            let epoch = epochs.epoch;
+                            self.nca = Some(trainer.last_good());
+                            self.stage = Stage::Done;
+                            let why = Stop::NonFinite {
+                                phase: Phase::Flow,
+                                epoch,
+                            };
+                            self.finish(Some(why.to_string()), true, out);
+                        }
+                    }
+                }
+                None => {
+                    self.nca = Some(trainer.model());
+                    self.stage = Stage::Metrics;
+                    self.push_rule(out);
                     out.push(Event::Progress(ProgressInfo::starting(Phase::Metrics)));
                 }
             },
@@ -288,12 +346,21 @@ impl PatternSession {
                     live: &*self.live,
                     cancel: &self.cancel,
                 };
-                let m = tjob::evaluate(&self.preset, score, &self.backend, &mut obs);
+                let m = tjob::evaluate(
+                    &self.preset,
+                    score,
+                    self.nca.as_ref(),
+                    &self.backend,
+                    &mut obs,
+                );
                 self.stage = Stage::Done;
                 match m {
                     Err(e) => self.finish(Some(e.to_string()), true, out),
                     Ok(Some(mut m)) => {
                         m.score_loss_final = final_loss(&self.losses, Phase::Score);
+                        if self.nca.is_some() {
+                            m.flow_loss_final = Some(final_loss(&self.losses, Phase::Flow));
+                        }
                         if let (Some(d), Some(_)) = (&self.data, &self.params) {
                             m.dataset_alive_fraction = Some(d.alive_fraction());
                         }
@@ -325,8 +392,56 @@ impl PatternSession {
         self.data = Some(set);
     }
 
+    /// After the score: train the NCA on it, with its live |cos| for Turing presets.
+    fn begin_flow(&mut self, out: &mut Vec<Event>) {
+        let Some(data) = &self.data else { return };
+        let f = &self.preset.flow;
+        let epochs = Epochs::new(Phase::Flow, data.n, f.batch, f.epochs);
+        self.live_cos = self.params.as_ref().and_then(|params| {
+            let n = self.preset.eval.cos_starts.clamp(1, 4);
+            let starts = tjob::held_out(&self.preset, n).ok()?;
+            let truth =
+                gs_alignment::true_displacement(&starts, params, self.preset.eval.cos_gs_steps);
+            let x0 = self.tensor(starts.data.clone(), &starts);
+            let xt = diffusion::noised(x0, &self.sched, self.preset.score.tau_step);
+            Some(LiveCos { xt, truth, n })
+        });
+        let trainer = NcaTrainer::new(&self.preset, epochs.total(), &self.backend.device);
+        self.stage = Stage::Flow(Box::new(trainer), epochs);
+        out.push(Event::Notice(
+            "The score is trained; now the NCA learns a flow that keeps its patterns.".into(),
+        ));
+    }
+
+    /// The NCA as it is now: its 3×3 rule, and (Turing) its |cos| to the true field.
+    fn push_rule(&self, out: &mut Vec<Event>) {
+        let (nca, steps) = match &self.stage {
+            Stage::Flow(t, e) => (t.model(), e.done()),
+            _ => match &self.nca {
+                Some(n) => (n.clone(), usize::MAX),
+                None => return,
+            },
+        };
+        let cos = self.live_cos.as_ref().map(|l| {
+            let v = to_vec(nca.forward(l.xt.clone(), BnMode::Running));
+            gs_alignment::mean_abs_cos(&v, &l.truth, l.n)
+        });
+        out.push(Event::NcaRule(NcaRule {
+            steps,
+            cos,
+            hidden: nca.hidden_width(),
+            channels: nca.channels(),
+            kernels: nca.kernels(),
+        }));
+    }
+
     /// While the score trains: a held-out-free look at how well it denoises a data image.
+    /// While the NCA trains: its rule and live |cos|.
     pub fn refresh_views(&mut self, with_samples: bool, out: &mut Vec<Event>) {
+        if matches!(self.stage, Stage::Flow(..)) {
+            self.push_rule(out);
+            return;
+        }
         let (Stage::Score(t, _), Some(data), true) = (&self.stage, &self.data, with_samples) else {
             return;
         };
@@ -494,8 +609,19 @@ impl PatternSession {
         };
         let sched = &self.sched;
         let score_fn = |x: Tensor<4>| image_diffusion::score(score, x, sched, tau);
-        let kernel = &self.kernel;
-        let v = |s: Tensor<4>| kernel.apply(s);
+        let scale = c.sign * c.gain;
+        let nca = match &self.stage {
+            Stage::Flow(t, _) => Some(t.model()),
+            _ => self.nca.clone(),
+        };
+        let velocity = match nca {
+            Some(net) => Velocity::Nca {
+                net: Box::new(net),
+                scale,
+            },
+            None => Velocity::Kernel(self.kernel.clone()),
+        };
+        let v = |x: Tensor<4>, s: Tensor<4>| velocity.at(x, s);
         for _ in 0..c.speed {
             sim.state = sde.step(sim.state.clone(), &score_fn, &v);
             sim.ema.update(denoised(
@@ -568,6 +694,9 @@ impl PatternSession {
         run.write_preset(&self.preset)?;
         if let Some(s) = &self.score {
             run.save_image_score(s.clone())?;
+        }
+        if let Some(n) = &self.nca {
+            run.save_nca(n.clone())?;
         }
         run.write_losses(&self.losses)?;
         if let Some(d) = &self.data

@@ -4,7 +4,7 @@
 use super::controls::{number, rate, seed};
 use crate::data::gray_scott::{PRESETS, Params};
 use crate::data::icon::BUILTIN;
-use crate::preset::{DatasetKind, KernelKind, Preset};
+use crate::preset::{DatasetKind, ImageFlow, KernelKind, Preset};
 use crate::ui::app::EquiflowApp;
 use crate::worker::command::Restart;
 use egui::{Slider, Ui};
@@ -104,6 +104,77 @@ impl EquiflowApp {
                         "AdamW step size; changes apply live",
                     );
                 });
+            });
+        egui::CollapsingHeader::new("Flow")
+            .default_open(true)
+            .show(ui, |ui| {
+                let f = &mut s.sde.flow;
+                ui.horizontal(|ui| {
+                    changed |= ui
+                        .selectable_value(f, ImageFlow::TrainingFree, "training-free")
+                        .on_hover_text("v = K * ∇log p with a skew kernel: no second network")
+                        .changed();
+                    changed |= ui
+                        .selectable_value(f, ImageFlow::Nca, "trained NCA")
+                        .on_hover_text(
+                            "A neural cellular automaton trained with the equilibrium loss \
+                             after the score model (see the NCA tab)",
+                        )
+                        .changed();
+                });
+                if *f != ImageFlow::Nca {
+                    return;
+                }
+                let n = &mut s.flow;
+                egui::Grid::new("nca").num_columns(2).show(ui, |ui| {
+                    changed |= number(
+                        ui,
+                        "hidden",
+                        &mut n.hidden,
+                        1..=256,
+                        "Channels of the stencil and the 1×1 layers",
+                    );
+                    changed |= number(
+                        ui,
+                        "depth",
+                        &mut n.depth,
+                        0..=8,
+                        "Hidden 1×1 layers after the stencil",
+                    );
+                    changed |= number(
+                        ui,
+                        "epochs",
+                        &mut n.epochs,
+                        1..=100_000,
+                        "Passes over the snapshots",
+                    );
+                    changed |= number(
+                        ui,
+                        "batch",
+                        &mut n.batch,
+                        2..=4096,
+                        "Noised images per training step",
+                    );
+                    changed |= number(
+                        ui,
+                        "probes",
+                        &mut n.probes,
+                        1..=64,
+                        "Hutchinson probes per divergence estimate",
+                    );
+                    lr_changed |= rate(
+                        ui,
+                        "learning rate",
+                        &mut n.lr,
+                        "Adam step size of the NCA; changes apply live",
+                    );
+                });
+                changed |= ui
+                    .checkbox(&mut n.output_bn, "output batch-norm")
+                    .on_hover_text(
+                        "Each output channel normalised to unit variance: blocks the trivial v = 0",
+                    )
+                    .changed();
             });
         if changed || lr_changed {
             self.state.settings_toml = self.settings.to_toml();

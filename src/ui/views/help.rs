@@ -49,6 +49,17 @@ pub fn text(tab: Tab) -> &'static str {
         Tab::Paint => {
             "Artificial life by inverse design. Paint a small icon (or load a PNG/JPEG, or              start from a built-in target), then press Use as target and Train. The icon is              stamped many times at random positions and rotations; a diffusion model learns              what such pictures look like, and the training-free flow v = K * ∇log p moves              the icons while keeping the picture's statistics: they swim, flock, attract and              repel. Ctrl+Z undoes, Ctrl+Shift+Z or Ctrl+Y redoes."
         }
+        Tab::Rule => {
+            "A neural cellular automaton (NCA) learns the flow instead of the fixed skew \
+             kernel. Every pixel looks at its 3×3 neighbourhood through a stencil that is the \
+             same in every direction (centre, edges, corners — like the Laplacian of a \
+             reaction–diffusion system), and a tiny per-pixel network says how it changes. It \
+             is trained with the equilibrium loss ∇·v + v·∇log p (its divergence estimated \
+             with random probes, two independent estimates multiplied so the loss is \
+             unbiased). For Turing patterns the curve shows how well v already points like \
+             the true Gray–Scott change on patterns it never saw. The small squares are the \
+             rule it learned; the picture is the NCA running live."
+        }
         Tab::Lorenz3d => {
             "The Lorenz attractor in 3-D (standardised coordinates). Blue dots are the snapshots; \
              grey is one true Lorenz trajectory; coloured curves are trajectories of the learned \

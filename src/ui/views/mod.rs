@@ -3,6 +3,7 @@
 pub mod field2d;
 pub mod help;
 pub mod lorenz3d;
+pub mod nca_view;
 pub mod paint_view;
 pub mod pattern;
 pub mod plane;

@@ -15,7 +15,14 @@ pub struct Textures {
 
 impl Textures {
     /// Draw `image` at `size` with a caption under it.
-    fn show(&mut self, ui: &mut Ui, key: &str, image: ColorImage, size: f32, caption: &str) {
+    pub(crate) fn show(
+        &mut self,
+        ui: &mut Ui,
+        key: &str,
+        image: ColorImage,
+        size: f32,
+        caption: &str,
+    ) {
         let tex = match self.map.get_mut(key) {
             Some(t) => {
                 t.set(image, TextureOptions::NEAREST);
@@ -178,7 +185,7 @@ pub fn pattern_view(ui: &mut Ui, results: &Results, tex: &mut Textures) -> Optio
             "learned",
             pattern_image(&f.learned, f.h, f.w),
             size,
-            "learned: the training-free flow v = K * ∇log p (denoised, smoothed)",
+            "learned: moved by v (K * ∇log p, or the NCA); denoised, smoothed",
         );
         tex.show(
             ui,
@@ -332,6 +339,31 @@ pub fn metrics_view(ui: &mut Ui, results: &Results) {
                     "|cos| random 1×1 kernel",
                     m.cos_truth_random_kernel,
                     "the same for a random kernel that is not skew: the baseline to beat",
+                ),
+                (
+                    "|cos| trained NCA vs truth",
+                    m.cos_truth_nca,
+                    "the same protocol with v = the trained neural cellular automaton",
+                ),
+                (
+                    "|cos| untrained NCA",
+                    m.cos_truth_nca_random,
+                    "the same NCA before training (norms calibrated): what training adds",
+                ),
+                (
+                    "blobs at the end (NCA)",
+                    m.blob_count_end_nca,
+                    "icons found after the same run with v = the trained NCA",
+                ),
+                (
+                    "blob speed (NCA)",
+                    m.blob_speed_nca,
+                    "mean speed of the icons under the trained NCA",
+                ),
+                (
+                    "NCA loss (last epoch)",
+                    m.flow_loss_final,
+                    "the unbiased equilibrium loss, normalised by mean |v|²",
                 ),
                 (
                     "blobs at the start",
