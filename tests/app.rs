@@ -342,6 +342,8 @@ fn a_turing_preset_trains_and_its_pattern_plays_beside_the_truth() {
     click(&mut h, "k×k random");
     click(&mut h, "reverse (sign −1)");
     assert_eq!(h.state().state.sim.sign, -1.0);
+    click(&mut h, "New dynamics");
+    assert_eq!(h.state().state.sim.kernel_seed, 1);
     step_until(&mut h, "frames under the spatial kernel", |a| {
         a.results
             .pattern_frame
@@ -477,8 +479,12 @@ fn a_painted_target_trains_and_its_icons_play_with_trails_and_export() {
     assert_eq!((f.channels, f.h, f.w), (3, 48, 48));
     assert!(f.truth.is_empty());
     assert!(h.state().results.blob_history.len() >= 3);
-    click(&mut h, "New dynamics");
-    assert_eq!(h.state().state.sim.kernel_seed, 1);
+    // The NCA replaces the skew kernel, so its controls step aside.
+    assert!(h.query_by_label("New dynamics").is_none());
+    assert!(
+        h.query_by_label("v = the trained NCA (see the NCA tab)")
+            .is_some()
+    );
 
     // Exports land under runs/exports and say so.
     for (button, ext) in [

@@ -31,6 +31,22 @@ pub struct Protocol {
     pub tau: usize,
 }
 
+impl Protocol {
+    /// The preset's simulation and `eval.cos_*` settings.
+    pub fn from_preset(p: &crate::preset::Preset) -> Self {
+        Self {
+            sde: Sde {
+                eta: p.sde.eta,
+                dt: p.sde.dt,
+            },
+            ema: p.sde.ema,
+            sde_steps: p.eval.cos_sde_steps,
+            gs_steps: p.eval.cos_gs_steps,
+            tau: p.score.tau_step,
+        }
+    }
+}
+
 /// The true displacements `[n, 2, H, W]` of the starts after `gs_steps` simulator steps.
 pub fn true_displacement(starts: &ImageSet, params: &Params, gs_steps: usize) -> Vec<f32> {
     let (h, w) = (starts.h, starts.w);

@@ -361,16 +361,7 @@ fn truth_metrics(
     let e = &preset.eval;
     let params = Params::from_settings(&preset.dataset).expect("validated pattern");
     let truth = gs_alignment::true_displacement(starts, &params, e.cos_gs_steps);
-    let protocol = Protocol {
-        sde: Sde {
-            eta: preset.sde.eta,
-            dt: preset.sde.dt,
-        },
-        ema: preset.sde.ema,
-        sde_steps: e.cos_sde_steps,
-        gs_steps: e.cos_gs_steps,
-        tau: preset.score.tau_step,
-    };
+    let protocol = Protocol::from_preset(preset);
     let mut fields = vec![
         Velocity::Kernel(ImageKernel::from_settings(&preset.sde, starts.channels)),
         Velocity::Kernel(ImageKernel::random_mix(

@@ -167,8 +167,16 @@ impl Results {
             },
             Event::PatternMetrics(m) => self.pattern_metrics = Some(*m),
             Event::NcaRule(r) => {
-                if let (Some(c), true) = (r.cos, r.steps != usize::MAX) {
-                    self.nca_cos.push([r.steps as f64, c]);
+                if let Some((at, c)) = r.cos {
+                    // The final measurement comes after the last training step.
+                    let x = match (at, self.nca_cos.last()) {
+                        (usize::MAX, Some(p)) => p[0] + 1.0,
+                        (usize::MAX, None) => 0.0,
+                        (at, _) => at as f64,
+                    };
+                    if self.nca_cos.last().is_none_or(|p| p[0] != x) {
+                        self.nca_cos.push([x, c]);
+                    }
                 }
                 self.nca_rule = Some(r);
             }

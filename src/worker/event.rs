@@ -145,13 +145,14 @@ pub struct PatternFrame {
 }
 
 /// The trained image flow's rule: the NCA's 3×3 stencil kernels `[hidden, channels, 3, 3]`
-/// row-major, and (Turing) the |cos| of its field to the true Gray–Scott displacement on
-/// held-out patterns.
+/// row-major, and (Turing) the latest |cos| of its simulated displacement to the true
+/// Gray–Scott one on held-out patterns, with the training step it was measured at
+/// (`usize::MAX` = trained).
 #[derive(Debug, Clone, PartialEq)]
 pub struct NcaRule {
     /// Training steps so far (`usize::MAX` once trained).
     pub steps: usize,
-    pub cos: Option<f64>,
+    pub cos: Option<(usize, f64)>,
     pub hidden: usize,
     pub channels: usize,
     pub kernels: Vec<f32>,

@@ -18,7 +18,6 @@ use crate::method::skew::ImageKernel;
 use crate::metrics::blob_motion::Finder;
 use crate::metrics::blobs::{Tracker, mean_speed};
 use crate::metrics::gs_alignment;
-use crate::nn::batchnorm::BnMode;
 use crate::nn::nca::Nca;
 use crate::nn::score_unet::ScoreUnet;
 use crate::preset::Preset;
@@ -34,7 +33,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 /// Dataset images shown while training (and offered as starts).
@@ -59,12 +58,42 @@ const TRAIL: usize = 40;
 /// Frames over which the live blob speed is measured.
 const SPEED_FRAMES: usize = 10;
 
-/// Held-out patterns noised to tau and their true Gray–Scott displacement: the live |cos|
-/// of the NCA being trained (the field itself, no simulation, so it is cheap).
+/// Held-out patterns and their true Gray–Scott displacement: the NCA's |cos| to the truth
+/// as it trains, by the metric's protocol on a couple of patterns, once per epoch.
 struct LiveCos {
-    xt: Tensor<4>,
+    starts: ImageSet,
     truth: Vec<f32>,
-    n: usize,
+    /// `[training step, |cos|]` of the latest measurement.
+    latest: Option<(usize, f64)>,
+}
+
+impl LiveCos {
+    /// |cos| of the NCA's simulated displacement to the true one; `None` when cancelled.
+    fn measure(
+        &self,
+        preset: &Preset,
+        score: &ScoreUnet,
+        sched: &Schedule,
+        nca: Nca,
+        cancel: &AtomicBool,
+    ) -> Option<f64> {
+        let v = Velocity::Nca {
+            net: Box::new(nca),
+            scale: preset.sde.sign * preset.sde.gain,
+        };
+        let field = |x: Tensor<4>, s: Tensor<4>| v.at(x, s);
+        let protocol = gs_alignment::Protocol::from_preset(preset);
+        let mut tick = |_: usize, _: usize| !cancel.load(Ordering::Relaxed);
+        let d = gs_alignment::learned_displacement(
+            score,
+            sched,
+            &self.starts,
+            &field,
+            &protocol,
+            &mut tick,
+        )?;
+        Some(gs_alignment::mean_abs_cos(&d, &self.truth, self.starts.n))
+    }
 }
 
 /// The learned dynamics and the true ones (Turing) or the blob tracks (artificial life),
@@ -255,6 +284,17 @@ impl PatternSession {
         if std::mem::take(&mut self.inject_panic) {
             panic!("injected failure (test)");
         }
+        // The NCA's live |cos|, at the start of every epoch (the first: untrained).
+        if let Stage::Flow(t, e) = &self.stage
+            && e.at_epoch_start()
+            && e.done() < e.total()
+            && self.live_cos_due(e.done())
+        {
+            let (model, done) = (t.model(), e.done());
+            self.measure_live_cos(model, done);
+            self.push_rule(out);
+            return;
+        }
         match &mut self.stage {
             Stage::Data(g) => {
                 let stepped = g.step();
@@ -334,8 +374,10 @@ impl PatternSession {
                     }
                 }
                 None => {
-                    self.nca = Some(trainer.model());
+                    let model = trainer.model();
+                    self.nca = Some(model.clone());
                     self.stage = Stage::Metrics;
+                    self.measure_live_cos(model, usize::MAX);
                     self.push_rule(out);
                     out.push(Event::Progress(ProgressInfo::starting(Phase::Metrics)));
                 }
@@ -398,13 +440,15 @@ impl PatternSession {
         let f = &self.preset.flow;
         let epochs = Epochs::new(Phase::Flow, data.n, f.batch, f.epochs);
         self.live_cos = self.params.as_ref().and_then(|params| {
-            let n = self.preset.eval.cos_starts.clamp(1, 4);
+            let n = self.preset.eval.cos_starts.clamp(1, 2);
             let starts = tjob::held_out(&self.preset, n).ok()?;
             let truth =
                 gs_alignment::true_displacement(&starts, params, self.preset.eval.cos_gs_steps);
-            let x0 = self.tensor(starts.data.clone(), &starts);
-            let xt = diffusion::noised(x0, &self.sched, self.preset.score.tau_step);
-            Some(LiveCos { xt, truth, n })
+            Some(LiveCos {
+                starts,
+                truth,
+                latest: None,
+            })
         });
         let trainer = NcaTrainer::new(&self.preset, epochs.total(), &self.backend.device);
         self.stage = Stage::Flow(Box::new(trainer), epochs);
@@ -413,7 +457,27 @@ impl PatternSession {
         ));
     }
 
-    /// The NCA as it is now: its 3×3 rule, and (Turing) its |cos| to the true field.
+    /// Whether the live |cos| has not been measured at training step `done` yet.
+    fn live_cos_due(&self, done: usize) -> bool {
+        self.live_cos
+            .as_ref()
+            .is_some_and(|l| l.latest.is_none_or(|(at, _)| at != done))
+    }
+
+    /// Measure the live |cos| of `nca` (Turing presets) at training step `done`. The
+    /// simulation runs on the worker's noise stream, so training noise stays reproducible
+    /// only per seed and schedule, as before.
+    fn measure_live_cos(&mut self, nca: Nca, done: usize) {
+        let (Some(l), Some(score)) = (&self.live_cos, &self.score) else {
+            return;
+        };
+        let cos = l.measure(&self.preset, score, &self.sched, nca, &self.cancel);
+        if let (Some(c), Some(l)) = (cos, &mut self.live_cos) {
+            l.latest = Some((done, c));
+        }
+    }
+
+    /// The NCA as it is now: its 3×3 rule, and (Turing) its latest |cos| to the truth.
     fn push_rule(&self, out: &mut Vec<Event>) {
         let (nca, steps) = match &self.stage {
             Stage::Flow(t, e) => (t.model(), e.done()),
@@ -422,10 +486,7 @@ impl PatternSession {
                 None => return,
             },
         };
-        let cos = self.live_cos.as_ref().map(|l| {
-            let v = to_vec(nca.forward(l.xt.clone(), BnMode::Running));
-            gs_alignment::mean_abs_cos(&v, &l.truth, l.n)
-        });
+        let cos = self.live_cos.as_ref().and_then(|l| l.latest);
         out.push(Event::NcaRule(NcaRule {
             steps,
             cos,

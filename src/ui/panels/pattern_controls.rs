@@ -202,17 +202,19 @@ impl EquiflowApp {
                 self.restart_sim(Restart::Noise);
             }
         });
+        // A trained NCA replaces the skew kernel; sign and strength apply to either.
+        let nca = self.running.as_ref().unwrap_or(&self.settings).sde.flow == ImageFlow::Nca;
         let c = &mut self.state.sim;
         ui.horizontal(|ui| {
             let mut flip = c.sign < 0.0;
             if ui
                 .checkbox(&mut flip, "reverse (sign −1)")
-                .on_hover_text("Flip the skew kernel: the same equilibrium, run the other way")
+                .on_hover_text("Flip the flow: the same equilibrium, run the other way")
                 .changed()
             {
                 c.sign = if flip { -1.0 } else { 1.0 };
             }
-            if ui
+            if !nca && ui
                 .button("New dynamics")
                 .on_hover_text(format!(
                     "Draw another random skew kernel (seed {}): other motions, same equilibrium",
@@ -224,6 +226,10 @@ impl EquiflowApp {
             }
         });
         ui.horizontal_wrapped(|ui| {
+            if nca {
+                ui.weak("v = the trained NCA (see the NCA tab)");
+                return;
+            }
             ui.label("kernel")
                 .on_hover_text("The skew kernel K in v = K * ∇log p");
             ui.selectable_value(&mut c.kernel, KernelKind::Mix, "1×1 mix")
@@ -239,7 +245,8 @@ impl EquiflowApp {
                 .text("flow strength"),
         )
         .on_hover_text(
-            "Norm of the skew kernel: stronger moves faster, too strong tears shapes apart",
+            "Scales v (the skew kernel's norm, or the NCA's output): stronger moves faster, \
+             too strong tears shapes apart",
         );
         ui.add(Slider::new(&mut c.eta, 0.0..=1.0).text("η (noise)"))
             .on_hover_text("Langevin strength: pulls the state back onto the patterns, adds noise");

@@ -63,12 +63,12 @@ pub fn nca_view(ui: &mut Ui, results: &Results, tex: &mut Textures, nca_chosen: 
         } else {
             format!("NCA training · {} steps", rule.steps)
         });
-        if let Some(c) = rule.cos {
+        if let Some((_, c)) = rule.cos {
             ui.separator();
-            ui.label(format!("|cos| of v to the true field {c:.3}"))
+            ui.label(format!("|cos| to the true dynamics {c:.3}"))
                 .on_hover_text(
-                    "held-out patterns noised to τ: v against the true Gray–Scott \
-                     displacement (20 steps), averaged over patterns",
+                    "measured once per epoch on two held-out patterns, by the metric's \
+                     protocol: the NCA's simulated displacement against Gray–Scott's",
                 );
         }
         if let Some(m) = &results.pattern_metrics
@@ -93,7 +93,7 @@ pub fn nca_view(ui: &mut Ui, results: &Results, tex: &mut Textures, nca_chosen: 
                     plot.line(Line::new("loss", results.flow_losses.clone()));
                 });
             if !results.nca_cos.is_empty() {
-                ui.small("|cos| of v to the true Gray–Scott field");
+                ui.small("|cos| to the true Gray–Scott dynamics (per epoch)");
                 Plot::new("nca-cos")
                     .height(plot_h)
                     .legend(Legend::default())
