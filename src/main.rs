@@ -480,7 +480,15 @@ fn read_losses(path: &std::path::Path) -> Vec<job::LossPoint> {
 fn eval_turing(dir: &RunDir, preset: &Preset, json: bool, backend: &Backend) -> Result<()> {
     let score = dir.load_image_score(preset, &backend.device)?;
     let nca = match preset.sde.flow {
-        ImageFlow::Nca => Some(dir.load_nca(preset, &backend.device)?),
+        ImageFlow::Nca if dir.has_flow() => Some(dir.load_nca(preset, &backend.device)?),
+        ImageFlow::Nca => {
+            eprintln!(
+                "this run chose the NCA flow but holds no flow.bpk (it stopped before the NCA \
+                 trained); evaluating the training-free flow only — `equiflow train-nca` \
+                 trains one"
+            );
+            None
+        }
         ImageFlow::TrainingFree => None,
     };
     let mut bars = Bars { bar: None };

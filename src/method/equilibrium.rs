@@ -12,7 +12,7 @@
 
 use crate::nn::batchnorm::BnMode;
 use crate::nn::flow_mlp::FlowMlp;
-use crate::nn::nca::Nca;
+use crate::nn::flow_nca::Nca;
 use crate::preset::{Estimator, FlowSettings};
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
 

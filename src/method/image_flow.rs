@@ -4,7 +4,7 @@
 
 use super::skew::ImageKernel;
 use crate::nn::batchnorm::BnMode;
-use crate::nn::nca::Nca;
+use crate::nn::flow_nca::Nca;
 use burn::tensor::Tensor;
 
 pub enum Velocity {

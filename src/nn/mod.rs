@@ -4,7 +4,7 @@
 pub mod batchnorm;
 pub mod circular;
 pub mod flow_mlp;
+pub mod flow_nca;
 pub mod jvp;
-pub mod nca;
 pub mod score_mlp;
 pub mod score_unet;

@@ -4,7 +4,7 @@
 use super::job::{LossPoint, flow_config};
 use crate::metrics::report::Metrics;
 use crate::nn::flow_mlp::FlowMlp;
-use crate::nn::nca::Nca;
+use crate::nn::flow_nca::Nca;
 use crate::nn::score_mlp::{self, ScoreMlp};
 use crate::nn::score_unet::ScoreUnet;
 use crate::preset::{Preset, PresetError};

@@ -11,7 +11,7 @@ use crate::method::diffusion::{self, Schedule};
 use crate::method::equilibrium::nca_equilibrium_loss;
 use crate::method::image_diffusion;
 use crate::nn::batchnorm::BnMode;
-use crate::nn::nca::{Nca, NcaConfig};
+use crate::nn::flow_nca::{Nca, NcaConfig};
 use crate::nn::score_unet::ScoreUnet;
 use crate::preset::{FlowSettings, Preset};
 use crate::tensor_util::to_vec;

@@ -17,7 +17,7 @@ use crate::method::image_flow::Velocity;
 use crate::method::skew::ImageKernel;
 use crate::metrics::blob_motion::{self, Finder};
 use crate::metrics::gs_alignment::{self, Protocol};
-use crate::nn::nca::Nca;
+use crate::nn::flow_nca::Nca;
 use crate::nn::score_unet::ScoreUnet;
 use crate::preset::{DatasetKind, Preset, ScoreSettings};
 use crate::sim::sde::Sde;

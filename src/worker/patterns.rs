@@ -18,7 +18,7 @@ use crate::method::skew::ImageKernel;
 use crate::metrics::blob_motion::Finder;
 use crate::metrics::blobs::{Tracker, mean_speed};
 use crate::metrics::gs_alignment;
-use crate::nn::nca::Nca;
+use crate::nn::flow_nca::Nca;
 use crate::nn::score_unet::ScoreUnet;
 use crate::preset::Preset;
 use crate::preset::{DatasetKind, ImageFlow};
