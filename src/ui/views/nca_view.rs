@@ -121,7 +121,7 @@ pub fn nca_view(ui: &mut Ui, results: &Results, tex: &mut Textures, nca_chosen: 
                 ui,
                 "nca-kernels",
                 kernels_image(rule),
-                side,
+                half.min(520.0),
                 "the learned rule: each hidden unit's 3×3 stencil per input channel \
                  (centre, edges, corners; red +, blue −)",
             );

@@ -14,7 +14,7 @@ pub struct Textures {
 }
 
 impl Textures {
-    /// Draw `image` at `size` with a caption under it.
+    /// Draw `image` `size` wide (its aspect kept) with a caption under it.
     pub(crate) fn show(
         &mut self,
         ui: &mut Ui,
@@ -23,6 +23,8 @@ impl Textures {
         size: f32,
         caption: &str,
     ) {
+        let [w, h] = image.size;
+        let shown = Vec2::new(size, size * h as f32 / w.max(1) as f32);
         let tex = match self.map.get_mut(key) {
             Some(t) => {
                 t.set(image, TextureOptions::NEAREST);
@@ -35,7 +37,7 @@ impl Textures {
             }
         };
         ui.vertical(|ui| {
-            ui.add(egui::Image::new((tex.id(), Vec2::splat(size))))
+            ui.add(egui::Image::new((tex.id(), shown)))
                 .on_hover_text(caption);
             ui.small(caption);
         });
