@@ -174,6 +174,18 @@ fn bad_input_gets_a_clear_error_and_nonzero_exit() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("not a run directory"), "{}", stderr(&o));
 
+    // An NCA learns image flows only; a point preset always trains its own flow network.
+    let o = equiflow(&["train", "--preset", "ring", "--flow", "nca", "--out", o_str]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("--flow chooses the flow of image presets"),
+        "{}",
+        stderr(&o)
+    );
+    let o = equiflow(&["train-nca", tmp.path().join("nothing").to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("not a run directory"), "{}", stderr(&o));
+
     // A diverging learning rate: stop, keep the last good model, say so.
     let o = train_quick(
         "ring",
