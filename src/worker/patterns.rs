@@ -464,14 +464,17 @@ impl PatternSession {
             .is_some_and(|l| l.latest.is_none_or(|(at, _)| at != done))
     }
 
-    /// Measure the live |cos| of `nca` (Turing presets) at training step `done`. The
-    /// simulation runs on the worker's noise stream, so training noise stays reproducible
-    /// only per seed and schedule, as before.
+    /// Measure the live |cos| of `nca` (Turing presets) at training step `done`.
     fn measure_live_cos(&mut self, nca: Nca, done: usize) {
         let (Some(l), Some(score)) = (&self.live_cos, &self.score) else {
             return;
         };
         let cos = l.measure(&self.preset, score, &self.sched, nca, &self.cancel);
+        // The protocol seeds the device's one generator with its own fixed seed; without a
+        // new seed every epoch after it would draw the same noise and probes.
+        self.backend
+            .device
+            .seed(self.preset.seed ^ 0x11FE_C05 ^ (done as u64).wrapping_mul(0x9E37_79B9));
         if let (Some(c), Some(l)) = (cos, &mut self.live_cos) {
             l.latest = Some((done, c));
         }
