@@ -474,7 +474,7 @@ impl PatternSession {
         // new seed every epoch after it would draw the same noise and probes.
         self.backend
             .device
-            .seed(self.preset.seed ^ 0x11FE_C05 ^ (done as u64).wrapping_mul(0x9E37_79B9));
+            .seed(self.preset.seed ^ 0x011F_EC05 ^ (done as u64).wrapping_mul(0x9E37_79B9));
         if let (Some(c), Some(l)) = (cos, &mut self.live_cos) {
             l.latest = Some((done, c));
         }
