@@ -272,6 +272,14 @@ impl PatternSession {
         self.stage = Stage::Done;
     }
 
+    /// A training phase's loss turned NaN or infinite: the job ends, keeping the last good
+    /// model (the caller stores it), and says so.
+    fn stop_non_finite(&mut self, phase: Phase, epoch: usize, out: &mut Vec<Event>) {
+        self.stage = Stage::Done;
+        let why = Stop::NonFinite { phase, epoch };
+        self.finish(Some(why.to_string()), true, out);
+    }
+
     fn finish(&mut self, stop: Option<String>, failed: bool, out: &mut Vec<Event>) {
         out.push(Event::Finished {
             stop,
@@ -331,12 +339,7 @@ impl PatternSession {
                         Err(_) => {
                             let epoch = epochs.epoch;
                             self.score = Some(trainer.last_good());
-                            self.stage = Stage::Done;
-                            let why = Stop::NonFinite {
-                                phase: Phase::Score,
-                                epoch,
-                            };
-                            self.finish(Some(why.to_string()), true, out);
+                            self.stop_non_finite(Phase::Score, epoch, out);
                         }
                     }
                 }
@@ -364,12 +367,7 @@ impl PatternSession {
                         Err(_) => {
                             let epoch = epochs.epoch;
                             self.nca = Some(trainer.last_good());
-                            self.stage = Stage::Done;
-                            let why = Stop::NonFinite {
-                                phase: Phase::Flow,
-                                epoch,
-                            };
-                            self.finish(Some(why.to_string()), true, out);
+                            self.stop_non_finite(Phase::Flow, epoch, out);
                         }
                     }
                 }
