@@ -6,6 +6,7 @@
 
 pub mod backend;
 pub mod bench;
+pub mod bench_images;
 pub mod data;
 pub mod method;
 pub mod metrics;

@@ -71,6 +71,10 @@ enum Cmd {
         /// Instead: time the Gray–Scott stencil on a 256² grid against the naive loop.
         #[arg(long)]
         gray_scott: bool,
+        /// Instead: time the image models (UNet step, score at tau, live SDE step) for the
+        /// plain and the residual UNet.
+        #[arg(long, conflicts_with = "gray_scott")]
+        images: bool,
     },
     /// Train a neural cellular automaton on the score model of an image run (Turing or
     /// artificial life); adds flow.bpk and the NCA metrics to the run directory.
@@ -154,12 +158,20 @@ fn run(cli: Cli) -> Result<()> {
             steps,
             backend: _,
             gray_scott: true,
+            ..
         }) => stencil_bench(json, steps),
         Some(Cmd::Bench {
             json,
             steps,
             backend,
-            gray_scott: false,
+            images: true,
+            ..
+        }) => image_bench_cmd(json, steps, backend),
+        Some(Cmd::Bench {
+            json,
+            steps,
+            backend,
+            ..
         }) => bench_cmd(json, steps, backend),
         Some(Cmd::Target { name, out, size }) => draw_target(&name, &out, size),
         Some(Cmd::Presets) => {
@@ -569,6 +581,35 @@ fn stencil_bench(json: bool, steps: usize) -> Result<()> {
             b.speedup_vs_naive,
             b.batch_mcups
         );
+    }
+    Ok(())
+}
+
+fn image_bench_cmd(json: bool, steps: usize, choice: Option<BackendChoice>) -> Result<()> {
+    if steps == 0 {
+        bail!("--steps must be at least 1");
+    }
+    let backends = match choice {
+        Some(c) => vec![select_backend(c)?],
+        None => Backend::available(),
+    };
+    let mut rows = Vec::new();
+    for b in &backends {
+        eprintln!("benchmarking the image models on {}", b.description);
+        let spinner = ProgressBar::new_spinner();
+        rows.extend(equiflow::bench_images::run(b, steps, &mut |case| {
+            spinner.set_message(case.to_string());
+            spinner.tick();
+        }));
+        spinner.finish_and_clear();
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).context("rows serialise")?
+        );
+    } else {
+        print!("{}", equiflow::bench_images::table(&rows));
     }
     Ok(())
 }

@@ -189,6 +189,31 @@ pub enum NoiseSchedule {
     Linear,
 }
 
+/// Which image denoiser (`nn::score_unet::ScoreUnet`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnetArch {
+    /// Two plain convolutions per block, no normalisation, no residuals (runs written before
+    /// the residual net existed hold this one).
+    Plain,
+    /// The reference class: residual blocks with GroupNorm, the time embedding added inside
+    /// each block, `blocks` per level, optional self-attention at the lowest resolution.
+    Residual,
+}
+
+/// Which diffusion steps the image denoiser trains on. Everything downstream reads the
+/// score at step tau only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Levels {
+    /// Uniform over all steps (the reference; reverse-diffusion samples need every level).
+    All,
+    /// Only step tau: every step of training is spent where the score is read.
+    Tau,
+    /// A share `tau_share` of each batch at tau, the rest uniform.
+    Mix,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ScoreSettings {
@@ -211,6 +236,20 @@ pub struct ScoreSettings {
     pub beta_end: f64,
     /// Images: UNet channels at full, half and quarter resolution.
     pub channels: Vec<usize>,
+    /// Images: the denoiser's architecture.
+    pub arch: UnetArch,
+    /// Images, residual net: residual blocks per level.
+    pub blocks: usize,
+    /// Images, residual net: self-attention between the two mid blocks.
+    pub attention: bool,
+    /// Images: which diffusion steps training draws.
+    pub levels: Levels,
+    /// Images, `levels = "mix"`: share of each batch drawn at step tau.
+    pub tau_share: f64,
+    /// Images: clip the gradient to this global norm before each step (the reference: 1).
+    pub grad_clip: Option<f64>,
+    /// Images: steps of linear learning-rate warm-up before the schedule (the reference: 500).
+    pub warmup: usize,
 }
 
 impl Default for ScoreSettings {
@@ -230,6 +269,13 @@ impl Default for ScoreSettings {
             beta_start: 1e-4,
             beta_end: 0.1,
             channels: vec![16, 32, 64],
+            arch: UnetArch::Plain,
+            blocks: 2,
+            attention: false,
+            levels: Levels::All,
+            tau_share: 0.5,
+            grad_clip: None,
+            warmup: 0,
         }
     }
 }
@@ -341,6 +387,9 @@ pub struct SdeSettings {
     /// Side of the live canvas (everything is convolutional, so it may exceed the training
     /// size); 0 = the training size.
     pub canvas: usize,
+    /// Clamp the denoised x̂0 to [-1, 1] before the score is formed from it (the reference):
+    /// the score then never pulls a pixel past the data's range.
+    pub clip_x0: bool,
 }
 
 impl Default for SdeSettings {
@@ -357,6 +406,7 @@ impl Default for SdeSettings {
             steps: 300,
             ema: 0.1,
             canvas: 0,
+            clip_x0: false,
         }
     }
 }
@@ -391,6 +441,11 @@ pub struct EvalSettings {
     pub blob_every: usize,
     /// Artificial life: ink (0 white … 1 black) above which a pixel belongs to a blob.
     pub blob_threshold: f64,
+    /// Artificial life: SDE steps from uniform noise on the live canvas, after which the
+    /// blobs are counted and compared with the target (none: the protocol is skipped).
+    pub noise_steps: Option<usize>,
+    /// Artificial life: canvases run from noise at once.
+    pub noise_starts: usize,
 }
 
 impl Default for EvalSettings {
@@ -412,6 +467,8 @@ impl Default for EvalSettings {
             blob_steps: 400,
             blob_every: 10,
             blob_threshold: 0.3,
+            noise_steps: None,
+            noise_starts: 1,
         }
     }
 }
@@ -523,6 +580,7 @@ impl Preset {
             ("eval.lyapunov_steps", self.eval.lyapunov_steps),
             ("eval.lyapunov_window", self.eval.lyapunov_window),
             ("eval.cos_points", self.eval.cos_points),
+            ("eval.noise_starts", self.eval.noise_starts),
         ];
         for (key, v) in positive {
             if v == 0 {
@@ -672,6 +730,20 @@ impl Preset {
                 "needs three channel counts ≥ 1, e.g. [16, 32, 64]".into(),
             );
         }
+        if self.score.blocks == 0 {
+            return bad(
+                "score.blocks",
+                "needs at least one residual block per level".into(),
+            );
+        }
+        if !(0.0..=1.0).contains(&self.score.tau_share) {
+            return bad("score.tau_share", "must lie in [0, 1]".into());
+        }
+        if let Some(c) = self.score.grad_clip
+            && !(c.is_finite() && c > 0.0)
+        {
+            return bad("score.grad_clip", "must be a finite norm above 0".into());
+        }
         if self.sde.sign.abs() != 1.0 {
             return bad("sde.sign", "must be 1 or -1".into());
         }
@@ -720,6 +792,9 @@ fn parse_value(raw: &str) -> toml::Value {
     }
 }
 
+/// Settings that are `Option`s: absent from a serialised preset while unset, yet settable.
+const OPTIONAL_KEYS: &[&str] = &["score.grad_clip", "eval.noise_steps"];
+
 fn set_path(table: &mut toml::Table, key: &str, value: toml::Value) -> Result<(), PresetError> {
     let unknown = PresetError::UnknownKey {
         key: key.to_string(),
@@ -739,6 +814,10 @@ fn set_path(table: &mut toml::Table, key: &str, value: toml::Value) -> Result<()
             *slot = value;
             Ok(())
         }
+        None if OPTIONAL_KEYS.contains(&key) => {
+            cur.insert(last.to_string(), value);
+            Ok(())
+        }
         _ => Err(unknown),
     }
 }
@@ -754,6 +833,12 @@ fn known_keys(table: &toml::Table) -> Vec<String> {
             _ => out.push(k.clone()),
         }
     }
+    for k in OPTIONAL_KEYS {
+        if !out.iter().any(|o| o == k) {
+            out.push(k.to_string());
+        }
+    }
+    out.sort();
     out
 }
 

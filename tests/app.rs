@@ -530,8 +530,19 @@ fn a_painted_target_trains_and_its_icons_play_with_trails_and_export() {
 fn a_dropped_picture_lands_on_the_canvas_and_garbage_gets_a_clear_error() {
     let mut h = harness();
     h.step();
+    h.state_mut().choose_preset("alife-firefly");
+    h.step();
+    // The canvas holds the target of the preset that is open, not the default dot.
+    let firefly = equiflow::data::icon::Icon::builtin("firefly", 64).unwrap();
+    assert_eq!(h.state().paint.icon, firefly);
     h.state_mut().choose_preset("alife-dots");
     h.step();
+    let dots = equiflow::data::icon::Icon::builtin("dots", 64).unwrap();
+    assert_eq!(h.state().paint.icon, dots);
+    assert!(
+        h.state().paint.can_undo(),
+        "the previous picture is one undo away"
+    );
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("odd.png");
     equiflow::data::icon::Icon::builtin("firefly", 37)

@@ -7,9 +7,12 @@
 //!   (the pattern persists if they stay close);
 //! - `speed`: total tracked path over total tracked time, pixels per unit of SDE time;
 //! - the same run with v = 0 and the same noise gives `speed_still`: what the denoiser and
-//!   Langevin noise alone make the centres jitter. Motion is speed well above it.
+//!   Langevin noise alone make the centres jitter. Motion is speed well above it;
+//! - `fidelity_start` / `fidelity_end`: how much the blobs of the first and last frame look
+//!   like the target (`metrics::icon_fidelity`), over all blobs of all starts.
 
 use super::blobs::{self, Tracker};
+use super::icon_fidelity::IconTemplates;
 use crate::data::turing::ImageSet;
 use crate::method::diffusion::{self, Schedule};
 use crate::method::image_diffusion::{self, denoised};
@@ -26,6 +29,8 @@ pub struct Protocol {
     pub steps: usize,
     pub every: usize,
     pub tau: usize,
+    /// Clamp x̂0 to [-1, 1] in the score (`sde.clip_x0`).
+    pub clip_x0: bool,
     pub finder: Finder,
 }
 
@@ -69,6 +74,30 @@ pub struct Motion {
     pub count_start: f64,
     pub count_end: f64,
     pub speed: f64,
+    /// None when no templates were given or a frame held no blob.
+    pub fidelity_start: Option<f64>,
+    pub fidelity_end: Option<f64>,
+}
+
+/// Mean icon fidelity over every blob of the images `frame` (`[n, 3, h, w]`).
+pub fn frame_fidelity(
+    t: &IconTemplates,
+    finder: &Finder,
+    frame: &[f32],
+    n: usize,
+    h: usize,
+    w: usize,
+) -> Option<f64> {
+    let len = frame.len() / n;
+    let (mut sum, mut count) = (0.0, 0usize);
+    for img in frame.chunks(len) {
+        let found = finder.blobs(img, h, w);
+        if let Some(f) = t.fidelity(img, h, w, &found) {
+            sum += f * found.len() as f64;
+            count += found.len();
+        }
+    }
+    (count > 0).then(|| sum / count as f64)
 }
 
 /// Blob counts and speed of the starts under the flow `v(s)`; `tick(done, total)` returns
@@ -79,6 +108,7 @@ pub fn motion(
     starts: &ImageSet,
     v: &dyn Fn(Tensor<4>, Tensor<4>) -> Tensor<4>,
     p: &Protocol,
+    templates: Option<&IconTemplates>,
     seed: u64,
     tick: &mut dyn FnMut(usize) -> bool,
 ) -> Option<Motion> {
@@ -88,7 +118,7 @@ pub fn motion(
         TensorData::new(starts.data.clone(), [n, starts.channels, h, w]),
         &device,
     );
-    let score = |x: Tensor<4>| image_diffusion::score(model, x, sched, p.tau);
+    let score = |x: Tensor<4>| image_diffusion::score(model, x, sched, p.tau, p.clip_x0);
     device.seed(seed);
     let x = diffusion::noised(x0, sched, p.tau);
     let mut st: State = Sde::start(x, &score);
@@ -108,7 +138,12 @@ pub fn motion(
         }
         counts.push(total as f64 / n as f64);
     };
-    observe(0.0, to_vec(ema.value.clone()), &mut trackers);
+    let fidelity =
+        |frame: &[f32]| templates.and_then(|t| frame_fidelity(t, &p.finder, frame, n, h, w));
+    let first = to_vec(ema.value.clone());
+    let fidelity_start = fidelity(&first);
+    observe(0.0, first, &mut trackers);
+    let mut last = None;
     for k in 1..=p.steps {
         if !tick(k) {
             return None;
@@ -116,11 +151,11 @@ pub fn motion(
         st = p.sde.step(st, &score, v);
         ema.update(denoised(st.x.clone(), st.s.clone(), sched, p.tau));
         if k % p.every.max(1) == 0 || k == p.steps {
-            observe(
-                k as f64 * p.sde.dt,
-                to_vec(ema.value.clone()),
-                &mut trackers,
-            );
+            let frame = to_vec(ema.value.clone());
+            if k == p.steps {
+                last = Some(fidelity(&frame));
+            }
+            observe(k as f64 * p.sde.dt, frame, &mut trackers);
         }
     }
     let tracks = trackers.iter().flat_map(|t| &t.tracks);
@@ -128,5 +163,63 @@ pub fn motion(
         count_start: counts[0],
         count_end: *counts.last().expect("the start is counted"),
         speed: blobs::mean_speed(tracks, h, w, f64::NEG_INFINITY),
+        fidelity_start,
+        fidelity_end: last.unwrap_or(fidelity_start),
+    })
+}
+
+/// What grows out of noise: blobs and their look after `steps` SDE steps from uniform
+/// noise in [-1, 1] on `canvas`² images (the reference's demo).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct FromNoise {
+    /// Blobs per image in the last frame.
+    pub count: f64,
+    pub fidelity: Option<f64>,
+}
+
+/// Run the SDE from uniform noise on `n` canvases of `canvas`² and look at the last frame
+/// (the EMA of the denoised state). `tick(done)` returns false to cancel (then None).
+#[allow(clippy::too_many_arguments)]
+pub fn from_noise(
+    model: &ScoreUnet,
+    sched: &Schedule,
+    v: &dyn Fn(Tensor<4>, Tensor<4>) -> Tensor<4>,
+    p: &Protocol,
+    templates: Option<&IconTemplates>,
+    (n, canvas): (usize, usize),
+    seed: u64,
+    tick: &mut dyn FnMut(usize) -> bool,
+) -> Option<FromNoise> {
+    use rand::{RngExt, SeedableRng};
+    let device = model.device();
+    let c = model.channels();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let start: Vec<f32> = (0..n * c * canvas * canvas)
+        .map(|_| rng.random_range(-1.0f32..=1.0))
+        .collect();
+    let x = Tensor::<4>::from_data(TensorData::new(start, [n, c, canvas, canvas]), &device);
+    let score = |x: Tensor<4>| image_diffusion::score(model, x, sched, p.tau, p.clip_x0);
+    device.seed(seed);
+    let mut st: State = Sde::start(x, &score);
+    let mut ema = Ema {
+        value: denoised(st.x.clone(), st.s.clone(), sched, p.tau),
+        w: p.ema,
+    };
+    for k in 1..=p.steps {
+        if !tick(k) {
+            return None;
+        }
+        st = p.sde.step(st, &score, v);
+        ema.update(denoised(st.x.clone(), st.s.clone(), sched, p.tau));
+    }
+    let frame = to_vec(ema.value);
+    let len = frame.len() / n;
+    let count: usize = frame
+        .chunks(len)
+        .map(|img| p.finder.blobs(img, canvas, canvas).len())
+        .sum();
+    Some(FromNoise {
+        count: count as f64 / n as f64,
+        fidelity: templates.and_then(|t| frame_fidelity(t, &p.finder, &frame, n, canvas, canvas)),
     })
 }

@@ -29,6 +29,8 @@ pub struct Protocol {
     pub sde_steps: usize,
     pub gs_steps: usize,
     pub tau: usize,
+    /// Clamp x̂0 to [-1, 1] in the score (`sde.clip_x0`).
+    pub clip_x0: bool,
 }
 
 impl Protocol {
@@ -43,6 +45,7 @@ impl Protocol {
             sde_steps: p.eval.cos_sde_steps,
             gs_steps: p.eval.cos_gs_steps,
             tau: p.score.tau_step,
+            clip_x0: p.sde.clip_x0,
         }
     }
 }
@@ -87,7 +90,7 @@ pub fn learned_displacement(
         ),
         &device,
     );
-    let score = |x: Tensor<4>| image_diffusion::score(model, x, sched, p.tau);
+    let score = |x: Tensor<4>| image_diffusion::score(model, x, sched, p.tau, p.clip_x0);
     let zero = |_x: Tensor<4>, s: Tensor<4>| s.zeros_like();
     // Both runs share the start and every noise draw: same seed, same sequence.
     let seed = 0x5DE_0001;

@@ -4,6 +4,7 @@ pub mod alignment;
 pub mod blob_motion;
 pub mod blobs;
 pub mod gs_alignment;
+pub mod icon_fidelity;
 pub mod lyapunov;
 pub mod mmd;
 pub mod report;

@@ -7,4 +7,5 @@ pub mod flow_mlp;
 pub mod flow_nca;
 pub mod jvp;
 pub mod score_mlp;
+pub mod score_resunet;
 pub mod score_unet;

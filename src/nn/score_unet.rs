@@ -5,7 +5,8 @@
 //! `method::image_diffusion` turns it into a score.
 
 use super::circular::{CircConv, down2, up2};
-use crate::preset::Prediction;
+use super::score_resunet::{ResUnet, prediction_code, prediction_of};
+use crate::preset::{Prediction, ScoreSettings, UnetArch};
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::silu;
@@ -39,8 +40,9 @@ impl Block {
     }
 }
 
+/// The plain UNet: no normalisation, no residuals (~30 k parameters at 8/16/32).
 #[derive(Module, Debug)]
-pub struct ScoreUnet {
+pub struct PlainUnet {
     pub enc1: Block,
     pub enc2: Block,
     pub mid: Block,
@@ -50,7 +52,7 @@ pub struct ScoreUnet {
     pub prediction: u8,
 }
 
-impl ScoreUnet {
+impl PlainUnet {
     pub fn new(channels: usize, widths: &[usize], prediction: Prediction, device: &Device) -> Self {
         let [c1, c2, c3] = [widths[0], widths[1], widths[2]];
         Self {
@@ -60,19 +62,7 @@ impl ScoreUnet {
             dec2: Block::new(c3 + c2, c2, device),
             dec1: Block::new(c2 + c1, c1, device),
             out: CircConv::new(c1, channels, 1, device),
-            prediction: match prediction {
-                Prediction::Eps => 0,
-                Prediction::X0 => 1,
-                Prediction::V => 2,
-            },
-        }
-    }
-
-    pub fn prediction(&self) -> Prediction {
-        match self.prediction {
-            0 => Prediction::Eps,
-            1 => Prediction::X0,
-            _ => Prediction::V,
+            prediction: prediction_code(prediction),
         }
     }
 
@@ -99,7 +89,63 @@ impl ScoreUnet {
     }
 }
 
-fn time_features(t_in: &[f32], device: &Device) -> Tensor<2> {
+/// The image denoiser, in either architecture (`score.arch`).
+#[derive(Module, Debug)]
+pub enum ScoreUnet {
+    Plain(PlainUnet),
+    Residual(ResUnet),
+}
+
+impl ScoreUnet {
+    /// The net a preset's score settings ask for, for images of `channels` channels.
+    pub fn new(channels: usize, s: &ScoreSettings, device: &Device) -> Self {
+        match s.arch {
+            UnetArch::Plain => {
+                Self::Plain(PlainUnet::new(channels, &s.channels, s.prediction, device))
+            }
+            UnetArch::Residual => Self::Residual(ResUnet::new(
+                channels,
+                &s.channels,
+                s.blocks,
+                s.attention,
+                s.prediction,
+                device,
+            )),
+        }
+    }
+
+    pub fn prediction(&self) -> Prediction {
+        prediction_of(match self {
+            Self::Plain(n) => n.prediction,
+            Self::Residual(n) => n.prediction,
+        })
+    }
+
+    pub fn channels(&self) -> usize {
+        match self {
+            Self::Plain(n) => n.channels(),
+            Self::Residual(n) => n.channels(),
+        }
+    }
+
+    pub fn device(&self) -> Device {
+        match self {
+            Self::Plain(n) => n.device(),
+            Self::Residual(n) => n.device(),
+        }
+    }
+
+    /// The raw prediction for images `x` `[B, C, H, W]` at time inputs `t_in` (one per
+    /// image, in [-1, 1]).
+    pub fn forward(&self, x: Tensor<4>, t_in: &[f32]) -> Tensor<4> {
+        match self {
+            Self::Plain(n) => n.forward(x, t_in),
+            Self::Residual(n) => n.forward(x, t_in),
+        }
+    }
+}
+
+pub fn time_features(t_in: &[f32], device: &Device) -> Tensor<2> {
     let mut f = Vec::with_capacity(t_in.len() * TIME_FEATURES);
     for &t in t_in {
         f.push(t);
@@ -121,7 +167,13 @@ mod tests {
     fn keeps_the_image_shape_and_depends_on_time() {
         let _rng = crate::tensor_util::rng_lock();
         let device = Device::flex();
-        let net = ScoreUnet::new(2, &[4, 6, 8], Prediction::V, &device);
+        let settings = ScoreSettings {
+            channels: vec![4, 6, 8],
+            prediction: Prediction::V,
+            ..Default::default()
+        };
+        let net = ScoreUnet::new(2, &settings, &device);
+        assert!(matches!(net, ScoreUnet::Plain(_)));
         let x = Tensor::<4>::random([3, 2, 8, 12], Distribution::Default, &device);
         let a = net.forward(x.clone(), &[0.0, 0.0, 0.0]);
         assert_eq!(a.dims(), [3, 2, 8, 12]);

@@ -138,8 +138,13 @@ impl RunDir {
         self.write_samples(samples, 2 * h * w)
     }
 
+    /// The net itself is stored, not the enum around it, so runs written before the
+    /// residual net existed keep loading; `score.arch` in the run's preset says which it is.
     pub fn save_image_score(&self, model: ScoreUnet) -> Result<(), RunDirError> {
-        self.save(SCORE, model)
+        match model {
+            ScoreUnet::Plain(n) => self.save(SCORE, n),
+            ScoreUnet::Residual(n) => self.save(SCORE, n),
+        }
     }
 
     pub fn load_image_score(
@@ -147,10 +152,11 @@ impl RunDir {
         preset: &Preset,
         device: &Device,
     ) -> Result<ScoreUnet, RunDirError> {
-        let s = &preset.score;
-        self.load(
-            SCORE,
-            ScoreUnet::new(preset.dataset.kind.dim(), &s.channels, s.prediction, device),
+        Ok(
+            match ScoreUnet::new(preset.dataset.kind.dim(), &preset.score, device) {
+                ScoreUnet::Plain(n) => ScoreUnet::Plain(self.load(SCORE, n)?),
+                ScoreUnet::Residual(n) => ScoreUnet::Residual(self.load(SCORE, n)?),
+            },
         )
     }
 

@@ -244,6 +244,8 @@ pub(crate) struct Lr {
     schedule: LrSchedule,
     step: usize,
     total: usize,
+    /// Steps of linear ramp from 0 before the schedule starts.
+    warmup: usize,
 }
 
 impl Lr {
@@ -253,11 +255,23 @@ impl Lr {
             schedule,
             step: 0,
             total,
+            warmup: 0,
         }
     }
 
+    /// Ramp up linearly over the first `warmup` steps; the schedule spans the rest.
+    pub(crate) fn with_warmup(mut self, warmup: usize) -> Self {
+        self.warmup = warmup.min(self.total.saturating_sub(1));
+        self
+    }
+
     pub(crate) fn next(&mut self) -> f64 {
-        let lr = self.schedule.at(self.base, self.step, self.total);
+        let (k, w) = (self.step, self.warmup);
+        let lr = if k < w {
+            self.base * (k + 1) as f64 / w as f64
+        } else {
+            self.schedule.at(self.base, k - w, self.total - w)
+        };
         self.step += 1;
         lr
     }

@@ -118,13 +118,14 @@ pub fn noised_with_scores(
     score: &ScoreUnet,
     sched: &Schedule,
     tau: usize,
+    clip_x0: bool,
     data: &ImageSet,
     idx: &[usize],
 ) -> (Vec<f32>, Vec<f32>, [usize; 4]) {
     let shape = [idx.len(), data.channels, data.h, data.w];
     let x0 = Tensor::<4>::from_data(TensorData::new(data.gather(idx), shape), &score.device());
     let x = diffusion::noised(x0, sched, tau);
-    let s = image_diffusion::score(score, x.clone(), sched, tau);
+    let s = image_diffusion::score(score, x.clone(), sched, tau, clip_x0);
     (to_vec(x), to_vec(s), shape)
 }
 
@@ -160,7 +161,8 @@ pub fn train(
         &mut trainer,
         |_| {},
         |t, idx, _| {
-            let (x, s, shape) = noised_with_scores(score, &sched, tau, data, idx);
+            let (x, s, shape) =
+                noised_with_scores(score, &sched, tau, preset.sde.clip_x0, data, idx);
             t.step(x, s, shape)
         },
         rng,

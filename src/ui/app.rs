@@ -193,7 +193,18 @@ impl EquiflowApp {
             Preset::from_toml_str(name, text, self.state.quick, &[]).map_err(|e| e.to_string())?;
         self.state.preset_name = name.to_string();
         self.state.preset_source = text.to_string();
+        // The Paint tab shows the target of the preset actually open (the old picture stays
+        // one undo away).
+        let target = (p.dataset.kind == DatasetKind::Alife).then(|| p.dataset.target.clone());
+        let before = (self.settings.dataset.kind == DatasetKind::Alife)
+            .then(|| self.settings.dataset.target.clone());
         self.set_settings(p);
+        if let Some(t) = target
+            && (before.as_ref() != Some(&t) || self.paint.icon.is_blank())
+            && let Ok(icon) = Icon::load(&t, self.paint.size())
+        {
+            self.paint.replace(&icon);
+        }
         Ok(())
     }
 

@@ -142,6 +142,8 @@ pub struct PatternFrame {
     pub trails: Vec<Vec<[f32; 2]>>,
     pub blobs: usize,
     pub blob_speed: f32,
+    /// Artificial life: how much the blobs look like the target now (1 = the icon itself).
+    pub icon_fidelity: Option<f32>,
 }
 
 /// The trained image flow's rule: the NCA's 3×3 stencil kernels `[hidden, channels, 3, 3]`

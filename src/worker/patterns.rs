@@ -18,6 +18,7 @@ use crate::method::skew::ImageKernel;
 use crate::metrics::blob_motion::Finder;
 use crate::metrics::blobs::{Tracker, mean_speed};
 use crate::metrics::gs_alignment;
+use crate::metrics::icon_fidelity::IconTemplates;
 use crate::nn::flow_nca::Nca;
 use crate::nn::score_unet::ScoreUnet;
 use crate::preset::Preset;
@@ -128,6 +129,8 @@ pub struct PatternSession {
     metrics: Option<ImageMetrics>,
     controls: SimControls,
     kernel: ImageKernel,
+    /// Artificial life: the target at every rotation, for the live icon fidelity.
+    templates: Option<IconTemplates>,
     sim: Option<PatternSim>,
     next_start: usize,
     started: Instant,
@@ -169,6 +172,10 @@ impl PatternSession {
             samples: Vec::new(),
             metrics: None,
             kernel: ImageKernel::from_settings(&preset.sde, d.kind.dim()),
+            templates: alife
+                .then(|| Tiling::from_settings(d).ok())
+                .flatten()
+                .map(|t| IconTemplates::new(&t, preset.eval.blob_threshold as f32)),
             controls,
             sim: None,
             next_start: 0,
@@ -360,8 +367,14 @@ impl PatternSession {
                     let data = self.data.as_ref().expect("data come first");
                     let score = self.score.as_ref().expect("the score comes first");
                     let tau = self.preset.score.tau_step;
-                    let (x, s, shape) =
-                        nca::noised_with_scores(score, &self.sched, tau, data, &idx);
+                    let (x, s, shape) = nca::noised_with_scores(
+                        score,
+                        &self.sched,
+                        tau,
+                        self.preset.sde.clip_x0,
+                        data,
+                        &idx,
+                    );
                     match trainer.step(x, s, shape) {
                         Ok(loss) => record(epochs, loss, &mut self.losses, out),
                         Err(_) => {
@@ -511,7 +524,13 @@ impl PatternSession {
         let tau = self.preset.score.tau_step;
         let x0 = self.tensor(data.image(0).to_vec(), data);
         let xt = diffusion::noised(x0, &self.sched, tau);
-        let s = image_diffusion::score(&model, xt.clone(), &self.sched, tau);
+        let s = image_diffusion::score(
+            &model,
+            xt.clone(),
+            &self.sched,
+            tau,
+            self.preset.sde.clip_x0,
+        );
         let clean = denoised(xt.clone(), s, &self.sched, tau);
         let mut both = to_vec(xt.div_scalar(self.sched.alpha_bar[tau].sqrt()));
         both.extend(to_vec(clean));
@@ -614,8 +633,8 @@ impl PatternSession {
             &self.backend.device,
         );
         let x = diffusion::noised(x0, &self.sched, tau);
-        let sched = &self.sched;
-        let state = Sde::start(x, &|x| image_diffusion::score(score, x, sched, tau));
+        let (sched, clip) = (&self.sched, self.preset.sde.clip_x0);
+        let state = Sde::start(x, &|x| image_diffusion::score(score, x, sched, tau, clip));
         let ema = Ema {
             value: denoised(state.x.clone(), state.s.clone(), sched, tau),
             w: self.preset.sde.ema,
@@ -669,8 +688,8 @@ impl PatternSession {
             eta: c.eta,
             dt: c.dt,
         };
-        let sched = &self.sched;
-        let score_fn = |x: Tensor<4>| image_diffusion::score(score, x, sched, tau);
+        let (sched, clip) = (&self.sched, self.preset.sde.clip_x0);
+        let score_fn = |x: Tensor<4>| image_diffusion::score(score, x, sched, tau, clip);
         let scale = c.sign * c.gain;
         let nca = match &self.stage {
             Stage::Flow(t, _) => Some(t.model()),
@@ -707,10 +726,16 @@ impl PatternSession {
             _ => Vec::new(),
         };
         let (mut trails, mut blobs, mut blob_speed) = (Vec::new(), 0, 0.0);
+        let mut icon_fidelity = None;
         if let Some(tracker) = &mut sim.tracker {
             let t = sim.steps as f64 * c.dt;
             let found = finder.blobs(&learned, h, w);
             blobs = found.len();
+            icon_fidelity = self
+                .templates
+                .as_ref()
+                .and_then(|tm| tm.fidelity(&learned, h, w, &found))
+                .map(|f| f as f32);
             tracker.update(t, &found);
             // Ended tracks are kept only while their trail is worth drawing.
             let oldest = t - (TRAIL * c.speed.max(1)) as f64 * c.dt;
@@ -742,6 +767,7 @@ impl PatternSession {
             trails,
             blobs,
             blob_speed,
+            icon_fidelity,
         })
     }
 

@@ -227,10 +227,18 @@ fn alife_view(
 ) -> Option<Export> {
     let mut export = None;
     ui.horizontal(|ui| {
+        let fidelity = f
+            .icon_fidelity
+            .map(|v| format!(" · look {v:.2}"))
+            .unwrap_or_default();
         ui.label(format!(
-            "{} blobs · speed {:.2} px per time unit · {} SDE steps",
+            "{} blobs{fidelity} · speed {:.2} px per time unit · {} SDE steps",
             f.blobs, f.blob_speed, f.steps
-        ));
+        ))
+        .on_hover_text(
+            "look: how much the blobs resemble the target icon at its best rotation \
+             (normalised correlation, 1 = the icon itself)",
+        );
         ui.separator();
         if ui
             .button("Save PNG")
@@ -386,6 +394,21 @@ pub fn metrics_view(ui: &mut Ui, results: &Results) {
                     "blob speed with v = 0",
                     m.blob_speed_still,
                     "the same run without the flow: jitter from denoising and noise alone",
+                ),
+                (
+                    "icon fidelity, data",
+                    m.icon_fidelity_data,
+                    "how much the blobs of clean held-out images match the target: the ceiling",
+                ),
+                (
+                    "icon fidelity, start",
+                    m.icon_fidelity_start,
+                    "the same for the first frame of the tracked run",
+                ),
+                (
+                    "icon fidelity, end",
+                    m.icon_fidelity_end,
+                    "the same for the last frame: near the data's if the icons keep their look",
                 ),
                 (
                     "denoising error",

@@ -1,0 +1,135 @@
+//! `equiflow bench --images`: the image models' costs, per architecture (`score.arch`):
+//! one UNet training step at the quick shape and batch, one batched score call at tau, and
+//! one Heun step of the image SDE on the quick live canvas (both score evaluations
+//! included). Ratios between rows of one run are what to compare.
+
+use crate::backend::Backend;
+use crate::method::diffusion::Schedule;
+use crate::method::image_diffusion;
+use crate::method::skew::ImageKernel;
+use crate::nn::score_unet::ScoreUnet;
+use crate::preset::{Levels, Prediction, ScoreSettings, SdeSettings, UnetArch};
+use crate::sim::sde::Sde;
+use crate::train::turing::ImageScoreTrainer;
+use burn::module::Module;
+use burn::tensor::{Distribution, Tensor};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use serde::Serialize;
+use std::time::Instant;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageBenchRow {
+    pub case: String,
+    pub backend: String,
+    pub arch: String,
+    /// `[channels, height, width]` of one image.
+    pub shape: [usize; 3],
+    pub batch: usize,
+    /// Trainable parameters of the UNet.
+    pub params: usize,
+    pub ms_per_step: f64,
+}
+
+fn settings(arch: UnetArch) -> ScoreSettings {
+    ScoreSettings {
+        arch,
+        channels: vec![8, 16, 32],
+        prediction: Prediction::V,
+        schedule: crate::preset::NoiseSchedule::Linear,
+        tau_step: 10,
+        levels: Levels::All,
+        grad_clip: Some(1.0),
+        ..Default::default()
+    }
+}
+
+fn time(steps: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    let t = Instant::now();
+    for _ in 0..steps {
+        f();
+    }
+    t.elapsed().as_secs_f64() * 1e3 / steps as f64
+}
+
+/// Every case for both architectures on `backend`; `progress` hears each case's name.
+pub fn run(backend: &Backend, steps: usize, progress: &mut dyn FnMut(&str)) -> Vec<ImageBenchRow> {
+    let device = &backend.device;
+    device.seed(1);
+    let mut rows = Vec::new();
+    for arch in [UnetArch::Plain, UnetArch::Residual] {
+        let s = settings(arch);
+        let sched = Schedule::from_settings(&s);
+        let name = format!("{arch:?}").to_lowercase();
+        let params = ScoreUnet::new(2, &s, device).num_params();
+        let mut row = |case: &str, shape: [usize; 3], batch: usize, ms: f64| {
+            rows.push(ImageBenchRow {
+                case: case.into(),
+                backend: backend.kind.to_string(),
+                arch: name.clone(),
+                shape,
+                batch,
+                params,
+                ms_per_step: ms,
+            })
+        };
+        // Training at the quick Turing shape: 2 channels, 48², batch 32.
+        progress(&format!("unet_step_quick ({name})"));
+        let (c, side, batch) = (2, 48, 32);
+        let mut rng = StdRng::seed_from_u64(1);
+        let x0: Vec<f32> = (0..batch * c * side * side)
+            .map(|_| rng.random_range(-1.0f32..1.0))
+            .collect();
+        let mut trainer = ImageScoreTrainer::new(c, &s, steps + 1, device);
+        let ms = time(steps, || {
+            let _ = trainer.step(x0.clone(), [batch, c, side, side], &sched, &mut rng);
+        });
+        row("unet_step_quick", [c, side, side], batch, ms);
+
+        progress(&format!("score_eval_tau ({name})"));
+        let net = trainer.model();
+        let x = Tensor::<4>::random([batch, c, side, side], Distribution::Default, device);
+        let ms = time(steps, || {
+            let _ = image_diffusion::score(&net, x.clone(), &sched, 10, true).into_data();
+        });
+        row("score_eval_tau", [c, side, side], batch, ms);
+
+        // The live artificial-life canvas of the quick profiles: 3 channels, 96², one image.
+        progress(&format!("sde_step_live ({name})"));
+        let (c, side) = (3, 96);
+        let net = ScoreUnet::new(c, &s, device);
+        let kernel = ImageKernel::from_settings(&SdeSettings::default(), c);
+        let sde = Sde { eta: 0.1, dt: 0.05 };
+        let score = |x: Tensor<4>| image_diffusion::score(&net, x, &sched, 10, true);
+        let v = |_x: Tensor<4>, s: Tensor<4>| kernel.apply(s);
+        let x = Tensor::<4>::random([1, c, side, side], Distribution::Default, device);
+        let mut st = Sde::start(x, &score);
+        let ms = time(steps, || {
+            st = sde.step(st.clone(), &score, &v);
+            let _ = st.x.clone().into_data();
+        });
+        row("sde_step_live", [c, side, side], 1, ms);
+    }
+    rows
+}
+
+pub fn table(rows: &[ImageBenchRow]) -> String {
+    let mut out = format!(
+        "{:<18} {:<8} {:<9} {:>11} {:>6} {:>8} {:>10}\n",
+        "case", "backend", "arch", "shape", "batch", "params", "ms/step"
+    );
+    for r in rows {
+        out += &format!(
+            "{:<18} {:<8} {:<9} {:>11} {:>6} {:>8} {:>10.2}\n",
+            r.case,
+            r.backend,
+            r.arch,
+            format!("{}×{}²", r.shape[0], r.shape[1]),
+            r.batch,
+            r.params,
+            r.ms_per_step
+        );
+    }
+    out
+}
