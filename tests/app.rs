@@ -373,6 +373,7 @@ fn tiny_alife() -> Vec<String> {
         "eval.blob_starts=1",
         "eval.blob_steps=6",
         "eval.blob_every=3",
+        "eval.noise_steps=4",
         "sde.canvas=48",
         "flow.epochs=2",
         "flow.batch=16",

