@@ -86,26 +86,6 @@ pub fn run(backend: &Backend, steps: usize, progress: &mut dyn FnMut(&str)) -> V
             let _ = trainer.step(x0.clone(), [batch, c, side, side], &sched, &mut rng);
         });
         row("unet_step_quick", [c, side, side], batch, ms);
-        if std::env::var_os("EQUIFLOW_BENCH_ABLATE").is_some() {
-            let s2 = ScoreSettings {
-                grad_clip: None,
-                ..s.clone()
-            };
-            let mut trainer = ImageScoreTrainer::new(c, &s2, steps + 1, device);
-            let ms = time(steps, || {
-                let _ = trainer.step(x0.clone(), [batch, c, side, side], &sched, &mut rng);
-            });
-            row("unet_step_noclip", [c, side, side], batch, ms);
-            let t = Instant::now();
-            for _ in 0..steps {
-                let v: Vec<f32> = (0..batch * c * side * side)
-                    .map(|_| rng.sample(rand_distr::StandardNormal))
-                    .collect();
-                std::hint::black_box(v);
-            }
-            let ms = t.elapsed().as_secs_f64() * 1e3 / steps as f64;
-            row("host_noise", [c, side, side], batch, ms);
-        }
 
         progress(&format!("score_eval_tau ({name})"));
         let net = trainer.model();

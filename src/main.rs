@@ -585,7 +585,16 @@ fn stencil_bench(json: bool, steps: usize) -> Result<()> {
     Ok(())
 }
 
-fn image_bench_cmd(json: bool, steps: usize, choice: Option<BackendChoice>) -> Result<()> {
+/// Rows of `run` on the chosen backend (or every available one), with a spinner per case,
+/// printed as JSON or as `table`.
+fn bench_rows<R: serde::Serialize>(
+    json: bool,
+    steps: usize,
+    choice: Option<BackendChoice>,
+    what: &str,
+    run: impl Fn(&Backend, &mut dyn FnMut(&str)) -> Vec<R>,
+    table: impl Fn(&[R]) -> String,
+) -> Result<()> {
     if steps == 0 {
         bail!("--steps must be at least 1");
     }
@@ -595,9 +604,9 @@ fn image_bench_cmd(json: bool, steps: usize, choice: Option<BackendChoice>) -> R
     };
     let mut rows = Vec::new();
     for b in &backends {
-        eprintln!("benchmarking the image models on {}", b.description);
+        eprintln!("benchmarking {what} on {}", b.description);
         let spinner = ProgressBar::new_spinner();
-        rows.extend(equiflow::bench_images::run(b, steps, &mut |case| {
+        rows.extend(run(b, &mut |case| {
             spinner.set_message(case.to_string());
             spinner.tick();
         }));
@@ -609,40 +618,34 @@ fn image_bench_cmd(json: bool, steps: usize, choice: Option<BackendChoice>) -> R
             serde_json::to_string_pretty(&rows).context("rows serialise")?
         );
     } else {
-        print!("{}", equiflow::bench_images::table(&rows));
+        print!("{}", table(&rows));
     }
     Ok(())
 }
 
+fn image_bench_cmd(json: bool, steps: usize, choice: Option<BackendChoice>) -> Result<()> {
+    use equiflow::bench_images;
+    bench_rows(
+        json,
+        steps,
+        choice,
+        "the image models",
+        |b, p| bench_images::run(b, steps, p),
+        bench_images::table,
+    )
+}
+
 fn bench_cmd(json: bool, steps: usize, choice: Option<BackendChoice>) -> Result<()> {
-    if steps == 0 {
-        bail!("--steps must be at least 1");
-    }
-    let backends = match choice {
-        Some(c) => vec![select_backend(c)?],
-        None => Backend::available(),
-    };
     let cfg = BenchConfig {
         steps,
         ..Default::default()
     };
-    let mut rows = Vec::new();
-    for b in &backends {
-        eprintln!("benchmarking on {}", b.description);
-        let spinner = ProgressBar::new_spinner();
-        rows.extend(bench::run(b, &cfg, &mut |case| {
-            spinner.set_message(case.to_string());
-            spinner.tick();
-        }));
-        spinner.finish_and_clear();
-    }
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&rows).context("rows serialise")?
-        );
-    } else {
-        print!("{}", bench::table(&rows));
-    }
-    Ok(())
+    bench_rows(
+        json,
+        steps,
+        choice,
+        "the point models",
+        |b, p| bench::run(b, &cfg, p),
+        |rows| bench::table(rows),
+    )
 }

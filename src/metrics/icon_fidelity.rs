@@ -223,7 +223,7 @@ mod tests {
 
     #[test]
     fn a_clean_tiling_matches_and_a_blurred_one_less() {
-        for name in ["firefly", "taiji"] {
+        for name in ["firefly", "dot"] {
             let t = tiling(name);
             let (rgb, _) = t.tile(7).unwrap();
             let clean = frame_fidelity(&t, &rgb);
