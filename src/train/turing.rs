@@ -573,6 +573,7 @@ mod tests {
             "score.blocks=1",
             "score.epochs=40",
             "score.levels=tau",
+            "score.warmup=50",
             "score.batch=16",
             "score.lr=3e-3",
             "score.samples=1",
