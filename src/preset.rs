@@ -179,6 +179,25 @@ pub enum Prediction {
     V,
 }
 
+impl Prediction {
+    /// The byte a saved UNet keeps its parameterisation as.
+    pub fn code(self) -> u8 {
+        match self {
+            Prediction::Eps => 0,
+            Prediction::X0 => 1,
+            Prediction::V => 2,
+        }
+    }
+
+    pub fn from_code(code: u8) -> Self {
+        match code {
+            0 => Prediction::Eps,
+            1 => Prediction::X0,
+            _ => Prediction::V,
+        }
+    }
+}
+
 /// How the DDPM noise level a_t falls over the steps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -9,3 +9,4 @@ pub mod jvp;
 pub mod score_mlp;
 pub mod score_resunet;
 pub mod score_unet;
+pub mod time_features;

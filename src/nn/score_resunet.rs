@@ -8,7 +8,7 @@
 //! shifted prediction.
 
 use super::circular::{CircConv, down2, up2};
-use super::score_unet::{TIME_FEATURES, time_features};
+use super::time_features::{TIME_FEATURES, time_features};
 use crate::preset::Prediction;
 use burn::module::Module;
 use burn::nn::{GroupNorm, GroupNormConfig, Linear, LinearConfig};
@@ -178,7 +178,7 @@ impl ResUnet {
             up,
             norm_out: norm(widths[0], device),
             conv_out: CircConv::new(widths[0], channels, 3, device),
-            prediction: prediction_code(prediction),
+            prediction: prediction.code(),
         }
     }
 
@@ -217,22 +217,6 @@ impl ResUnet {
             }
         }
         self.conv_out.forward(silu(self.norm_out.forward(h)))
-    }
-}
-
-pub fn prediction_code(p: Prediction) -> u8 {
-    match p {
-        Prediction::Eps => 0,
-        Prediction::X0 => 1,
-        Prediction::V => 2,
-    }
-}
-
-pub fn prediction_of(code: u8) -> Prediction {
-    match code {
-        0 => Prediction::Eps,
-        1 => Prediction::X0,
-        _ => Prediction::V,
     }
 }
 

@@ -5,15 +5,13 @@
 //! `method::image_diffusion` turns it into a score.
 
 use super::circular::{CircConv, down2, up2};
-use super::score_resunet::{ResUnet, prediction_code, prediction_of};
+use super::score_resunet::ResUnet;
+use super::time_features::{TIME_FEATURES, time_features};
 use crate::preset::{Prediction, ScoreSettings, UnetArch};
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::silu;
-use burn::tensor::{Device, Tensor, TensorData};
-
-/// Sinusoidal features of the time input: [t, sin(πkt), cos(πkt)] for k = 1..=4.
-pub const TIME_FEATURES: usize = 9;
+use burn::tensor::{Device, Tensor};
 
 /// Two circular 3×3 convolutions with SiLU; the time projection is added after the first.
 #[derive(Module, Debug)]
@@ -62,7 +60,7 @@ impl PlainUnet {
             dec2: Block::new(c3 + c2, c2, device),
             dec1: Block::new(c2 + c1, c1, device),
             out: CircConv::new(c1, channels, 1, device),
-            prediction: prediction_code(prediction),
+            prediction: prediction.code(),
         }
     }
 
@@ -115,7 +113,7 @@ impl ScoreUnet {
     }
 
     pub fn prediction(&self) -> Prediction {
-        prediction_of(match self {
+        Prediction::from_code(match self {
             Self::Plain(n) => n.prediction,
             Self::Residual(n) => n.prediction,
         })
@@ -143,19 +141,6 @@ impl ScoreUnet {
             Self::Residual(n) => n.forward(x, t_in),
         }
     }
-}
-
-pub fn time_features(t_in: &[f32], device: &Device) -> Tensor<2> {
-    let mut f = Vec::with_capacity(t_in.len() * TIME_FEATURES);
-    for &t in t_in {
-        f.push(t);
-        for k in 1..=4 {
-            let a = std::f32::consts::PI * k as f32 * t;
-            f.push(a.sin());
-            f.push(a.cos());
-        }
-    }
-    Tensor::from_data(TensorData::new(f, [t_in.len(), TIME_FEATURES]), device)
 }
 
 #[cfg(test)]
