@@ -11,7 +11,7 @@
 //! - `fidelity_start` / `fidelity_end`: how much the blobs of the first and last frame look
 //!   like the target (`metrics::icon_fidelity`), over all blobs of all starts.
 
-use super::blobs::{self, Tracker};
+use super::blobs::{self, Blob, Tracker};
 use super::icon_fidelity::IconTemplates;
 use crate::data::turing::ImageSet;
 use crate::method::diffusion::{self, Schedule};
@@ -79,6 +79,33 @@ pub struct Motion {
     pub fidelity_end: Option<f64>,
 }
 
+/// The blobs of each of the `n` images of `frame` (`[n, 3, h, w]`).
+pub fn frame_blobs(finder: &Finder, frame: &[f32], n: usize, h: usize, w: usize) -> Vec<Vec<Blob>> {
+    frame
+        .chunks(frame.len() / n)
+        .map(|img| finder.blobs(img, h, w))
+        .collect()
+}
+
+/// Mean icon fidelity over every blob `found` in the images of `frame`; None without blobs.
+fn fidelity_over(
+    t: &IconTemplates,
+    frame: &[f32],
+    found: &[Vec<Blob>],
+    h: usize,
+    w: usize,
+) -> Option<f64> {
+    let len = frame.len() / found.len().max(1);
+    let (mut sum, mut count) = (0.0, 0usize);
+    for (img, blobs) in frame.chunks(len).zip(found) {
+        if let Some(f) = t.fidelity(img, h, w, blobs) {
+            sum += f * blobs.len() as f64;
+            count += blobs.len();
+        }
+    }
+    (count > 0).then(|| sum / count as f64)
+}
+
 /// Mean icon fidelity over every blob of the images `frame` (`[n, 3, h, w]`).
 pub fn frame_fidelity(
     t: &IconTemplates,
@@ -88,20 +115,42 @@ pub fn frame_fidelity(
     h: usize,
     w: usize,
 ) -> Option<f64> {
-    let len = frame.len() / n;
-    let (mut sum, mut count) = (0.0, 0usize);
-    for img in frame.chunks(len) {
-        let found = finder.blobs(img, h, w);
-        if let Some(f) = t.fidelity(img, h, w, &found) {
-            sum += f * found.len() as f64;
-            count += found.len();
+    fidelity_over(t, frame, &frame_blobs(finder, frame, n, h, w), h, w)
+}
+
+/// The SDE from the state `x` (at level tau) under `v`, keeping an EMA of the denoised
+/// state; `each(k, ema)` sees it at the start (k = 0) and after every step k. `tick(k)`
+/// returns false to cancel (then None).
+fn simulate(
+    model: &ScoreUnet,
+    sched: &Schedule,
+    p: &Protocol,
+    x: Tensor<4>,
+    v: &dyn Fn(Tensor<4>, Tensor<4>) -> Tensor<4>,
+    tick: &mut dyn FnMut(usize) -> bool,
+    each: &mut dyn FnMut(usize, &Ema),
+) -> Option<Ema> {
+    let score = |x: Tensor<4>| image_diffusion::score(model, x, sched, p.tau, p.clip_x0);
+    let mut st: State = Sde::start(x, &score);
+    let mut ema = Ema {
+        value: denoised(st.x.clone(), st.s.clone(), sched, p.tau),
+        w: p.ema,
+    };
+    each(0, &ema);
+    for k in 1..=p.steps {
+        if !tick(k) {
+            return None;
         }
+        st = p.sde.step(st, &score, v);
+        ema.update(denoised(st.x.clone(), st.s.clone(), sched, p.tau));
+        each(k, &ema);
     }
-    (count > 0).then(|| sum / count as f64)
+    Some(ema)
 }
 
 /// Blob counts and speed of the starts under the flow `v(s)`; `tick(done, total)` returns
 /// false to cancel (then None).
+#[allow(clippy::too_many_arguments)]
 pub fn motion(
     model: &ScoreUnet,
     sched: &Schedule,
@@ -118,53 +167,38 @@ pub fn motion(
         TensorData::new(starts.data.clone(), [n, starts.channels, h, w]),
         &device,
     );
-    let score = |x: Tensor<4>| image_diffusion::score(model, x, sched, p.tau, p.clip_x0);
     device.seed(seed);
     let x = diffusion::noised(x0, sched, p.tau);
-    let mut st: State = Sde::start(x, &score);
-    let mut ema = Ema {
-        value: denoised(st.x.clone(), st.s.clone(), sched, p.tau),
-        w: p.ema,
-    };
     let mut trackers: Vec<Tracker> = (0..n).map(|_| p.finder.tracker(h, w)).collect();
     let mut counts = Vec::new();
-    let mut observe = |t: f64, frame: Vec<f32>, trackers: &mut [Tracker]| {
-        let len = frame.len() / n;
-        let mut total = 0;
-        for (i, tr) in trackers.iter_mut().enumerate() {
-            let found = p.finder.blobs(&frame[i * len..(i + 1) * len], h, w);
-            total += found.len();
-            tr.update(t, &found);
+    let (mut fidelity_start, mut fidelity_end) = (None, None);
+    let mut observe = |k: usize, ema: &Ema| {
+        if !(k.is_multiple_of(p.every.max(1)) || k == p.steps) {
+            return;
         }
-        counts.push(total as f64 / n as f64);
+        let frame = to_vec(ema.value.clone());
+        let found = frame_blobs(&p.finder, &frame, n, h, w);
+        let t = k as f64 * p.sde.dt;
+        for (tr, blobs) in trackers.iter_mut().zip(&found) {
+            tr.update(t, blobs);
+        }
+        counts.push(found.iter().map(Vec::len).sum::<usize>() as f64 / n as f64);
+        let fidelity = || templates.and_then(|tm| fidelity_over(tm, &frame, &found, h, w));
+        if k == 0 {
+            fidelity_start = fidelity();
+        }
+        if k == p.steps {
+            fidelity_end = fidelity();
+        }
     };
-    let fidelity =
-        |frame: &[f32]| templates.and_then(|t| frame_fidelity(t, &p.finder, frame, n, h, w));
-    let first = to_vec(ema.value.clone());
-    let fidelity_start = fidelity(&first);
-    observe(0.0, first, &mut trackers);
-    let mut last = None;
-    for k in 1..=p.steps {
-        if !tick(k) {
-            return None;
-        }
-        st = p.sde.step(st, &score, v);
-        ema.update(denoised(st.x.clone(), st.s.clone(), sched, p.tau));
-        if k % p.every.max(1) == 0 || k == p.steps {
-            let frame = to_vec(ema.value.clone());
-            if k == p.steps {
-                last = Some(fidelity(&frame));
-            }
-            observe(k as f64 * p.sde.dt, frame, &mut trackers);
-        }
-    }
+    simulate(model, sched, p, x, v, tick, &mut observe)?;
     let tracks = trackers.iter().flat_map(|t| &t.tracks);
     Some(Motion {
         count_start: counts[0],
         count_end: *counts.last().expect("the start is counted"),
         speed: blobs::mean_speed(tracks, h, w, f64::NEG_INFINITY),
         fidelity_start,
-        fidelity_end: last.unwrap_or(fidelity_start),
+        fidelity_end,
     })
 }
 
@@ -198,28 +232,12 @@ pub fn from_noise(
         .map(|_| rng.random_range(-1.0f32..=1.0))
         .collect();
     let x = Tensor::<4>::from_data(TensorData::new(start, [n, c, canvas, canvas]), &device);
-    let score = |x: Tensor<4>| image_diffusion::score(model, x, sched, p.tau, p.clip_x0);
     device.seed(seed);
-    let mut st: State = Sde::start(x, &score);
-    let mut ema = Ema {
-        value: denoised(st.x.clone(), st.s.clone(), sched, p.tau),
-        w: p.ema,
-    };
-    for k in 1..=p.steps {
-        if !tick(k) {
-            return None;
-        }
-        st = p.sde.step(st, &score, v);
-        ema.update(denoised(st.x.clone(), st.s.clone(), sched, p.tau));
-    }
+    let ema = simulate(model, sched, p, x, v, tick, &mut |_, _| {})?;
     let frame = to_vec(ema.value);
-    let len = frame.len() / n;
-    let count: usize = frame
-        .chunks(len)
-        .map(|img| p.finder.blobs(img, canvas, canvas).len())
-        .sum();
+    let found = frame_blobs(&p.finder, &frame, n, canvas, canvas);
     Some(FromNoise {
-        count: count as f64 / n as f64,
-        fidelity: templates.and_then(|t| frame_fidelity(t, &p.finder, &frame, n, canvas, canvas)),
+        count: found.iter().map(Vec::len).sum::<usize>() as f64 / n as f64,
+        fidelity: templates.and_then(|t| fidelity_over(t, &frame, &found, canvas, canvas)),
     })
 }

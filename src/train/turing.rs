@@ -345,7 +345,8 @@ pub fn evaluate(
         )
     });
     let done = if alife {
-        blob_metrics(preset, score, &sched, &starts, ncas, &mut m, obs)
+        let tiling = Tiling::from_settings(&preset.dataset)?;
+        blob_metrics(preset, score, &sched, &starts, &tiling, ncas, &mut m, obs)
     } else {
         truth_metrics(preset, score, &sched, &starts, ncas, &mut m, obs)
     };
@@ -412,11 +413,13 @@ fn truth_metrics(
     Some(())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn blob_metrics(
     preset: &Preset,
     score: &ScoreUnet,
     sched: &Schedule,
     starts: &ImageSet,
+    tiling: &Tiling,
     ncas: Option<(Velocity, Velocity)>,
     m: &mut ImageMetrics,
     obs: &mut dyn Observer,
@@ -441,8 +444,7 @@ fn blob_metrics(
     fields.extend(ncas.map(|(trained, _)| trained));
     let noise_steps = e.noise_steps.unwrap_or(0);
     let mut tick = metrics_tick(obs, fields.len() * e.blob_steps + noise_steps);
-    let tiling = Tiling::from_settings(&preset.dataset).expect("the data were tiled");
-    let templates = IconTemplates::new(&tiling, protocol.finder.threshold);
+    let templates = IconTemplates::new(tiling, protocol.finder.threshold);
     let (n, h, w) = (starts.n, starts.h, starts.w);
     m.icon_fidelity_data =
         blob_motion::frame_fidelity(&templates, &protocol.finder, &starts.data, n, h, w);
