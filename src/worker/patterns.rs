@@ -110,6 +110,9 @@ struct PatternSim {
     anchor: Option<(Vec<f32>, Vec<f32>)>,
     frames: usize,
     steps: usize,
+    /// The latest icon fidelity (artificial life), refreshed every `DELTA_FRAMES` frames:
+    /// matching every blob against 36 rotations is too much work for every frame.
+    icon_fidelity: Option<f32>,
 }
 
 pub struct PatternSession {
@@ -654,6 +657,7 @@ impl PatternSession {
             anchor: None,
             frames: 0,
             steps: 0,
+            icon_fidelity: None,
         });
         out.push(Event::Notice(match self.controls.restart {
             Restart::Sample => "The flow starts from a data image.".into(),
@@ -726,16 +730,17 @@ impl PatternSession {
             _ => Vec::new(),
         };
         let (mut trails, mut blobs, mut blob_speed) = (Vec::new(), 0, 0.0);
-        let mut icon_fidelity = None;
         if let Some(tracker) = &mut sim.tracker {
             let t = sim.steps as f64 * c.dt;
             let found = finder.blobs(&learned, h, w);
             blobs = found.len();
-            icon_fidelity = self
-                .templates
-                .as_ref()
-                .and_then(|tm| tm.fidelity(&learned, h, w, &found))
-                .map(|f| f as f32);
+            if sim.frames.is_multiple_of(DELTA_FRAMES) {
+                sim.icon_fidelity = self
+                    .templates
+                    .as_ref()
+                    .and_then(|tm| tm.fidelity(&learned, h, w, &found))
+                    .map(|f| f as f32);
+            }
             tracker.update(t, &found);
             // Ended tracks are kept only while their trail is worth drawing.
             let oldest = t - (TRAIL * c.speed.max(1)) as f64 * c.dt;
@@ -767,7 +772,7 @@ impl PatternSession {
             trails,
             blobs,
             blob_speed,
-            icon_fidelity,
+            icon_fidelity: sim.icon_fidelity,
         })
     }
 
