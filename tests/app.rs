@@ -2,7 +2,7 @@
 //! real worker thread trains tiny models on the CPU.
 
 use egui_kittest::Harness;
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT, Queryable};
 use equiflow::backend::BackendChoice;
 use equiflow::preset::{ImageFlow, Preset};
 use equiflow::ui::EquiflowApp;
@@ -385,6 +385,59 @@ fn tiny_alife() -> Vec<String> {
 }
 
 #[test]
+fn an_image_preset_shows_its_first_training_images_before_training() {
+    let mut h = harness();
+    h.step();
+    h.state_mut().choose_preset("alife-firefly");
+    h.step();
+    click(&mut h, "Patterns");
+    assert_eq!(h.state().state.tab, Tab::Pattern);
+    step_until(&mut h, "the preview", |a| {
+        a.preview.as_ref().is_some_and(|p| p.matches(&a.settings))
+    });
+    assert!(h.query_by_label_contains("What will be learned").is_some());
+    assert_eq!(h.state().results.state, JobState::Idle, "nothing trains");
+    let settings = h.state().settings.clone();
+    let p = h.state().preview.clone().unwrap();
+    let images = p.images.as_ref().unwrap();
+    let size = settings.dataset.size;
+    assert_eq!((images.count(), images.channels, images.h), (4, 3, size));
+    // They are the job's own first training images, not a look-alike.
+    let tiling = equiflow::data::tiler::Tiling::from_settings(&settings.dataset).unwrap();
+    let data = equiflow::data::tiler::generate(tiling, 6, settings.seed, &mut |_, _| true)
+        .unwrap()
+        .unwrap();
+    assert_eq!(images.data, data.gather(&[0, 1, 2, 3]));
+    // Two colours on white: the firefly's blue is there.
+    let plane = size * size;
+    assert!((0..plane).any(|i| images.data[2 * plane + i] > 0.5 && images.data[i] < 0.0));
+
+    // Another seed is another preview; the Data tab shows it too.
+    h.state_mut().settings.seed = 7;
+    click(&mut h, "Data");
+    step_until(&mut h, "the new preview", |a| {
+        a.preview.as_ref().is_some_and(|p| p.matches(&a.settings))
+    });
+    assert_ne!(h.state().preview.as_ref().unwrap().images.as_ref().unwrap().data, images.data);
+    assert!(h.query_by_label_contains("What will be learned").is_some());
+
+    // A Turing preset previews its snapshots; settings that cannot run say why.
+    h.state_mut().set_settings(tiny_pattern());
+    step_until(&mut h, "the Turing preview", |a| {
+        a.preview.as_ref().is_some_and(|p| p.matches(&a.settings))
+    });
+    let turing = h.state().preview.clone().unwrap();
+    assert_eq!(turing.images.as_ref().unwrap().channels, 2);
+    h.state_mut().settings.dataset.size = 10;
+    step_until(&mut h, "the refusal", |a| {
+        a.preview.as_ref().is_some_and(|p| p.matches(&a.settings))
+    });
+    let e = h.state().preview.clone().unwrap().images.unwrap_err();
+    assert!(e.contains("size"), "{e}");
+    assert!(h.query_by_label_contains("No preview:").is_some());
+}
+
+#[test]
 fn a_painted_target_trains_and_its_icons_play_with_trails_and_export() {
     let mut h = harness();
     h.step();
@@ -519,6 +572,48 @@ fn a_painted_target_trains_and_its_icons_play_with_trails_and_export() {
         }
         std::fs::remove_file(&path).unwrap();
     }
+    // Recording: without ffmpeg the button is there but off; with one (a stand-in that
+    // keeps the raw frames it is fed) the live frames stream into runs/exports/*.mp4.
+    h.state_mut().ffmpeg = None;
+    h.step();
+    assert!(h.get_by_label("Record MP4").accesskit_node().is_disabled());
+    let tools = tempfile::tempdir().unwrap();
+    let fake = tools.path().join("ffmpeg");
+    std::fs::write(&fake, "#!/bin/sh\nfor last; do :; done; cat > \"$last\"\n").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    h.state_mut().ffmpeg = Some(fake);
+    h.state_mut().message = None;
+    click(&mut h, "Record MP4");
+    let msg = h.state().message.clone().unwrap();
+    assert!(!msg.error && msg.text.starts_with("Recording to runs/exports/"), "{msg:?}");
+    let steps = h.state().results.pattern_frame.as_ref().map_or(0, |f| f.steps);
+    step_until(&mut h, "frames to record", |a| {
+        a.results
+            .pattern_frame
+            .as_ref()
+            .is_some_and(|f| f.steps > steps + 12)
+    });
+    h.state_mut().message = None;
+    h.get_by_label_contains("Stop recording (").click();
+    step_until(&mut h, "the video", |a| a.message.is_some());
+    let msg = h.state().message.clone().unwrap();
+    assert!(!msg.error, "{msg:?}");
+    let path = msg
+        .text
+        .split_whitespace()
+        .find(|w| w.ends_with(".mp4"))
+        .unwrap_or_else(|| panic!("no path in {msg:?}"))
+        .to_string();
+    let frames: usize = msg.text.split('(').nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    assert!(frames >= 2, "{msg:?}");
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(bytes.len(), frames * 48 * 48 * 4, "every recorded frame, whole");
+    std::fs::remove_file(&path).unwrap();
+    assert!(h.query_by_label("Record MP4").is_some());
+
     let _ = std::fs::remove_file(&target);
     for tab in Tab::ALIFE {
         click(&mut h, tab.label());

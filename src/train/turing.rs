@@ -141,7 +141,21 @@ pub fn dataset(
 
 /// Held-out start images for the metrics (never in the training set).
 pub fn held_out(preset: &Preset, n: usize) -> Result<ImageSet, DataError> {
-    let (d, seed) = (&preset.dataset, preset.seed ^ HELD_OUT);
+    drawn(preset, n, preset.seed ^ HELD_OUT)
+}
+
+/// `n` images drawn like the training data, with the training seed: what a job will learn,
+/// shown before it runs. A regime in which every sample dies is the same error training gives.
+pub fn examples(preset: &Preset, n: usize) -> Result<ImageSet, DataError> {
+    let set = drawn(preset, n, preset.seed)?;
+    if preset.dataset.kind == DatasetKind::GrayScott {
+        set.check_alive(&preset.dataset)?;
+    }
+    Ok(set)
+}
+
+fn drawn(preset: &Preset, n: usize, seed: u64) -> Result<ImageSet, DataError> {
+    let d = &preset.dataset;
     let set = if d.kind == DatasetKind::Alife {
         tiler::generate(Tiling::from_settings(d)?, n, seed, &mut |_, _| true)?
     } else {

@@ -7,7 +7,9 @@ use super::views::paint_view::{self, PaintAction, PaintTexture};
 use super::views::pattern::Export;
 use super::views::{field2d, help, lorenz3d, nca_view, pattern, plots};
 use crate::data::icon::{ASSET_SIZE, Icon};
-use crate::preset::Preset;
+use crate::preset::{DatasetSettings, Preset};
+use crate::ui::export::Recorder;
+use crate::worker::event::{Event, Preview};
 use crate::preset::{DatasetKind, ImageFlow};
 use crate::worker::command::{Restart, SimControls};
 use crate::worker::{Command, Frame, Worker};
@@ -61,6 +63,16 @@ pub struct EquiflowApp {
     sent_animate: Option<bool>,
     sent_particles: Option<(usize, f64)>,
     sent_sim: Option<SimControls>,
+    /// The dataset (and seed) a preview was last asked for.
+    sent_preview: Option<(DatasetSettings, u64)>,
+    /// One preview at a time: edits made meanwhile are previewed once it arrives.
+    preview_in_flight: bool,
+    /// The first training images of the open image preset, drawn before training.
+    pub preview: Option<Preview>,
+    /// A live recording of the artificial-life view (MP4 through ffmpeg).
+    recorder: Option<Recorder>,
+    /// ffmpeg, when it is on PATH (looked up once).
+    pub ffmpeg: Option<PathBuf>,
     textures: pattern::Textures,
     /// Artificial life: the picture in the Paint tab and its brush (transient).
     pub paint: PaintCanvas,
@@ -99,6 +111,11 @@ impl EquiflowApp {
             sent_animate: None,
             sent_particles: None,
             sent_sim: None,
+            sent_preview: None,
+            preview_in_flight: false,
+            preview: None,
+            recorder: None,
+            ffmpeg: crate::ui::export::find_ffmpeg(),
             textures: pattern::Textures::default(),
             paint: PaintCanvas::new(icon),
             brush: Brush::default(),
@@ -357,6 +374,37 @@ impl EquiflowApp {
                     let _ = tx.send(FileChoice::Wrote(r));
                 });
             }
+            Export::Record => match self.recorder.take() {
+                Some(r) => {
+                    // ffmpeg finishes the frames still queued off the UI thread.
+                    std::thread::spawn(move || {
+                        let _ = tx.send(FileChoice::Wrote(r.finish()));
+                    });
+                }
+                None => {
+                    let Some(ffmpeg) = &self.ffmpeg else {
+                        self.message = Some(Message::error(
+                            "recording MP4 needs ffmpeg on PATH; Save GIF works without it",
+                        ));
+                        return;
+                    };
+                    let Some((w, h, _)) = self.results.recent_frames.back() else {
+                        self.message = Some(Message::error("no frame to record yet"));
+                        return;
+                    };
+                    let path = PathBuf::from(format!("{stem}.mp4"));
+                    self.message = Some(match Recorder::start(ffmpeg, &path, *w, *h) {
+                        Ok(r) => {
+                            self.recorder = Some(r);
+                            Message::info(format!(
+                                "Recording to {}; press Stop recording to finish it.",
+                                path.display()
+                            ))
+                        }
+                        Err(e) => Message::error(e),
+                    });
+                }
+            },
             Export::Gif => {
                 let frames: Vec<_> = self.results.recent_frames.iter().cloned().collect();
                 if frames.is_empty() {
@@ -426,13 +474,25 @@ impl EquiflowApp {
     /// Take in what the worker sent since the last frame.
     pub fn poll(&mut self) {
         for e in self.worker.events() {
+            if let Event::Preview(p) = e {
+                self.preview = Some(*p);
+                self.preview_in_flight = false;
+                continue;
+            }
             if let Some(m) = self.results.apply(e) {
                 self.message = Some(m);
             }
         }
         match self.worker.latest_frame() {
             Some(Frame::Particles(f)) => self.results.particles = Some(f),
-            Some(Frame::Pattern(f)) => self.results.take_pattern_frame(f),
+            Some(Frame::Pattern(f)) => {
+                self.results.take_pattern_frame(f);
+                if let (Some(r), Some(frame)) =
+                    (&mut self.recorder, self.results.recent_frames.back())
+                {
+                    r.push(frame);
+                }
+            }
             None => {}
         }
         while let Ok(choice) = self.files.1.try_recv() {
@@ -474,6 +534,13 @@ impl EquiflowApp {
     }
 
     fn sync_worker(&mut self) {
+        let key = (self.settings.dataset.clone(), self.settings.seed);
+        if self.is_image() && !self.preview_in_flight && self.sent_preview.as_ref() != Some(&key) {
+            self.worker
+                .send(Command::Preview(Box::new(self.settings.clone())));
+            self.sent_preview = Some(key);
+            self.preview_in_flight = true;
+        }
         let animate = self.state.tab.animates();
         if self.sent_animate != Some(animate) {
             self.worker.send(Command::Animate(animate));
@@ -672,7 +739,8 @@ impl EquiflowApp {
                     None
                 }
                 Tab::Data => {
-                    pattern::images_view(ui, &self.results, &mut self.textures);
+                    let preview = self.preview.as_ref().filter(|p| p.matches(&self.settings));
+                    pattern::images_view(ui, &self.results, preview, &mut self.textures);
                     None
                 }
                 Tab::Loss => {
@@ -688,7 +756,20 @@ impl EquiflowApp {
                     nca_view::nca_view(ui, &self.results, &mut self.textures, chosen);
                     None
                 }
-                _ => pattern::pattern_view(ui, &self.results, &mut self.textures),
+                _ => {
+                    let preview = self.preview.as_ref().filter(|p| p.matches(&self.settings));
+                    let recording = pattern::Recording {
+                        available: self.ffmpeg.is_some(),
+                        frames: self.recorder.as_ref().map(|r| r.frames()),
+                    };
+                    pattern::pattern_view(
+                        ui,
+                        &self.results,
+                        preview,
+                        recording,
+                        &mut self.textures,
+                    )
+                }
             };
             if let Some(e) = export {
                 self.export(e);

@@ -239,6 +239,8 @@ impl Results {
                 return Some(Message::info(text));
             }
             Event::Notice(text) => return Some(Message::info(text)),
+            // The app keeps the preview itself: it outlives jobs, which reset the results.
+            Event::Preview(_) => {}
         }
         None
     }

@@ -34,6 +34,9 @@ pub enum Command {
         controls: SimControls,
         restart: bool,
     },
+    /// Draw the first training images of an image preset (what a job on it will learn),
+    /// answered by `Event::Preview`; a running job pauses for as long as that takes.
+    Preview(Box<Preset>),
     /// Write the current job's models, losses, samples and metrics to a run directory.
     Save(PathBuf),
     /// Artificial life: write the live blob tracks as CSV (`track,t,x,y`).

@@ -92,6 +92,23 @@ impl ParticleFrame {
     }
 }
 
+/// The first training images of a dataset, drawn before any job runs, so a newcomer sees
+/// what will be learned.
+#[derive(Debug, Clone)]
+pub struct Preview {
+    /// What they were drawn for: the view shows them only while the settings still match.
+    pub dataset: crate::preset::DatasetSettings,
+    pub seed: u64,
+    /// The images, or why there are none (e.g. a regime in which every sample dies).
+    pub images: Result<Images, String>,
+}
+
+impl Preview {
+    pub fn matches(&self, p: &crate::preset::Preset) -> bool {
+        self.dataset == p.dataset && self.seed == p.seed
+    }
+}
+
 /// Which images an [`Images`] event holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ImageKind {
@@ -177,6 +194,8 @@ pub enum Event {
         size: usize,
     },
     Images(Images),
+    /// Answer to [`Command::Preview`](super::command::Command::Preview).
+    Preview(Box<Preview>),
     PatternMetrics(Box<crate::train::turing::ImageMetrics>),
     NcaRule(NcaRule),
     Progress(ProgressInfo),

@@ -415,6 +415,9 @@ impl Loop {
                     "nothing to save yet: train a model first".into(),
                 )),
             },
+            Command::Preview(preset) => {
+                out.push(Event::Preview(Box::new(patterns::preview(&preset))));
+            }
             Command::InjectPanic => {
                 if let Some(s) = &mut self.session {
                     s.inject_panic();

@@ -54,6 +54,37 @@ enum Stage {
     Done,
 }
 
+/// Training images a preview shows.
+pub const PREVIEW: usize = 4;
+
+/// The first [`PREVIEW`] training images of an image preset, drawn as its job would draw
+/// them (cheap: a few tilings, or a few small Gray–Scott runs).
+pub fn preview(preset: &Preset) -> super::event::Preview {
+    let images = preset
+        .validate()
+        .map_err(|e| e.to_string())
+        .and_then(|_| {
+            if preset.dataset.kind.is_image() {
+                Ok(())
+            } else {
+                Err("a point preset has no images to preview".to_string())
+            }
+        })
+        .and_then(|_| tjob::examples(preset, PREVIEW).map_err(|e| e.to_string()))
+        .map(|set| Images {
+            kind: ImageKind::Data,
+            channels: set.channels,
+            h: set.h,
+            w: set.w,
+            data: set.gather(&(0..set.n).collect::<Vec<_>>()),
+        });
+    super::event::Preview {
+        dataset: preset.dataset.clone(),
+        seed: preset.seed,
+        images,
+    }
+}
+
 /// Points kept per trail in the live view.
 const TRAIL: usize = 40;
 /// Frames over which the live blob speed is measured.

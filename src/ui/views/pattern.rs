@@ -3,7 +3,7 @@
 //! autocatalyst, where the pattern is) glows warm, depleted u tints violet, rest is deep blue.
 
 use crate::ui::results::Results;
-use crate::worker::event::Images;
+use crate::worker::event::{Images, Preview};
 use egui::{Color32, ColorImage, TextureHandle, TextureOptions, Ui, Vec2};
 use std::collections::HashMap;
 
@@ -124,10 +124,37 @@ fn strip(ui: &mut Ui, tex: &mut Textures, key: &str, images: &Images, size: f32,
     });
 }
 
+/// Before training: the preset's first training images, so a newcomer sees what will be
+/// learned.
+fn preview_view(ui: &mut Ui, preview: Option<&Preview>, tex: &mut Textures) {
+    let Some(p) = preview else {
+        ui.weak("Drawing a few training images…");
+        return;
+    };
+    match &p.images {
+        Ok(images) => {
+            ui.strong(if images.channels == 3 {
+                "What will be learned: the first training images (the target tiled at random \
+                 positions and rotations on a torus)"
+            } else {
+                "What will be learned: the first training snapshots (Gray–Scott patterns)"
+            });
+            let size = ((ui.available_width() - 40.0) / images.count().max(1) as f32)
+                .clamp(96.0, 240.0);
+            strip(ui, tex, "preview", images, size, "training image");
+        }
+        Err(e) => {
+            ui.colored_label(ui.visuals().error_fg_color, format!("No preview: {e}."));
+        }
+    }
+}
+
 /// The Data tab of an image job: snapshots, samples from the model, a denoising check.
-pub fn images_view(ui: &mut Ui, results: &Results, tex: &mut Textures) {
+pub fn images_view(ui: &mut Ui, results: &Results, preview: Option<&Preview>, tex: &mut Textures) {
     if results.data_images.is_none() {
-        ui.weak("Snapshots appear when they are simulated or tiled (press Train).");
+        ui.weak("The training snapshots appear here as they are simulated or tiled (press Train).");
+        ui.add_space(6.0);
+        preview_view(ui, preview, tex);
         return;
     }
     egui::ScrollArea::vertical().show(ui, |ui| {
@@ -163,21 +190,39 @@ pub fn images_view(ui: &mut Ui, results: &Results, tex: &mut Textures) {
 pub enum Export {
     Png,
     Gif,
+    /// Start or stop recording the live view as MP4 (through ffmpeg).
+    Record,
     TracksCsv,
+}
+
+/// Whether the live view can be recorded (ffmpeg found), and how many frames a recording
+/// in progress holds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Recording {
+    pub available: bool,
+    pub frames: Option<usize>,
 }
 
 /// The live view: learned dynamics beside the true ones and what each moved (Turing), or
 /// the icons with their trails and readouts (artificial life).
-pub fn pattern_view(ui: &mut Ui, results: &Results, tex: &mut Textures) -> Option<Export> {
+pub fn pattern_view(
+    ui: &mut Ui,
+    results: &Results,
+    preview: Option<&Preview>,
+    recording: Recording,
+    tex: &mut Textures,
+) -> Option<Export> {
     let Some(f) = &results.pattern_frame else {
         ui.weak(
             "The learned dynamics play here once the score model is trained. Train a Turing \
              preset (gs-waves is the liveliest) or an artificial-life target, then watch.",
         );
+        ui.add_space(6.0);
+        preview_view(ui, preview, tex);
         return None;
     };
     if f.channels == 3 {
-        return alife_view(ui, results, f, tex);
+        return alife_view(ui, results, f, recording, tex);
     }
     let avail = ui.available_width();
     let size = ((avail - 24.0) / 2.0).clamp(96.0, 360.0);
@@ -223,6 +268,7 @@ fn alife_view(
     ui: &mut Ui,
     results: &Results,
     f: &crate::worker::event::PatternFrame,
+    recording: Recording,
     tex: &mut Textures,
 ) -> Option<Export> {
     let mut export = None;
@@ -256,6 +302,29 @@ fn alife_view(
             .clicked()
         {
             export = Some(Export::Gif);
+        }
+        let (label, tip) = match recording.frames {
+            Some(n) => (
+                format!("Stop recording ({n} frames)"),
+                "Finish the MP4 (it is written under runs/exports/)".to_string(),
+            ),
+            None => (
+                "Record MP4".to_string(),
+                "Record the live view as an MP4 video until you stop, under runs/exports/"
+                    .to_string(),
+            ),
+        };
+        let record = ui.add_enabled(recording.available, egui::Button::new(label));
+        let record = if recording.available {
+            record.on_hover_text(tip)
+        } else {
+            record.on_disabled_hover_text(
+                "Recording MP4 needs ffmpeg on PATH (install it, then restart); Save GIF \
+                 works without it",
+            )
+        };
+        if record.clicked() {
+            export = Some(Export::Record);
         }
         if ui
             .button("Save tracks CSV")
