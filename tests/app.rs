@@ -418,7 +418,17 @@ fn an_image_preset_shows_its_first_training_images_before_training() {
     step_until(&mut h, "the new preview", |a| {
         a.preview.as_ref().is_some_and(|p| p.matches(&a.settings))
     });
-    assert_ne!(h.state().preview.as_ref().unwrap().images.as_ref().unwrap().data, images.data);
+    assert_ne!(
+        h.state()
+            .preview
+            .as_ref()
+            .unwrap()
+            .images
+            .as_ref()
+            .unwrap()
+            .data,
+        images.data
+    );
     assert!(h.query_by_label_contains("What will be learned").is_some());
 
     // A Turing preset previews its snapshots; settings that cannot run say why.
@@ -588,8 +598,16 @@ fn a_painted_target_trains_and_its_icons_play_with_trails_and_export() {
     h.state_mut().message = None;
     click(&mut h, "Record MP4");
     let msg = h.state().message.clone().unwrap();
-    assert!(!msg.error && msg.text.starts_with("Recording to runs/exports/"), "{msg:?}");
-    let steps = h.state().results.pattern_frame.as_ref().map_or(0, |f| f.steps);
+    assert!(
+        !msg.error && msg.text.starts_with("Recording to runs/exports/"),
+        "{msg:?}"
+    );
+    let steps = h
+        .state()
+        .results
+        .pattern_frame
+        .as_ref()
+        .map_or(0, |f| f.steps);
     step_until(&mut h, "frames to record", |a| {
         a.results
             .pattern_frame
@@ -607,10 +625,23 @@ fn a_painted_target_trains_and_its_icons_play_with_trails_and_export() {
         .find(|w| w.ends_with(".mp4"))
         .unwrap_or_else(|| panic!("no path in {msg:?}"))
         .to_string();
-    let frames: usize = msg.text.split('(').nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    let frames: usize = msg
+        .text
+        .split('(')
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(frames >= 2, "{msg:?}");
     let bytes = std::fs::read(&path).unwrap();
-    assert_eq!(bytes.len(), frames * 48 * 48 * 4, "every recorded frame, whole");
+    assert_eq!(
+        bytes.len(),
+        frames * 48 * 48 * 4,
+        "every recorded frame, whole"
+    );
     std::fs::remove_file(&path).unwrap();
     assert!(h.query_by_label("Record MP4").is_some());
 

@@ -286,27 +286,41 @@ fn quick_gs_waves_moves_patterns_like_the_true_dynamics() {
     assert!((num(&again, "cos_truth_nca") - nca).abs() < 1e-6);
 }
 
-/// The artificial-life end-to-end check at the real quick profile, on the two-colour
-/// firefly with the acceptance seed (about 15 minutes on two cores): the icons persist, keep
-/// their look, and the flow moves them faster than they drift without it.
+/// The artificial-life end-to-end check on the two-colour firefly with the acceptance seed,
+/// on the smallest data that still shows it (about a minute on two cores: 256 images of 32²
+/// with three 14-px icons; the quick profile's own numbers come from hand runs, README): the
+/// icons persist, keep their look, and the flow moves them faster than they drift without it.
 #[test]
-fn quick_alife_firefly_keeps_its_icons_and_their_look_and_moves_them() {
+fn alife_firefly_keeps_its_icons_and_their_look_and_moves_them() {
     /// "Clearly above": the tracked speed with the flow against the same run without it.
     const SPEED_RATIO: f64 = 1.3;
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("firefly");
-    // A short run from noise: the protocol runs and reports (its numbers need the full 2000).
-    let o = train_quick(
-        "alife-firefly",
-        &out,
-        &["--seed", "1", "--set", "eval.noise_steps=100"],
-    );
+    let mut args = vec!["--seed", "1"];
+    for set in [
+        "dataset.n=256",
+        "dataset.size=32",
+        "dataset.icon_size=14",
+        "dataset.icons=3",
+        "score.epochs=40",
+        "score.batch=16",
+        "score.lr=3e-3",
+        "score.samples=1",
+        "eval.blob_starts=4",
+        "eval.blob_steps=100",
+        // A short run from noise: the protocol runs and reports (its numbers need 2000).
+        "eval.noise_steps=10",
+        "sde.canvas=48",
+    ] {
+        args.extend(["--set", set]);
+    }
+    let o = train_quick("alife-firefly", &out, &args);
     assert!(o.status.success(), "{}", stderr(&o));
     let m = metrics(&out);
     let (start, end) = (num(&m, "blob_count_start"), num(&m, "blob_count_end"));
     assert!(
         start >= 2.0,
-        "{start} blobs per image at the start (4 icons stamped)"
+        "{start} blobs per image at the start (3 icons stamped)"
     );
     assert!((end - start).abs() <= 0.3 * start, "blobs {start} → {end}");
     let (speed, still) = (num(&m, "blob_speed_mean"), num(&m, "blob_speed_still"));
@@ -319,7 +333,7 @@ fn quick_alife_firefly_keeps_its_icons_and_their_look_and_moves_them() {
         kept >= 0.8 * data,
         "icon fidelity {kept} at the end vs {data} in the data"
     );
-    assert!(num(&m, "blob_count_from_noise") >= 0.0);
+    assert!(num(&m, "blob_count_from_noise").is_finite());
     assert!(num(&m, "denoise_mse") < num(&m, "denoise_mse_identity"));
     assert!(m.get("cos_truth_training_free").is_none());
     // eval reproduces the motion from the saved model.

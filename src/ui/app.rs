@@ -7,11 +7,11 @@ use super::views::paint_view::{self, PaintAction, PaintTexture};
 use super::views::pattern::Export;
 use super::views::{field2d, help, lorenz3d, nca_view, pattern, plots};
 use crate::data::icon::{ASSET_SIZE, Icon};
+use crate::preset::{DatasetKind, ImageFlow};
 use crate::preset::{DatasetSettings, Preset};
 use crate::ui::export::Recorder;
-use crate::worker::event::{Event, Preview};
-use crate::preset::{DatasetKind, ImageFlow};
 use crate::worker::command::{Restart, SimControls};
+use crate::worker::event::{Event, Preview};
 use crate::worker::{Command, Frame, Worker};
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use egui::{Key, KeyboardShortcut, Modifiers, Ui};
@@ -762,13 +762,7 @@ impl EquiflowApp {
                         available: self.ffmpeg.is_some(),
                         frames: self.recorder.as_ref().map(|r| r.frames()),
                     };
-                    pattern::pattern_view(
-                        ui,
-                        &self.results,
-                        preview,
-                        recording,
-                        &mut self.textures,
-                    )
+                    pattern::pattern_view(ui, &self.results, preview, recording, &mut self.textures)
                 }
             };
             if let Some(e) = export {

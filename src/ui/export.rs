@@ -166,8 +166,8 @@ pub fn write_gif(path: &Path, frames: &[(usize, usize, Vec<u8>)]) -> Result<usiz
     crate::data::create_parent(path)
         .map_err(|e| format!("cannot create the folder of {}: {e}", path.display()))?;
     let part = part_path(path);
-    let file =
-        std::fs::File::create(&part).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    let file = std::fs::File::create(&part)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     let encoded = (|| {
         let mut enc = GifEncoder::new_with_speed(std::io::BufWriter::new(file), 10);
         enc.set_repeat(Repeat::Infinite)
@@ -234,7 +234,10 @@ mod tests {
         r.push(&frame(48, 48, 0));
         assert_eq!(r.frames(), 30);
         let said = r.finish().unwrap();
-        assert!(said.contains("30 frames") && said.contains("1 skipped"), "{said}");
+        assert!(
+            said.contains("30 frames") && said.contains("1 skipped"),
+            "{said}"
+        );
         let bytes = std::fs::read(&out).unwrap();
         assert_eq!(bytes.len(), 30 * 96 * 48 * 4);
         // Frames arrive whole and in order.

@@ -139,8 +139,8 @@ fn preview_view(ui: &mut Ui, preview: Option<&Preview>, tex: &mut Textures) {
             } else {
                 "What will be learned: the first training snapshots (Gray–Scott patterns)"
             });
-            let size = ((ui.available_width() - 40.0) / images.count().max(1) as f32)
-                .clamp(96.0, 240.0);
+            let size =
+                ((ui.available_width() - 40.0) / images.count().max(1) as f32).clamp(96.0, 240.0);
             strip(ui, tex, "preview", images, size, "training image");
         }
         Err(e) => {
