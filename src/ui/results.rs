@@ -226,12 +226,16 @@ impl Results {
                 });
             }
             Event::Failed(why) => {
-                self.state = if self.started.is_some() {
+                // Image jobs announce themselves with `pattern`, point jobs with `started`.
+                self.state = if self.started.is_some() || self.pattern.is_some() {
                     JobState::Failed
                 } else {
                     JobState::Idle
                 };
                 return Some(Message::error(format!("The job failed: {why}.")));
+            }
+            Event::Rejected(why) => {
+                return Some(Message::error(format!("Cannot train: {why}.")));
             }
             Event::Saved(p) => {
                 let text = format!("Saved the run to {}", p.display());
@@ -243,5 +247,46 @@ impl Results {
             Event::Preview(_) => {}
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image_job() -> Results {
+        let mut r = Results::default();
+        r.apply(Event::PatternJob {
+            preset: "alife-dot".into(),
+            backend: "cpu".into(),
+            size: 48,
+        });
+        r
+    }
+
+    #[test]
+    fn a_crashed_image_job_is_failed_not_idle() {
+        let mut r = image_job();
+        assert_eq!(r.state, JobState::Training);
+        let m = r
+            .apply(Event::Failed("the job crashed (boom)".into()))
+            .unwrap();
+        assert!(m.error && m.text.contains("boom"));
+        assert_eq!(r.state, JobState::Failed);
+        // With no job at all a failure leaves the app idle.
+        let mut idle = Results::default();
+        idle.apply(Event::Failed("x".into()));
+        assert_eq!(idle.state, JobState::Idle);
+    }
+
+    #[test]
+    fn a_rejected_start_leaves_the_running_job_running() {
+        let mut r = image_job();
+        let m = r
+            .apply(Event::Rejected("no GPU adapter was found".into()))
+            .unwrap();
+        assert!(m.error && m.text.starts_with("Cannot train: no GPU"));
+        assert_eq!(r.state, JobState::Training);
+        assert!(r.pattern.is_some());
     }
 }

@@ -226,8 +226,11 @@ pub enum Event {
         failed: bool,
         seconds: f64,
     },
-    /// The job failed (bad settings, no backend, a panic); the app stays usable.
+    /// The job failed (a panic in the worker); the app stays usable and keeps its models.
     Failed(String),
+    /// A Start the worker refused (invalid settings, no such backend): whatever job was
+    /// running goes on untouched.
+    Rejected(String),
     Saved(PathBuf),
     /// A request that could not be done (e.g. saving before anything was trained).
     Notice(String),

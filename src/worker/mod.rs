@@ -330,7 +330,7 @@ impl Loop {
                 {
                     Ok(b) => b,
                     Err(e) => {
-                        out.push(Event::Failed(e));
+                        out.push(Event::Rejected(e));
                         return;
                     }
                 };
