@@ -249,7 +249,6 @@ fn quick_gs_waves_moves_patterns_like_the_true_dynamics() {
         tf > random && tf > 0.25,
         "training-free {tf} vs random {random}"
     );
-    assert!(m["gs_cell_updates_per_s"].as_f64().unwrap() > 1e7);
     assert!(m["denoise_mse"].as_f64().unwrap() < m["denoise_mse_identity"].as_f64().unwrap());
     let (nca, untrained) = (num(&m, "cos_truth_nca"), num(&m, "cos_truth_nca_random"));
     assert!(

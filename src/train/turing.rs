@@ -262,9 +262,6 @@ pub struct ImageMetrics {
     pub cos_truth_nca: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub cos_truth_nca_random: Option<f64>,
-    /// Turing: the Gray–Scott stencil's speed, cell updates per second on this machine (256²).
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub gs_cell_updates_per_s: Option<f64>,
     /// Artificial life: blobs per image at the start and the end of the tracked run, their
     /// mean speed (pixels per SDE time unit), and the speed of the same run with v = 0
     /// (`metrics::blob_motion`).
@@ -423,7 +420,6 @@ fn truth_metrics(
     m.cos_truth_random_kernel = Some(cos[1]);
     m.cos_truth_nca = cos.get(2).copied();
     m.cos_truth_nca_random = cos.get(3).copied();
-    m.gs_cell_updates_per_s = Some(crate::bench::gray_scott(256, 50).mcups * 1e6);
     Some(())
 }
 
@@ -571,7 +567,6 @@ mod tests {
             let c = c.unwrap();
             assert!((0.0..=1.0).contains(&c), "{c}");
         }
-        assert!(m.gs_cell_updates_per_s.unwrap() > 1e6);
         assert!(m.blob_speed_mean.is_none());
     }
 

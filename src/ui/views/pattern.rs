@@ -494,11 +494,6 @@ pub fn metrics_view(ui: &mut Ui, results: &Results) {
                     m.dataset_alive_fraction,
                     "share of training snapshots that hold a pattern",
                 ),
-                (
-                    "Gray–Scott M cells/s",
-                    m.gs_cell_updates_per_s.map(|v| v / 1e6),
-                    "speed of our stencil on this machine (256²)",
-                ),
             ];
             for (name, v, tip) in rows {
                 let Some(v) = v else { continue };
