@@ -646,6 +646,6 @@ fn bench_cmd(json: bool, steps: usize, choice: Option<BackendChoice>) -> Result<
         choice,
         "the point models",
         |b, p| bench::run(b, &cfg, p),
-        |rows| bench::table(rows),
+        bench::table,
     )
 }

@@ -210,7 +210,7 @@ mod tests {
         let all = d.draw(5000, 100, &mut rng);
         let at_tau = all.iter().filter(|&&s| s == 10).count();
         assert!(at_tau < 100, "{at_tau} of 5000 at tau when uniform");
-        assert!(all.iter().any(|&s| s == 99) && all.iter().any(|&s| s == 0));
+        assert!(all.contains(&99) && all.contains(&0));
         d.levels = Levels::Mix;
         d.tau_share = 0.7;
         let mix = d.draw(5000, 100, &mut rng);

@@ -18,7 +18,10 @@ use burn::tensor::{Device, Tensor};
 /// GroupNorm(8) as in the reference, or the largest group count ≤ 8 that divides `c`
 /// (narrow quick nets have widths such as 4 or 12).
 pub fn groups_for(c: usize) -> usize {
-    (1..=8.min(c)).rev().find(|g| c % g == 0).unwrap_or(1)
+    (1..=8.min(c))
+        .rev()
+        .find(|g| c.is_multiple_of(*g))
+        .unwrap_or(1)
 }
 
 fn norm(c: usize, device: &Device) -> GroupNorm {

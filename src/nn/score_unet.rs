@@ -88,6 +88,9 @@ impl PlainUnet {
 }
 
 /// The image denoiser, in either architecture (`score.arch`).
+// Both variants are a few kB of module handles and a run holds one model, moved rarely:
+// boxing would buy nothing but an indirection in every forward pass.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum ScoreUnet {
     Plain(PlainUnet),

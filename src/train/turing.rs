@@ -499,7 +499,7 @@ fn blob_metrics(
             &p,
             Some(&templates),
             (e.noise_starts, canvas),
-            seed ^ 0x401_5E,
+            seed ^ 0x0004_015E,
             &mut |k| tick(done + k),
         )?;
         let area = (d.size * d.size) as f64 / (canvas * canvas) as f64;
