@@ -486,10 +486,14 @@ impl EquiflowApp {
         match self.worker.latest_frame() {
             Some(Frame::Particles(f)) => self.results.particles = Some(f),
             Some(Frame::Pattern(f)) => {
+                // Only artificial-life frames become pictures (and so recordable frames).
+                let picture = f.channels == 3;
                 self.results.take_pattern_frame(f);
-                if let (Some(r), Some(frame)) =
-                    (&mut self.recorder, self.results.recent_frames.back())
-                {
+                if let (true, Some(r), Some(frame)) = (
+                    picture,
+                    &mut self.recorder,
+                    self.results.recent_frames.back(),
+                ) {
                     r.push(frame);
                 }
             }
