@@ -20,6 +20,38 @@ pub fn create_parent(path: &std::path::Path) -> std::io::Result<()> {
     }
 }
 
+/// Where a file is written before it is renamed to `path`: beside it, `NAME.part`.
+pub fn part_path(path: &std::path::Path) -> std::path::PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".part");
+    path.with_file_name(name)
+}
+
+/// Write `path` (creating its folder) through `write` into [`part_path`], renamed into place
+/// only once `write` succeeded and the bytes are flushed: a run killed mid-write leaves no
+/// half file under the real name, and a failed write leaves nothing.
+pub fn write_atomically<T>(
+    path: &std::path::Path,
+    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<T>,
+) -> std::io::Result<T> {
+    use std::io::Write;
+    create_parent(path)?;
+    let part = part_path(path);
+    let written = std::fs::File::create(&part).and_then(|f| {
+        let mut w = std::io::BufWriter::new(f);
+        let t = write(&mut w)?;
+        w.flush()?;
+        Ok(t)
+    });
+    match written.and_then(|t| std::fs::rename(&part, path).map(|_| t)) {
+        Ok(t) => Ok(t),
+        Err(e) => {
+            let _ = std::fs::remove_file(&part);
+            Err(e)
+        }
+    }
+}
+
 /// Per-axis affine map between raw and standardised coordinates.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Standardizer {
@@ -122,6 +154,24 @@ impl Dataset {
 mod tests {
     use super::*;
     use crate::preset::DatasetSettings;
+
+    #[test]
+    fn an_atomic_write_lands_whole_or_leaves_the_old_file() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/out.bin");
+        write_atomically(&path, |f| f.write_all(b"first")).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"first");
+        // A write that fails halfway leaves the previous file and no part file.
+        let failed = write_atomically(&path, |f| {
+            f.write_all(b"half")?;
+            Err::<(), _>(std::io::Error::other("disk full"))
+        });
+        assert!(failed.is_err_and(|e| e.to_string() == "disk full"));
+        assert_eq!(std::fs::read(&path).unwrap(), b"first");
+        assert!(!part_path(&path).exists());
+        assert_eq!(part_path(&path), dir.path().join("sub/out.bin.part"));
+    }
 
     fn settings(kind: DatasetKind) -> DatasetSettings {
         DatasetSettings {

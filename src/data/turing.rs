@@ -336,18 +336,14 @@ fn read_cache(path: &Path, key: &CacheKey) -> Option<ImageSet> {
 }
 
 fn write_cache(path: &Path, key: &CacheKey, set: &ImageSet) -> std::io::Result<()> {
-    // Write beside, then rename: a run killed mid-write leaves no half file to trust.
-    let tmp = path.with_extension("tmp");
-    {
-        let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
-        serde_json::to_writer(&mut f, key)?;
+    super::write_atomically(path, |f| {
+        serde_json::to_writer(&mut *f, key)?;
         f.write_all(b"\n")?;
         for x in &set.data {
             f.write_all(&x.to_le_bytes())?;
         }
-        f.flush()?;
-    }
-    std::fs::rename(&tmp, path)
+        Ok(())
+    })
 }
 
 #[cfg(test)]

@@ -486,15 +486,10 @@ impl EquiflowApp {
         match self.worker.latest_frame() {
             Some(Frame::Particles(f)) => self.results.particles = Some(f),
             Some(Frame::Pattern(f)) => {
-                // Only artificial-life frames become pictures (and so recordable frames).
-                let picture = f.channels == 3;
-                self.results.take_pattern_frame(f);
-                if let (true, Some(r), Some(frame)) = (
-                    picture,
-                    &mut self.recorder,
-                    self.results.recent_frames.back(),
-                ) {
-                    r.push(frame);
+                if let (Some(picture), Some(r)) =
+                    (self.results.take_pattern_frame(f), &mut self.recorder)
+                {
+                    r.push(picture);
                 }
             }
             None => {}
@@ -727,6 +722,7 @@ impl EquiflowApp {
             .show(ui, |ui| ui.label(help::text(tab)));
         ui.add_space(4.0);
         if self.is_image() {
+            let preview = self.preview.as_ref().filter(|p| p.matches(&self.settings));
             let export = match tab {
                 Tab::Paint => {
                     let target = self.settings.dataset.target.clone();
@@ -743,7 +739,6 @@ impl EquiflowApp {
                     None
                 }
                 Tab::Data => {
-                    let preview = self.preview.as_ref().filter(|p| p.matches(&self.settings));
                     pattern::images_view(ui, &self.results, preview, &mut self.textures);
                     None
                 }
@@ -761,7 +756,6 @@ impl EquiflowApp {
                     None
                 }
                 _ => {
-                    let preview = self.preview.as_ref().filter(|p| p.matches(&self.settings));
                     let recording = pattern::Recording {
                         available: self.ffmpeg.is_some(),
                         frames: self.recorder.as_ref().map(|r| r.frames()),

@@ -1,5 +1,6 @@
 //! Exports of the live view that need an encoder (run off the UI thread).
 
+use crate::data::part_path;
 use crossbeam_channel::{Sender, TrySendError, bounded};
 use image::codecs::gif::{GifEncoder, Repeat};
 use image::{Delay, Frame, RgbaImage};
@@ -154,24 +155,13 @@ impl Drop for Recorder {
     }
 }
 
-fn part_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".part");
-    path.with_file_name(name)
-}
-
 /// Write 8-bit RGBA frames `(w, h, pixels)` as an endlessly looping GIF at 20 frames per
 /// second; returns how many frames were written.
 pub fn write_gif(path: &Path, frames: &[(usize, usize, Vec<u8>)]) -> Result<usize, String> {
-    crate::data::create_parent(path)
-        .map_err(|e| format!("cannot create the folder of {}: {e}", path.display()))?;
-    let part = part_path(path);
-    let file = std::fs::File::create(&part)
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    let encoded = (|| {
-        let mut enc = GifEncoder::new_with_speed(std::io::BufWriter::new(file), 10);
+    crate::data::write_atomically(path, |file| {
+        let mut enc = GifEncoder::new_with_speed(file, 10);
         enc.set_repeat(Repeat::Infinite)
-            .map_err(|e| e.to_string())?;
+            .map_err(std::io::Error::other)?;
         let mut written = 0;
         for (w, h, px) in frames {
             let Some(img) = RgbaImage::from_raw(*w as u32, *h as u32, px.clone()) else {
@@ -179,20 +169,12 @@ pub fn write_gif(path: &Path, frames: &[(usize, usize, Vec<u8>)]) -> Result<usiz
             };
             let delay = Delay::from_numer_denom_ms(1000 / FPS as u32, 1);
             enc.encode_frame(Frame::from_parts(img, 0, 0, delay))
-                .map_err(|e| e.to_string())?;
+                .map_err(std::io::Error::other)?;
             written += 1;
         }
         Ok(written)
-    })();
-    match encoded {
-        Ok(n) => std::fs::rename(&part, path)
-            .map(|_| n)
-            .map_err(|e| format!("cannot write {}: {e}", path.display())),
-        Err(e) => {
-            let _ = std::fs::remove_file(&part);
-            Err(e)
-        }
-    }
+    })
+    .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 #[cfg(test)]

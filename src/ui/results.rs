@@ -89,9 +89,11 @@ pub struct PatternJob {
 
 impl Results {
     /// Take in a live pattern frame; artificial-life frames also extend the blob readouts
-    /// and the GIF buffer. A restart (steps going back) starts the readouts afresh.
-    pub fn take_pattern_frame(&mut self, f: PatternFrame) {
-        if f.channels == 3 {
+    /// and the GIF buffer, and the new picture `(w, h, rgba)` is returned (for a recording).
+    /// A restart (steps going back) starts the readouts afresh.
+    pub fn take_pattern_frame(&mut self, f: PatternFrame) -> Option<&(usize, usize, Vec<u8>)> {
+        let picture = f.channels == 3;
+        if picture {
             if self
                 .blob_history
                 .last()
@@ -114,6 +116,7 @@ impl Results {
             self.recent_frames.push_back((f.w, f.h, pixels));
         }
         self.pattern_frame = Some(f);
+        self.recent_frames.back().filter(|_| picture)
     }
 
     pub fn dim(&self) -> Option<usize> {

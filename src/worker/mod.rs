@@ -463,8 +463,8 @@ impl Loop {
     }
 }
 
-/// Write `bytes` to `path`, creating its folder.
+/// Write `bytes` to `path` (through a file beside it, renamed into place), creating its folder.
 pub fn write_file(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    crate::data::create_parent(path)?;
-    std::fs::write(path, bytes)
+    use std::io::Write;
+    crate::data::write_atomically(path, |f| f.write_all(bytes))
 }
