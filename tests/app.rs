@@ -63,6 +63,22 @@ fn step_until(
     h.step();
 }
 
+/// Run frames until the live pattern has gone more than `steps` SDE steps past where it is.
+fn play_on(h: &mut Harness<'static, EquiflowApp>, what: &str, steps: usize) {
+    let from = h
+        .state()
+        .results
+        .pattern_frame
+        .as_ref()
+        .map_or(0, |f| f.steps);
+    step_until(h, what, |a| {
+        a.results
+            .pattern_frame
+            .as_ref()
+            .is_some_and(|f| f.steps > from + steps)
+    });
+}
+
 fn click(h: &mut Harness<'static, EquiflowApp>, label: &str) {
     h.get_by_label(label).click();
     h.step();
@@ -522,13 +538,7 @@ fn a_painted_target_trains_and_its_icons_play_with_trails_and_export() {
     assert_eq!(rule.kernels.len(), 8 * 3 * 9);
     assert!(rule.cos.is_none(), "no true field for artificial life");
     // The NCA tab plays the trained NCA live.
-    let steps = app.results.pattern_frame.as_ref().map_or(0, |f| f.steps);
-    step_until(&mut h, "the NCA running", |a| {
-        a.results
-            .pattern_frame
-            .as_ref()
-            .is_some_and(|f| f.steps > steps + 8)
-    });
+    play_on(&mut h, "the NCA running", 8);
     assert!(h.query_by_label("NCA trained").is_some());
 
     // The icons play on a larger live canvas, tracked, with readouts.
@@ -602,18 +612,7 @@ fn a_painted_target_trains_and_its_icons_play_with_trails_and_export() {
         !msg.error && msg.text.starts_with("Recording to runs/exports/"),
         "{msg:?}"
     );
-    let steps = h
-        .state()
-        .results
-        .pattern_frame
-        .as_ref()
-        .map_or(0, |f| f.steps);
-    step_until(&mut h, "frames to record", |a| {
-        a.results
-            .pattern_frame
-            .as_ref()
-            .is_some_and(|f| f.steps > steps + 12)
-    });
+    play_on(&mut h, "frames to record", 12);
     h.state_mut().message = None;
     h.get_by_label_contains("Stop recording (").click();
     step_until(&mut h, "the video", |a| a.message.is_some());
