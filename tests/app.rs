@@ -79,6 +79,21 @@ fn play_on(h: &mut Harness<'static, EquiflowApp>, what: &str, steps: usize) {
     });
 }
 
+/// Wait for the message an export ends with; it is no error and names the file it wrote
+/// under runs/exports/. Returns the message and that path.
+fn exported(h: &mut Harness<'static, EquiflowApp>) -> (equiflow::ui::results::Message, String) {
+    step_until(h, "the export", |a| a.message.is_some());
+    let msg = h.state().message.clone().unwrap();
+    assert!(!msg.error, "{msg:?}");
+    let path = msg
+        .text
+        .split_whitespace()
+        .find(|w| w.starts_with("runs/exports/"))
+        .map(|w| w.trim_end_matches(['.', ',']).to_string())
+        .unwrap_or_else(|| panic!("no path in {msg:?}"));
+    (msg, path)
+}
+
 fn click(h: &mut Harness<'static, EquiflowApp>, label: &str) {
     h.get_by_label(label).click();
     h.step();
@@ -568,15 +583,7 @@ fn a_painted_target_trains_and_its_icons_play_with_trails_and_export() {
     ] {
         h.state_mut().message = None;
         click(&mut h, button);
-        step_until(&mut h, "the export", |a| a.message.is_some());
-        let msg = h.state().message.clone().unwrap();
-        assert!(!msg.error, "{msg:?}");
-        let path = msg
-            .text
-            .split_whitespace()
-            .find(|w| w.starts_with("runs/exports/"))
-            .map(|w| w.trim_end_matches(['.', ',']).to_string())
-            .unwrap_or_else(|| panic!("no path in {msg:?}"));
+        let (_, path) = exported(&mut h);
         assert!(path.ends_with(ext), "{path}");
         let bytes = std::fs::read(&path).unwrap();
         assert!(!bytes.is_empty());
@@ -615,15 +622,8 @@ fn a_painted_target_trains_and_its_icons_play_with_trails_and_export() {
     play_on(&mut h, "frames to record", 12);
     h.state_mut().message = None;
     h.get_by_label_contains("Stop recording (").click();
-    step_until(&mut h, "the video", |a| a.message.is_some());
-    let msg = h.state().message.clone().unwrap();
-    assert!(!msg.error, "{msg:?}");
-    let path = msg
-        .text
-        .split_whitespace()
-        .find(|w| w.ends_with(".mp4"))
-        .unwrap_or_else(|| panic!("no path in {msg:?}"))
-        .to_string();
+    let (msg, path) = exported(&mut h);
+    assert!(path.ends_with(".mp4"), "{path}");
     let frames: usize = msg
         .text
         .split('(')
