@@ -8,6 +8,7 @@ use equiflow::preset::{ImageFlow, Preset};
 use equiflow::ui::EquiflowApp;
 use equiflow::ui::results::JobState;
 use equiflow::ui::state::{AppState, Tab, builtin_source};
+use equiflow::worker::event::Preview;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -92,6 +93,14 @@ fn exported(h: &mut Harness<'static, EquiflowApp>) -> (equiflow::ui::results::Me
         .map(|w| w.trim_end_matches(['.', ',']).to_string())
         .unwrap_or_else(|| panic!("no path in {msg:?}"));
     (msg, path)
+}
+
+/// Run frames until the preview drawn for the current settings has arrived; return it.
+fn preview_of_settings(h: &mut Harness<'static, EquiflowApp>, what: &str) -> Preview {
+    step_until(h, what, |a| {
+        a.preview.as_ref().is_some_and(|p| p.matches(&a.settings))
+    });
+    h.state().preview.clone().unwrap()
 }
 
 fn click(h: &mut Harness<'static, EquiflowApp>, label: &str) {
@@ -423,13 +432,10 @@ fn an_image_preset_shows_its_first_training_images_before_training() {
     h.step();
     click(&mut h, "Patterns");
     assert_eq!(h.state().state.tab, Tab::Pattern);
-    step_until(&mut h, "the preview", |a| {
-        a.preview.as_ref().is_some_and(|p| p.matches(&a.settings))
-    });
+    let p = preview_of_settings(&mut h, "the preview");
     assert!(h.query_by_label_contains("What will be learned").is_some());
     assert_eq!(h.state().results.state, JobState::Idle, "nothing trains");
     let settings = h.state().settings.clone();
-    let p = h.state().preview.clone().unwrap();
     let images = p.images.as_ref().unwrap();
     let size = settings.dataset.size;
     assert_eq!((images.count(), images.channels, images.h), (4, 3, size));
@@ -446,34 +452,18 @@ fn an_image_preset_shows_its_first_training_images_before_training() {
     // Another seed is another preview; the Data tab shows it too.
     h.state_mut().settings.seed = 7;
     click(&mut h, "Data");
-    step_until(&mut h, "the new preview", |a| {
-        a.preview.as_ref().is_some_and(|p| p.matches(&a.settings))
-    });
-    assert_ne!(
-        h.state()
-            .preview
-            .as_ref()
-            .unwrap()
-            .images
-            .as_ref()
-            .unwrap()
-            .data,
-        images.data
-    );
+    let other = preview_of_settings(&mut h, "the new preview");
+    assert_ne!(other.images.unwrap().data, images.data);
     assert!(h.query_by_label_contains("What will be learned").is_some());
 
     // A Turing preset previews its snapshots; settings that cannot run say why.
     h.state_mut().set_settings(tiny_pattern());
-    step_until(&mut h, "the Turing preview", |a| {
-        a.preview.as_ref().is_some_and(|p| p.matches(&a.settings))
-    });
-    let turing = h.state().preview.clone().unwrap();
-    assert_eq!(turing.images.as_ref().unwrap().channels, 2);
+    let turing = preview_of_settings(&mut h, "the Turing preview");
+    assert_eq!(turing.images.unwrap().channels, 2);
     h.state_mut().settings.dataset.size = 10;
-    step_until(&mut h, "the refusal", |a| {
-        a.preview.as_ref().is_some_and(|p| p.matches(&a.settings))
-    });
-    let e = h.state().preview.clone().unwrap().images.unwrap_err();
+    let e = preview_of_settings(&mut h, "the refusal")
+        .images
+        .unwrap_err();
     assert!(e.contains("size"), "{e}");
     assert!(h.query_by_label_contains("No preview:").is_some());
 }
