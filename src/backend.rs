@@ -49,6 +49,16 @@ impl Backend {
         }
     }
 
+    /// Whether `select(choice)` will succeed, answered without probing for a device: a
+    /// GPU counts only once an earlier probe found one. The UI asks before it interrupts
+    /// a running job for a new one, so a Start that will be refused interrupts nothing.
+    pub fn surely_available(choice: BackendChoice) -> bool {
+        match choice {
+            BackendChoice::Cpu | BackendChoice::Auto => true,
+            BackendChoice::Gpu => gpu_found(),
+        }
+    }
+
     /// Every backend this machine can run, CPU first (for `bench`).
     pub fn available() -> Vec<Self> {
         let mut out = vec![Self::cpu()];
@@ -59,11 +69,18 @@ impl Backend {
     }
 }
 
+// wgpu can be initialised once per process; later calls reuse the first answer.
+#[cfg(feature = "gpu")]
+static GPU: std::sync::OnceLock<Result<(Device, String), String>> = std::sync::OnceLock::new();
+
+#[cfg(feature = "gpu")]
+fn gpu_found() -> bool {
+    GPU.get().is_some_and(|r| r.is_ok())
+}
+
 #[cfg(feature = "gpu")]
 fn gpu() -> Result<Backend, BackendError> {
     use burn::tensor::DeviceKind;
-    // wgpu can be initialised once per process; later calls reuse the first answer.
-    static GPU: std::sync::OnceLock<Result<(Device, String), String>> = std::sync::OnceLock::new();
     let res = GPU.get_or_init(|| {
         // Hardware adapters only: wgpu's "best available" happily returns a software
         // rasteriser (llvmpipe), on which training is far slower than the CPU backend.
@@ -122,6 +139,11 @@ fn is_software(name: &str) -> bool {
     ]
     .iter()
     .any(|s| n.contains(s))
+}
+
+#[cfg(not(feature = "gpu"))]
+fn gpu_found() -> bool {
+    false
 }
 
 #[cfg(not(feature = "gpu"))]

@@ -37,6 +37,19 @@ pub struct Worker {
     thread: Option<JoinHandle<()>>,
 }
 
+/// Whether `cmd` should cut the running job's current step short. A Start the worker
+/// will refuse (settings that do not validate, a GPU not known to exist) must leave the
+/// running job alone; such a Start waits for the current step and is then rejected.
+fn interrupts(cmd: &Command) -> bool {
+    match cmd {
+        Command::Stop | Command::Shutdown => true,
+        Command::Start { preset, backend } => {
+            preset.validate().is_ok() && Backend::surely_available(*backend)
+        }
+        _ => false,
+    }
+}
+
 impl Worker {
     pub fn spawn(waker: impl Fn() + Send + Sync + 'static) -> Self {
         let waker: Waker = Arc::new(waker);
@@ -77,10 +90,7 @@ impl Worker {
     }
 
     pub fn send(&self, cmd: Command) {
-        if matches!(
-            cmd,
-            Command::Stop | Command::Start { .. } | Command::Shutdown
-        ) {
+        if interrupts(&cmd) {
             // Reaches a long metrics step at once, before the command is read.
             self.cancel.store(true, Ordering::Relaxed);
         }
@@ -467,4 +477,36 @@ impl Loop {
 pub fn write_file(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     crate::data::write_atomically(path, |f| f.write_all(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::BackendChoice;
+    use crate::preset::Preset;
+
+    fn start(preset: Preset, backend: BackendChoice) -> Command {
+        Command::Start {
+            preset: Box::new(preset),
+            backend,
+        }
+    }
+
+    #[test]
+    fn only_a_start_the_worker_will_accept_interrupts_the_running_job() {
+        let ring = Preset::load("ring", true, &[]).unwrap();
+        assert!(interrupts(&start(ring.clone(), BackendChoice::Cpu)));
+        assert!(interrupts(&start(ring.clone(), BackendChoice::Auto)));
+        let mut bad = ring.clone();
+        bad.score.epochs = 0;
+        assert!(!interrupts(&start(bad, BackendChoice::Cpu)));
+        // A GPU Start interrupts only once a probe has found one; until then it may be
+        // refused and waits for the running step.
+        assert_eq!(
+            interrupts(&start(ring, BackendChoice::Gpu)),
+            Backend::surely_available(BackendChoice::Gpu)
+        );
+        assert!(interrupts(&Command::Stop) && interrupts(&Command::Shutdown));
+        assert!(!interrupts(&Command::Pause));
+    }
 }
