@@ -220,6 +220,19 @@ pub enum UnetArch {
     Residual,
 }
 
+/// How the plain UNet's hidden convolutions start (the residual net normalises, so its
+/// start scale does not matter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConvInit {
+    /// burn's and PyTorch's default, weight variance 1 / (3 fan-in): with no normalisation
+    /// the signal fades through the stack, so training starts from a plateau.
+    #[default]
+    Default,
+    /// He, variance 2 / fan-in: the signal keeps its scale through conv + SiLU.
+    He,
+}
+
 /// Which diffusion steps the image denoiser trains on. Everything downstream reads the
 /// score at step tau only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -257,6 +270,8 @@ pub struct ScoreSettings {
     pub channels: Vec<usize>,
     /// Images: the denoiser's architecture.
     pub arch: UnetArch,
+    /// Images, plain net: the initial scale of its hidden convolutions.
+    pub init: ConvInit,
     /// Images, residual net: residual blocks per level.
     pub blocks: usize,
     /// Images, residual net: self-attention between the two mid blocks.
@@ -289,6 +304,7 @@ impl Default for ScoreSettings {
             beta_end: 0.1,
             channels: vec![16, 32, 64],
             arch: UnetArch::Plain,
+            init: ConvInit::Default,
             blocks: 2,
             attention: false,
             levels: Levels::All,
