@@ -35,10 +35,7 @@ pub struct CircConv {
 
 impl CircConv {
     pub fn new(c_in: usize, c_out: usize, k: usize, device: &Device) -> Self {
-        assert!(k % 2 == 1, "circular convolutions need an odd kernel");
-        Self {
-            conv: Conv2dConfig::new([c_in, c_out], [k, k]).init(device),
-        }
+        Self::from_config(Conv2dConfig::new([c_in, c_out], [k, k]), device)
     }
 
     /// He initialisation (weight variance 2 / fan-in) for a convolution followed by SiLU
@@ -46,15 +43,21 @@ impl CircConv {
     /// shrinks the signal about eightfold per convolution and SiLU, so a stack of them
     /// without normalisation starts with an output near zero and trains from a long plateau.
     pub fn he(c_in: usize, c_out: usize, k: usize, device: &Device) -> Self {
-        assert!(k % 2 == 1, "circular convolutions need an odd kernel");
         let he = Initializer::KaimingUniform {
             gain: std::f64::consts::SQRT_2,
             fan_out_only: false,
         };
+        let config = Conv2dConfig::new([c_in, c_out], [k, k]).with_initializer(he);
+        Self::from_config(config, device)
+    }
+
+    fn from_config(config: Conv2dConfig, device: &Device) -> Self {
+        assert!(
+            config.kernel_size.iter().all(|k| k % 2 == 1),
+            "circular convolutions need an odd kernel"
+        );
         Self {
-            conv: Conv2dConfig::new([c_in, c_out], [k, k])
-                .with_initializer(he)
-                .init(device),
+            conv: config.init(device),
         }
     }
 
