@@ -17,6 +17,7 @@ use equiflow::ui::Renderer;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 #[derive(Parser)]
 #[command(
@@ -139,11 +140,20 @@ enum FlowArg {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    if cli.cmd.is_some() {
+        catch_interrupts();
+    }
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            if INTERRUPTED.load(Ordering::SeqCst) {
+                // What shells report for a process ended by SIGINT.
+                ExitCode::from(130)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
@@ -230,6 +240,10 @@ impl Observer for Bars {
             }
         }
     }
+
+    fn cancelled(&self) -> bool {
+        INTERRUPTED.load(Ordering::SeqCst)
+    }
 }
 
 impl Bars {
@@ -285,18 +299,84 @@ fn train(args: TrainArgs) -> Result<()> {
     }
     let out = args.out.unwrap_or_else(|| {
         let quick = if args.quick { "-quick" } else { "" };
-        PathBuf::from(format!("runs/{}{quick}-seed{}", preset.name, preset.seed))
+        PathBuf::from(format!(
+            "runs/{}{quick}-seed{}",
+            preset.file_stem(),
+            preset.seed
+        ))
     });
     let backend = select_backend(args.backend)?;
     let dir = RunDir::create(&out, args.force)?;
-    dir.write_preset(&preset)?;
     eprintln!("training '{}' into {}", preset.name, out.display());
-    if preset.dataset.kind.is_image() {
-        return train_turing(&preset, &backend, &dir);
+    let trained = dir
+        .write_preset(&preset)
+        .map_err(anyhow::Error::from)
+        .and_then(|()| {
+            if preset.dataset.kind.is_image() {
+                train_turing(&preset, &backend, &dir)
+            } else {
+                train_points(&preset, &backend, &dir)
+            }
+        });
+    if let Err(e) = trained {
+        if dir.destination() != dir.path {
+            return Err(e.context(format!(
+                "the previous run in {} is untouched (this run's files are in {})",
+                dir.destination().display(),
+                dir.path.display()
+            )));
+        }
+        return Err(e);
     }
+    let out = dir.commit()?;
+    eprintln!("wrote {}", out.display());
+    Ok(())
+}
 
+/// Ctrl-C: the first asks the running job to stop at its next step, keeping what it has
+/// trained; a second ends the process at once.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_interrupt(_: libc::c_int) {
+    if INTERRUPTED.swap(true, Ordering::SeqCst) {
+        // SAFETY: _exit is async-signal-safe (no destructors, no locks).
+        unsafe { libc::_exit(130) };
+    }
+}
+
+fn catch_interrupts() {
+    let handler = on_interrupt as extern "C" fn(libc::c_int) as *const () as libc::sighandler_t;
+    // SAFETY: the handler only touches an atomic and calls _exit, both async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, handler);
+        libc::signal(libc::SIGTERM, handler);
+    }
+}
+
+/// How a job that stopped early ends: a partial `metrics.json` that says why (beside the
+/// models it kept), and an error naming where they are.
+fn stopped(
+    dir: &RunDir,
+    mut partial: serde_json::Value,
+    why: impl std::fmt::Display,
+) -> anyhow::Error {
+    let why = if INTERRUPTED.load(Ordering::SeqCst) {
+        format!("interrupted (Ctrl-C): {why}")
+    } else {
+        why.to_string()
+    };
+    partial["interrupted"] = why.clone().into();
+    let written = dir.write_json_metrics(&partial);
+    let saved = match written {
+        Ok(()) => "the last good models and a partial metrics.json are saved in",
+        Err(_) => "the last good models are saved in",
+    };
+    anyhow::anyhow!("{why}; {saved} {}", dir.path.display())
+}
+
+fn train_points(preset: &Preset, backend: &Backend, dir: &RunDir) -> Result<()> {
     let mut bars = Bars { bar: None };
-    let trained = job::train(&preset, &backend, &mut bars);
+    let trained = job::train(preset, backend, &mut bars);
     bars.finish();
     dir.save_score(trained.score.clone())?;
     if let Some(flow) = &trained.flow {
@@ -304,28 +384,46 @@ fn train(args: TrainArgs) -> Result<()> {
     }
     dir.write_losses(&trained.losses)?;
     dir.write_samples(&trained.samples, trained.dataset.dim)?;
+    let mut metrics = Metrics {
+        backend: backend.kind.to_string(),
+        seconds_score: trained.seconds_score,
+        seconds_flow: trained.seconds_flow,
+        score_loss_final: trained.final_loss(Phase::Score),
+        flow_loss_final: trained.final_loss(Phase::Flow),
+        mmd2_learned: f64::NAN,
+        mmd2_random: f64::NAN,
+        mmd2_score: f64::NAN,
+        mmd2_training_free: f64::NAN,
+        ..Default::default()
+    };
     if let Some(stop) = &trained.stopped {
-        bail!("{stop}; what was trained is saved in {}", out.display());
+        return Err(stopped(dir, serde_json::to_value(&metrics)?, stop));
     }
     let flow = trained.flow.as_ref().expect("a finished job has a flow");
-    let mut metrics = evaluate(
-        &preset,
+    let measured = evaluate(
+        preset,
         &trained.dataset,
         &trained.score,
-        flow,
-        &backend,
+        Some(flow),
+        backend,
         &mut bars,
     );
     bars.finish();
-    metrics.seconds_score = trained.seconds_score;
-    metrics.seconds_flow = trained.seconds_flow;
-    metrics.score_loss_final = trained.final_loss(Phase::Score);
-    metrics.flow_loss_final = trained.final_loss(Phase::Flow);
+    metrics = Metrics {
+        seconds_score: metrics.seconds_score,
+        seconds_flow: metrics.seconds_flow,
+        score_loss_final: metrics.score_loss_final,
+        flow_loss_final: metrics.flow_loss_final,
+        ..measured
+    };
+    if bars.cancelled() {
+        let why = "cancelled while computing the metrics";
+        return Err(stopped(dir, serde_json::to_value(&metrics)?, why));
+    }
     dir.write_metrics(&metrics)?;
     for line in metrics.lines() {
         println!("{line}");
     }
-    eprintln!("wrote {}", out.display());
     Ok(())
 }
 
@@ -360,26 +458,36 @@ fn train_turing(preset: &Preset, backend: &Backend, dir: &RunDir) -> Result<()> 
     let cache = dir.path.join(checkpoint::DATASET);
     let trained = turing::train(preset, backend, Some(&cache), &mut bars)?;
     bars.finish();
+    let base = turing::ImageMetrics {
+        backend: backend.kind.to_string(),
+        pattern: if preset.dataset.kind == DatasetKind::Alife {
+            preset.dataset.target.clone()
+        } else {
+            preset.dataset.pattern.clone()
+        },
+        ..Default::default()
+    };
     let Some(t) = trained else {
-        bail!("cancelled while generating the dataset");
+        let why = "cancelled while generating the dataset";
+        return Err(stopped(dir, serde_json::to_value(&base)?, why));
     };
     dir.save_image_score(t.score.clone())?;
     dir.write_losses(&t.losses)?;
-    dir.write_image_samples(&t.samples, t.data.h, t.data.w)?;
-    if let Some(stop) = &t.stopped {
-        bail!(
-            "{stop}; what was trained is saved in {}",
-            dir.path.display()
-        );
-    }
+    dir.write_image_samples(&t.samples, [t.data.channels, t.data.h, t.data.w])?;
     let base = turing::ImageMetrics {
         seconds_data: t.seconds_data,
         seconds_score: t.seconds_score,
         score_loss_final: job::final_loss(&t.losses, Phase::Score),
         dataset_alive_fraction: (preset.dataset.kind == DatasetKind::GrayScott)
             .then(|| t.data.alive_fraction()),
-        ..Default::default()
+        denoise_mse: f64::NAN,
+        denoise_mse_identity: f64::NAN,
+        seconds_metrics: f64::NAN,
+        ..base
     };
+    if let Some(stop) = &t.stopped {
+        return Err(stopped(dir, serde_json::to_value(&base)?, stop));
+    }
     flow_and_metrics(preset, backend, dir, &t.data, &t.score, t.losses, base)
 }
 
@@ -392,7 +500,7 @@ fn flow_and_metrics(
     data: &equiflow::data::turing::ImageSet,
     score: &equiflow::nn::score_unet::ScoreUnet,
     mut losses: Vec<job::LossPoint>,
-    base: turing::ImageMetrics,
+    mut base: turing::ImageMetrics,
 ) -> Result<()> {
     let mut bars = Bars { bar: None };
     let nca = if preset.sde.flow == ImageFlow::Nca {
@@ -403,25 +511,25 @@ fn flow_and_metrics(
         losses.retain(|l| l.phase != Phase::Flow);
         losses.extend(n.losses.iter().cloned());
         dir.write_losses(&losses)?;
+        base.seconds_flow = Some(n.seconds);
+        base.flow_loss_final = Some(job::final_loss(&n.losses, Phase::Flow));
         if let Some(stop) = &n.stopped {
-            bail!(
-                "{stop}; what was trained is saved in {}",
-                dir.path.display()
-            );
+            return Err(stopped(dir, serde_json::to_value(&base)?, stop));
         }
         Some(n)
     } else {
         None
     };
+    // Written once the flow it describes is saved (train-nca changes it).
+    dir.write_preset(preset)?;
     let nca_net = nca.as_ref().map(|n| &n.nca);
     let Some(mut m) = turing::evaluate(preset, score, nca_net, backend, &mut bars)? else {
-        bail!("cancelled while computing the metrics");
+        let why = "cancelled while computing the metrics";
+        return Err(stopped(dir, serde_json::to_value(&base)?, why));
     };
     bars.finish();
-    if let Some(n) = &nca {
-        m.seconds_flow = Some(n.seconds);
-        m.flow_loss_final = Some(job::final_loss(&n.losses, Phase::Flow));
-    }
+    m.seconds_flow = base.seconds_flow;
+    m.flow_loss_final = base.flow_loss_final;
     m.seconds_data = base.seconds_data;
     m.seconds_score = base.seconds_score;
     m.score_loss_final = base.score_loss_final;
@@ -430,7 +538,6 @@ fn flow_and_metrics(
     for line in equiflow::metrics::report::lines(&m) {
         println!("{line}");
     }
-    eprintln!("wrote {}", dir.path.display());
     Ok(())
 }
 
@@ -461,7 +568,6 @@ fn train_nca(path: PathBuf, sets: Vec<String>, choice: BackendChoice) -> Result<
         bail!("cancelled while generating the dataset");
     };
     bars.finish();
-    dir.write_preset(&preset)?;
     let old = read_metrics::<turing::ImageMetrics>(&path).unwrap_or_default();
     let losses = read_losses(&path.join(checkpoint::LOSSES));
     eprintln!("training an NCA on the score model in {}", path.display());
@@ -523,7 +629,7 @@ fn eval_turing(dir: &RunDir, preset: &Preset, json: bool, backend: &Backend) -> 
 /// metrics.json as JSON, or one line per metric.
 fn print_metrics(m: &impl serde::Serialize, json: bool) -> Result<()> {
     if json {
-        println!("{}", serde_json::to_string_pretty(m)?);
+        println!("{}", equiflow::metrics::report::to_json(m));
     } else {
         for line in equiflow::metrics::report::lines(m) {
             println!("{line}");
@@ -541,9 +647,18 @@ fn eval(path: PathBuf, json: bool, choice: BackendChoice) -> Result<()> {
     }
     let data = Dataset::generate(&preset.dataset, preset.seed);
     let score = dir.load_score(&preset, data.dim, &backend.device)?;
-    let flow = dir.load_flow(&preset, data.dim, &backend.device)?;
+    let flow = if dir.has_flow() {
+        Some(dir.load_flow(&preset, data.dim, &backend.device)?)
+    } else {
+        eprintln!(
+            "this run stopped before its flow was trained (no {}): the metrics of the score \
+             and the training-free flow only",
+            checkpoint::FLOW
+        );
+        None
+    };
     let mut bars = Bars { bar: None };
-    let mut metrics = evaluate(&preset, &data, &score, &flow, &backend, &mut bars);
+    let mut metrics = evaluate(&preset, &data, &score, flow.as_ref(), &backend, &mut bars);
     bars.finish();
     // Training times and final losses belong to the training run; keep what it recorded.
     if let Some(old) = read_metrics::<Metrics>(&path) {
@@ -551,6 +666,7 @@ fn eval(path: PathBuf, json: bool, choice: BackendChoice) -> Result<()> {
         metrics.seconds_flow = old.seconds_flow;
         metrics.score_loss_final = old.score_loss_final;
         metrics.flow_loss_final = old.flow_loss_final;
+        metrics.interrupted = old.interrupted;
     }
     print_metrics(&metrics, json)
 }

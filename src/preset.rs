@@ -120,6 +120,21 @@ pub struct DatasetSettings {
     pub icons: usize,
 }
 
+impl DatasetSettings {
+    /// Gray–Scott: the named pattern's parameters with any non-zero override of F, k, Du, Dv
+    /// (`None` for an unknown name).
+    pub fn gray_scott_params(&self) -> Option<crate::data::gray_scott::Params> {
+        let base = crate::data::gray_scott::preset(&self.pattern)?;
+        let pick = |v: f64, default: f32| if v > 0.0 { v as f32 } else { default };
+        Some(crate::data::gray_scott::Params {
+            f: pick(self.f, base.f),
+            k: pick(self.k, base.k),
+            du: pick(self.du, base.du),
+            dv: pick(self.dv, base.dv),
+        })
+    }
+}
+
 impl Default for DatasetSettings {
     fn default() -> Self {
         Self {
@@ -539,6 +554,11 @@ impl Default for Preset {
     }
 }
 
+/// The largest image side (training images, live canvas) the settings accept.
+pub const MAX_SIDE: usize = 4096;
+/// The most memory the training images may take, in GiB.
+pub const MAX_DATA_GIB: f64 = 8.0;
+
 /// Names of the built-in presets, comma separated.
 pub fn builtin_names() -> String {
     BUILTIN
@@ -549,6 +569,28 @@ pub fn builtin_names() -> String {
 }
 
 impl Preset {
+    /// The preset's name made safe as one file-name component (a name like `../x` or
+    /// `a/b` must not place files outside the folder they are meant for).
+    pub fn file_stem(&self) -> String {
+        let safe: String = self
+            .name
+            .chars()
+            .map(|c| {
+                if c.is_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let safe = safe.trim_start_matches('.');
+        if safe.is_empty() {
+            "preset".into()
+        } else {
+            safe.into()
+        }
+    }
+
     /// Resolve `name_or_path` (a built-in name or a `.toml` file), then apply the quick
     /// overrides (if asked) and the `--set` pairs, then validate.
     pub fn load(name_or_path: &str, quick: bool, sets: &[String]) -> Result<Self, PresetError> {
@@ -705,10 +747,24 @@ impl Preset {
                 ),
             );
         }
-        if d.size < 8 || !d.size.is_multiple_of(4) {
+        if d.size < 8 || !d.size.is_multiple_of(4) || d.size > MAX_SIDE {
             return bad(
                 "dataset.size",
-                "must be a multiple of 4 and at least 8".into(),
+                format!("must be a multiple of 4 between 8 and {MAX_SIDE}"),
+            );
+        }
+        // The snapshots are held in memory: refuse a set that cannot fit rather than abort.
+        let bytes = d.n as f64 * d.kind.dim() as f64 * (d.size * d.size) as f64 * 4.0;
+        if bytes > MAX_DATA_GIB * f64::from(1u32 << 30) {
+            return bad(
+                "dataset.n",
+                format!(
+                    "{} images of {}² need {:.1} GiB of memory; at most {MAX_DATA_GIB} GiB \
+                     (use fewer or smaller images)",
+                    d.n,
+                    d.size,
+                    bytes / f64::from(1u32 << 30)
+                ),
             );
         }
         let checked = if alife {
@@ -741,10 +797,13 @@ impl Preset {
         if alife && !(self.eval.blob_threshold > 0.0 && self.eval.blob_threshold < 1.0) {
             return bad("eval.blob_threshold", "must lie in (0, 1)".into());
         }
-        if self.sde.canvas != 0 && (self.sde.canvas < 8 || !self.sde.canvas.is_multiple_of(4)) {
+        let canvas = self.sde.canvas;
+        if canvas != 0 && (canvas < 8 || !canvas.is_multiple_of(4) || canvas > MAX_SIDE) {
             return bad(
                 "sde.canvas",
-                "must be 0 (the training size) or a multiple of 4, at least 8".into(),
+                format!(
+                    "must be 0 (the training size) or a multiple of 4 between 8 and {MAX_SIDE}"
+                ),
             );
         }
         for (key, v) in [
@@ -880,6 +939,46 @@ fn known_keys(table: &toml::Table) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn huge_images_are_refused_with_a_sentence() {
+        for (set, key) in [
+            ("dataset.size=1000000", "dataset.size"),
+            ("dataset.n=100000000", "dataset.n"),
+            ("sde.canvas=99996", "sde.canvas"),
+        ] {
+            let err = Preset::load("alife-dot", true, &[set.to_string()])
+                .err()
+                .unwrap_or_else(|| panic!("{set} accepted"))
+                .to_string();
+            assert!(err.contains(key), "{set}: {err}");
+        }
+        let err = Preset::load("gs-waves", false, &["dataset.n=10000000".into()])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("GiB"), "{err}");
+    }
+
+    #[test]
+    fn a_preset_name_cannot_place_files_outside_their_folder() {
+        let stem = |name: &str| {
+            Preset {
+                name: name.into(),
+                ..Default::default()
+            }
+            .file_stem()
+        };
+        assert_eq!(stem("gs-waves"), "gs-waves");
+        assert_eq!(stem("../x"), "_x");
+        assert_eq!(stem("a/b\\c"), "a_b_c");
+        assert_eq!(stem(".."), "preset");
+        assert_eq!(stem(""), "preset");
+        for bad in ["../../etc", "/abs", "a/../../b"] {
+            let p = std::path::Path::new("runs").join(stem(bad));
+            assert_eq!(p.components().count(), 2, "{bad} → {}", p.display());
+        }
+    }
 
     #[test]
     fn builtins_load_and_validate() {

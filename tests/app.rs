@@ -160,6 +160,25 @@ fn opens_on_the_ring_and_a_job_trains_pauses_resumes_and_finishes() {
     assert_eq!(curves.len(), 4);
     assert!(!app.message.as_ref().unwrap().error);
 
+    // Autosave writes the job's models to one directory, replaced at each autosave.
+    h.state_mut().autosave();
+    step_until(&mut h, "the autosave", |a| a.results.autosaved.is_some());
+    let dir = h.state().results.autosaved.clone().unwrap();
+    assert!(dir.join("score.bpk").is_file() && dir.join("flow.bpk").is_file());
+    std::fs::remove_file(dir.join("metrics.json")).unwrap();
+    h.state_mut().results.autosaved = None;
+    h.state_mut().autosave();
+    step_until(&mut h, "the second autosave", |a| {
+        a.results.autosaved.is_some()
+    });
+    assert_eq!(
+        h.state().results.autosaved.as_ref(),
+        Some(&dir),
+        "the same directory"
+    );
+    assert!(dir.join("metrics.json").is_file(), "written again, whole");
+    std::fs::remove_dir_all(&dir).unwrap();
+
     // The flow view animates particles under the trained flow.
     click(&mut h, "Flow");
     step_until(&mut h, "particles", |a| a.results.particles.is_some());

@@ -5,7 +5,6 @@
 //! Rows are updated in parallel (rayon); the interior of a row has no wrap-around, so the
 //! compiler can vectorise it.
 
-use crate::preset::DatasetSettings;
 use rand::RngExt;
 use rand::rngs::StdRng;
 use rayon::prelude::*;
@@ -60,20 +59,6 @@ pub const PRESETS: [(&str, Params); 15] = [
 
 pub fn preset(name: &str) -> Option<Params> {
     PRESETS.iter().find(|(n, _)| *n == name).map(|(_, p)| *p)
-}
-
-impl Params {
-    /// The dataset's named pattern with any non-zero override of F, k, Du, Dv.
-    pub fn from_settings(d: &DatasetSettings) -> Option<Self> {
-        let base = preset(&d.pattern)?;
-        let pick = |v: f64, default: f32| if v > 0.0 { v as f32 } else { default };
-        Some(Self {
-            f: pick(d.f, base.f),
-            k: pick(d.k, base.k),
-            du: pick(d.du, base.du),
-            dv: pick(d.dv, base.dv),
-        })
-    }
 }
 
 /// One H×W state: the two concentrations, row-major.

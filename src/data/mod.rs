@@ -2,6 +2,7 @@
 
 pub mod gray_scott;
 pub mod icon;
+pub mod image_set;
 pub mod lorenz;
 pub mod snapshots;
 pub mod tiler;

@@ -3,7 +3,7 @@
 //! cross a border wrapping to the other side. Images are RGB in [-1, 1] (white = 1).
 
 use super::icon::{Icon, IconError};
-use super::turing::ImageSet;
+use super::image_set::ImageSet;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use rayon::prelude::*;

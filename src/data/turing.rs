@@ -12,40 +12,9 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::time::Instant;
 
-/// Images `[n, channels, h, w]`, row-major.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ImageSet {
-    pub n: usize,
-    pub channels: usize,
-    pub h: usize,
-    pub w: usize,
-    pub data: Vec<f32>,
-}
+pub use super::image_set::ImageSet;
 
 impl ImageSet {
-    /// Values in one image.
-    pub fn image_len(&self) -> usize {
-        self.channels * self.h * self.w
-    }
-
-    pub fn image(&self, i: usize) -> &[f32] {
-        let l = self.image_len();
-        &self.data[i * l..(i + 1) * l]
-    }
-
-    /// The share of Gray–Scott images whose pattern is alive (v above 0.05 somewhere).
-    pub fn alive_fraction(&self) -> f64 {
-        let plane = self.h * self.w;
-        let alive = (0..self.n)
-            .filter(|&i| {
-                self.image(i)[plane..]
-                    .iter()
-                    .any(|&v| (v + 1.0) / 2.0 > 0.05)
-            })
-            .count();
-        alive as f64 / self.n.max(1) as f64
-    }
-
     /// Fail when no sample holds a pattern (nothing to learn).
     pub fn check_alive(&self, d: &DatasetSettings) -> Result<(), DataError> {
         if self.n > 0 && self.alive_fraction() == 0.0 {
@@ -57,13 +26,6 @@ impl ImageSet {
             });
         }
         Ok(())
-    }
-
-    /// The images at `idx`, one after the other.
-    pub fn gather(&self, idx: &[usize]) -> Vec<f32> {
-        idx.iter()
-            .flat_map(|&i| self.image(i).iter().copied())
-            .collect()
     }
 }
 
@@ -108,7 +70,9 @@ pub fn is_alive(g: &Grid) -> bool {
 impl Generator {
     pub fn new(d: &DatasetSettings, n: usize, seed: u64) -> Self {
         Self {
-            params: Params::from_settings(d).expect("validated presets name a known pattern"),
+            params: d
+                .gray_scott_params()
+                .expect("validated presets name a known pattern"),
             size: d.size,
             discs: d.discs,
             sim_steps: d.sim_steps,
@@ -318,8 +282,10 @@ fn read_cache(path: &Path, key: &CacheKey) -> Option<ImageSet> {
     }
     let body = &bytes[nl + 1..];
     let size = key.settings.size;
-    let len = key.n * 2 * size * size;
-    if body.len() != len * 4 {
+    // Two channels for Gray–Scott, three for artificial life: the length says which.
+    let per_channel = key.n * size * size * 4;
+    let channels = body.len() / per_channel.max(1);
+    if per_channel == 0 || body.len() != channels * per_channel || !(1..=4).contains(&channels) {
         return None;
     }
     let data = body
@@ -328,7 +294,7 @@ fn read_cache(path: &Path, key: &CacheKey) -> Option<ImageSet> {
         .collect();
     Some(ImageSet {
         n: key.n,
-        channels: 2,
+        channels,
         h: size,
         w: size,
         data,
@@ -401,5 +367,26 @@ mod tests {
         std::fs::write(&path, b"garbage").unwrap();
         let fixed = load_or_generate(&other, 8, 1, &path, &mut |_, _| true).unwrap();
         assert!(!fixed.from_cache && fixed.set.is_some());
+    }
+
+    #[test]
+    fn a_three_channel_set_round_trips_through_the_cache() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("dataset.bin");
+        let d = DatasetSettings {
+            kind: crate::preset::DatasetKind::Alife,
+            size: 6,
+            ..Default::default()
+        };
+        let set = ImageSet {
+            n: 2,
+            channels: 3,
+            h: 6,
+            w: 6,
+            data: (0..2 * 3 * 36).map(|i| i as f32 / 100.0).collect(),
+        };
+        write_cached(&d, 5, &path, &set).unwrap();
+        assert_eq!(read_cached(&d, 2, 5, &path), Some(set));
+        assert_eq!(read_cached(&d, 3, 5, &path), None, "another n");
     }
 }

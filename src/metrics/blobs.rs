@@ -227,6 +227,15 @@ impl Tracker {
         }
     }
 
+    /// Keep at most the newest `n` positions of each track (a live canvas runs for as long as
+    /// the app is open; its tracks must not grow without end).
+    pub fn keep_last(&mut self, n: usize) {
+        for tr in &mut self.tracks {
+            let extra = tr.points.len().saturating_sub(n.max(1));
+            tr.points.drain(..extra);
+        }
+    }
+
     /// Mean speed over all tracks (see [`mean_speed`]).
     pub fn mean_speed(&self) -> f64 {
         mean_speed(&self.tracks, self.h, self.w, f64::NEG_INFINITY)
@@ -358,5 +367,25 @@ mod tests {
         assert!(tracker.tracks[0].ended);
         tracker.update(3.0, &[b]);
         assert_eq!(tracker.tracks.len(), 2);
+    }
+
+    #[test]
+    fn a_long_lived_track_keeps_only_its_newest_positions() {
+        let mut tracker = Tracker::new(32, 32, 3.0, 1);
+        for i in 0..100 {
+            let b = Blob {
+                x: (i % 32) as f32,
+                y: 5.0,
+                area: 9,
+            };
+            tracker.update(i as f64, &[b]);
+            tracker.keep_last(10);
+        }
+        assert_eq!(tracker.tracks.len(), 1, "one blob, one track");
+        let pts = &tracker.tracks[0].points;
+        assert_eq!(pts.len(), 10);
+        assert_eq!((pts[0].0, pts[9].0), (90.0, 99.0));
+        // Its speed is still measured over the kept window (1 px per unit of time).
+        assert!((tracker.mean_speed() - 1.0).abs() < 1e-6);
     }
 }

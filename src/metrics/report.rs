@@ -2,30 +2,110 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Reading back numbers that were not finite: JSON has no NaN or infinity, so
+/// [`to_json`] writes them as `null`; these read `null` as NaN instead of failing (which
+/// would drop the whole file) or of forgetting the field.
+pub mod nullable {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn f64<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+    }
+
+    /// For optional fields (absent = `None` through `#[serde(default)]`): present but
+    /// `null` is a number that was not finite.
+    pub fn opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+        Ok(Some(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN)))
+    }
+}
+
+/// The key that lists, in `metrics.json`, the fields written as `null`.
+pub const NON_FINITE: &str = "non_finite";
+
+/// `metrics.json` text of any metrics struct. A number that is not finite (a phase that
+/// never finished, a diverged loss) is written as `null` and its name listed under
+/// [`NON_FINITE`], so a reader can tell "NaN or infinite" from "not measured" (absent).
+pub fn to_json(m: &impl Serialize) -> String {
+    // Serialised directly (not through a Value, whose map sorts the keys) to keep the
+    // struct's field order in the file.
+    let text = serde_json::to_string_pretty(m).expect("metrics serialise");
+    let v = serde_json::to_value(m).expect("metrics serialise");
+    let nulls: Vec<&String> = v
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, x)| x.is_null())
+        .map(|(k, _)| k)
+        .collect();
+    match text.strip_suffix("\n}") {
+        Some(head) if !nulls.is_empty() => {
+            let list = serde_json::to_string(&nulls).expect("names serialise");
+            format!("{head},\n  \"{NON_FINITE}\": {list}\n}}")
+        }
+        _ => text,
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Metrics {
     pub backend: String,
+    #[serde(deserialize_with = "nullable::f64")]
     pub seconds_score: f64,
+    #[serde(deserialize_with = "nullable::f64")]
     pub seconds_flow: f64,
+    #[serde(deserialize_with = "nullable::f64")]
     pub score_loss_final: f64,
+    #[serde(deserialize_with = "nullable::f64")]
     pub flow_loss_final: f64,
     /// MMD² between data states at t = 0 and after the RK4 run, per field.
+    #[serde(deserialize_with = "nullable::f64")]
     pub mmd2_learned: f64,
+    #[serde(deserialize_with = "nullable::f64")]
     pub mmd2_random: f64,
+    #[serde(deserialize_with = "nullable::f64")]
     pub mmd2_score: f64,
+    #[serde(deserialize_with = "nullable::f64")]
     pub mmd2_training_free: f64,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "nullable::opt"
+    )]
     pub tangential_ratio: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "nullable::opt"
+    )]
     pub lyapunov_mean: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "nullable::opt"
+    )]
     pub lyapunov_positive_fraction: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "nullable::opt"
+    )]
     pub cos_truth_learned: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "nullable::opt"
+    )]
     pub cos_truth_training_free: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "nullable::opt"
+    )]
     pub cos_truth_random: Option<f64>,
+    /// Set when the run was stopped (Ctrl-C, a cancel, a non-finite loss) before its metrics
+    /// were all computed: why, and that the fields present are all there is.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub interrupted: Option<String>,
 }
 
 impl Metrics {
@@ -42,6 +122,7 @@ pub fn lines(m: &impl Serialize) -> Vec<String> {
         .expect("metrics are an object")
         .iter()
         .map(|(k, v)| match v.as_f64() {
+            _ if v.is_null() => format!("{k:<28} not finite (NaN or infinite)"),
             Some(x) if x.abs() >= 1e5 => format!("{k:<28} {x:.4e}"),
             Some(x) => format!("{k:<28} {x:.6}"),
             None => format!("{k:<28} {}", v.as_str().unwrap_or(&v.to_string())),
@@ -54,4 +135,42 @@ pub fn lines(m: &impl Serialize) -> Vec<String> {
 pub struct MmdCurve {
     pub field: &'static str,
     pub points: Vec<[f64; 2]>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_finite_numbers_are_written_as_null_named_and_read_back_as_nan() {
+        let m = Metrics {
+            backend: "cpu".into(),
+            score_loss_final: f64::NAN,
+            mmd2_learned: f64::INFINITY,
+            mmd2_random: 0.5,
+            cos_truth_learned: Some(f64::NAN),
+            interrupted: Some("cancelled during the flow phase".into()),
+            ..Default::default()
+        };
+        let text = to_json(&m);
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert!(v["score_loss_final"].is_null() && v["cos_truth_learned"].is_null());
+        let listed: Vec<&str> = v[NON_FINITE]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_str().unwrap())
+            .collect();
+        assert_eq!(
+            listed,
+            ["cos_truth_learned", "mmd2_learned", "score_loss_final"]
+        );
+        let back: Metrics = serde_json::from_str(&text).expect("a file with nulls reads back");
+        assert!(back.score_loss_final.is_nan() && back.mmd2_learned.is_nan());
+        assert!(back.cos_truth_learned.is_some_and(f64::is_nan));
+        assert_eq!(back.mmd2_random, 0.5);
+        assert_eq!(back.cos_truth_random, None, "absent stays absent");
+        assert_eq!(back.interrupted, m.interrupted);
+        assert!(lines(&m).iter().any(|l| l.contains("not finite")));
+    }
 }

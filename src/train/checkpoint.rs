@@ -44,12 +44,98 @@ pub enum RunDirError {
     Preset(#[from] PresetError),
 }
 
+/// The files a run writes (anything else in its directory is the user's and stays), besides
+/// its copy of a target picture ([`TARGET`]`.EXT`).
+const RUN_FILES: [&str; 7] = [PRESET, SCORE, FLOW, LOSSES, SAMPLES, METRICS, DATASET];
+/// Artificial life with a target from a file: the run's copy of the picture, `target.EXT`.
+pub const TARGET: &str = "target";
+
+fn is_run_file(name: &std::ffi::OsStr) -> bool {
+    let name = name.to_string_lossy();
+    RUN_FILES.contains(&name.as_ref()) || name.starts_with(&format!("{TARGET}."))
+}
+
+/// The picture file an artificial-life preset's target names (not a built-in target).
+fn target_file(preset: &Preset) -> Option<PathBuf> {
+    let t = &preset.dataset.target;
+    let builtin = crate::data::icon::BUILTIN.contains(&t.as_str());
+    (preset.dataset.kind == crate::preset::DatasetKind::Alife && !builtin && !t.is_empty())
+        .then(|| PathBuf::from(t))
+}
+
+/// `target.EXT`, keeping the picture's extension (PNG or JPEG).
+fn target_name(src: &Path) -> String {
+    let ext = src
+        .extension()
+        .map_or("png".into(), |e| e.to_string_lossy().to_lowercase());
+    format!("{TARGET}.{ext}")
+}
+
 pub struct RunDir {
+    /// Where this run's files are written.
     pub path: PathBuf,
+    /// A forced run over an existing one trains beside it (in `path`); the old run stays
+    /// here, untouched, until [`RunDir::commit`] swaps the new one in.
+    replaces: Option<PathBuf>,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RunDirError + '_ {
+    move |source| RunDirError::Io {
+        path: path.into(),
+        source,
+    }
+}
+
+/// Where a forced run over `path` trains until it is swapped in: `NAME.new` beside it.
+pub fn staging_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".new");
+    path.with_file_name(name)
+}
+
+/// Swap two directories in one step where the system can (Linux), so that no instant sees
+/// `b` missing; elsewhere in three renames.
+fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::ffi::CString;
+        use std::os::unix::ffi::OsStrExt;
+        let c = |p: &Path| CString::new(p.as_os_str().as_bytes()).map_err(std::io::Error::other);
+        let (ca, cb) = (c(a)?, c(b)?);
+        // SAFETY: two valid NUL-terminated paths; renameat2 only reads them.
+        let rc = unsafe {
+            libc::renameat2(
+                libc::AT_FDCWD,
+                ca.as_ptr(),
+                libc::AT_FDCWD,
+                cb.as_ptr(),
+                libc::RENAME_EXCHANGE,
+            )
+        };
+        if rc == 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        // File systems without the exchange fall through to the renames.
+        if !matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) {
+            return Err(e);
+        }
+    }
+    let mut aside = b.as_os_str().to_os_string();
+    aside.push(".old");
+    let aside = PathBuf::from(aside);
+    std::fs::rename(b, &aside)?;
+    if let Err(e) = std::fs::rename(a, b) {
+        std::fs::rename(&aside, b)?;
+        return Err(e);
+    }
+    std::fs::rename(&aside, a)
 }
 
 impl RunDir {
-    /// A directory for a new run; refuses one that holds another run unless `force`.
+    /// A directory for a new run; refuses one that holds another run unless `force`. A forced
+    /// run trains in [`staging_path`] and replaces the old run only at [`RunDir::commit`], so
+    /// a run that fails or is killed at any instant leaves the old one as it was.
     pub fn create(path: &Path, force: bool) -> Result<Self, RunDirError> {
         let occupied = [PRESET, SCORE, FLOW, METRICS]
             .iter()
@@ -57,20 +143,60 @@ impl RunDir {
         if occupied && !force {
             return Err(RunDirError::Occupied(path.into()));
         }
-        // An overwritten run must not leave files of the old one behind (a stale
-        // metrics.json beside a run that then fails would lie).
-        for f in [PRESET, SCORE, FLOW, LOSSES, SAMPLES, METRICS] {
-            let old = path.join(f);
-            if old.is_file() {
-                std::fs::remove_file(&old)
-                    .map_err(|source| RunDirError::Io { path: old, source })?;
+        if !occupied {
+            std::fs::create_dir_all(path).map_err(io_err(path))?;
+            return Ok(Self {
+                path: path.into(),
+                replaces: None,
+            });
+        }
+        let stage = staging_path(path);
+        if stage.exists() {
+            // What an earlier forced run left when it failed; this one replaces it.
+            std::fs::remove_dir_all(&stage).map_err(io_err(&stage))?;
+        }
+        std::fs::create_dir_all(&stage).map_err(io_err(&stage))?;
+        // The simulated snapshots are reused when the settings match.
+        let cache = path.join(DATASET);
+        if cache.is_file() {
+            std::fs::copy(&cache, stage.join(DATASET)).map_err(io_err(&cache))?;
+        }
+        Ok(Self {
+            path: stage,
+            replaces: Some(path.into()),
+        })
+    }
+
+    /// The directory the run will have once committed (where the user asked for it).
+    pub fn destination(&self) -> &Path {
+        self.replaces.as_deref().unwrap_or(&self.path)
+    }
+
+    /// A forced run replaces the old one (a no-op otherwise); files in the old directory that
+    /// are not a run's own stay with it.
+    pub fn commit(self) -> Result<PathBuf, RunDirError> {
+        self.commit_with(exchange)
+    }
+
+    fn commit_with(
+        self,
+        swap: impl FnOnce(&Path, &Path) -> std::io::Result<()>,
+    ) -> Result<PathBuf, RunDirError> {
+        let Some(target) = self.replaces else {
+            return Ok(self.path);
+        };
+        swap(&self.path, &target).map_err(io_err(&target))?;
+        // `self.path` now holds the old run.
+        let old = self.path;
+        for entry in std::fs::read_dir(&old).map_err(io_err(&old))? {
+            let entry = entry.map_err(io_err(&old))?;
+            let name = entry.file_name();
+            if !is_run_file(&name) && !target.join(&name).exists() {
+                std::fs::rename(entry.path(), target.join(&name)).map_err(io_err(&target))?;
             }
         }
-        std::fs::create_dir_all(path).map_err(|source| RunDirError::Io {
-            path: path.into(),
-            source,
-        })?;
-        Ok(Self { path: path.into() })
+        std::fs::remove_dir_all(&old).map_err(io_err(&old))?;
+        Ok(target)
     }
 
     /// An existing run, for `eval`.
@@ -78,25 +204,46 @@ impl RunDir {
         if !path.join(PRESET).is_file() {
             return Err(RunDirError::NotARun(path.into()));
         }
-        Ok(Self { path: path.into() })
+        Ok(Self {
+            path: path.into(),
+            replaces: None,
+        })
     }
 
     fn file(&self, name: &str) -> PathBuf {
         self.path.join(name)
     }
 
-    fn write(&self, name: &str, text: &str) -> Result<(), RunDirError> {
+    fn write(&self, name: &str, bytes: &[u8]) -> Result<(), RunDirError> {
         let path = self.file(name);
-        std::fs::write(&path, text).map_err(|source| RunDirError::Io { path, source })
+        crate::data::write_atomically(&path, |w| std::io::Write::write_all(w, bytes))
+            .map_err(|source| RunDirError::Io { path, source })
     }
 
+    /// The settings, and an artificial-life target read from a file copied in beside them
+    /// (as `target.EXT`), so the run does not depend on a picture that may move or change.
     pub fn write_preset(&self, preset: &Preset) -> Result<(), RunDirError> {
-        self.write(PRESET, &preset.to_toml())
+        if let Some(src) = target_file(preset) {
+            let copy = self.file(&target_name(&src));
+            if src != copy && src.is_file() {
+                let bytes = std::fs::read(&src).map_err(io_err(&src))?;
+                self.write(&target_name(&src), &bytes)?;
+            }
+        }
+        self.write(PRESET, preset.to_toml().as_bytes())
     }
 
+    /// The run's settings; a target picture is read from the run's own copy when it has one.
     pub fn read_preset(&self) -> Result<Preset, RunDirError> {
         let path = self.file(PRESET);
-        Ok(Preset::load(&path.to_string_lossy(), false, &[])?)
+        let mut preset = Preset::load(&path.to_string_lossy(), false, &[])?;
+        if let Some(src) = target_file(&preset) {
+            let copy = self.file(&target_name(&src));
+            if copy.is_file() {
+                preset.dataset.target = copy.display().to_string();
+            }
+        }
+        Ok(preset)
     }
 
     pub fn write_losses(&self, losses: &[LossPoint]) -> Result<(), RunDirError> {
@@ -104,7 +251,7 @@ impl RunDir {
         for l in losses {
             let _ = writeln!(s, "{},{},{}", l.phase.label(), l.epoch, l.loss);
         }
-        self.write(LOSSES, &s)
+        self.write(LOSSES, s.as_bytes())
     }
 
     pub fn write_samples(&self, samples: &[f32], dim: usize) -> Result<(), RunDirError> {
@@ -114,7 +261,7 @@ impl RunDir {
             let cells: Vec<String> = row.iter().map(|v| v.to_string()).collect();
             s += &(cells.join(",") + "\n");
         }
-        self.write(SAMPLES, &s)
+        self.write(SAMPLES, s.as_bytes())
     }
 
     pub fn write_metrics(&self, m: &Metrics) -> Result<(), RunDirError> {
@@ -123,8 +270,8 @@ impl RunDir {
 
     /// `metrics.json` from any metrics struct (image runs have their own fields).
     pub fn write_json_metrics(&self, m: &impl serde::Serialize) -> Result<(), RunDirError> {
-        let json = serde_json::to_string_pretty(m).expect("metrics serialise");
-        self.write(METRICS, &(json + "\n"))
+        let json = crate::metrics::report::to_json(m);
+        self.write(METRICS, (json + "\n").as_bytes())
     }
 
     /// Reverse-diffusion image samples `[n, c, h, w]` as one CSV row per image
@@ -132,10 +279,9 @@ impl RunDir {
     pub fn write_image_samples(
         &self,
         samples: &[f32],
-        h: usize,
-        w: usize,
+        [c, h, w]: [usize; 3],
     ) -> Result<(), RunDirError> {
-        self.write_samples(samples, 2 * h * w)
+        self.write_samples(samples, c * h * w)
     }
 
     /// The net itself is stored, not the enum around it, so runs written before the
@@ -183,10 +329,14 @@ impl RunDir {
 
     fn save<M: Module>(&self, name: &str, model: M) -> Result<(), RunDirError> {
         let path = self.file(name);
-        model.save_file(&path).map_err(|e| RunDirError::Io {
-            path,
-            source: std::io::Error::other(e.to_string()),
-        })
+        let bytes = model
+            .into_record()
+            .into_bytes()
+            .map_err(|e| RunDirError::Io {
+                path: path.clone(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+        self.write(name, &bytes)
     }
 
     pub fn load_score(
@@ -238,24 +388,113 @@ impl RunDir {
 mod tests {
     use super::*;
 
+    /// A run directory holding `tag` in each of its files.
+    fn fake_run(dir: &Path, tag: &str) {
+        std::fs::create_dir_all(dir).unwrap();
+        for f in [PRESET, SCORE, METRICS, LOSSES, DATASET] {
+            std::fs::write(dir.join(f), format!("{tag} {f}")).unwrap();
+        }
+    }
+
+    fn read(path: &Path) -> String {
+        std::fs::read_to_string(path).unwrap()
+    }
+
     #[test]
-    fn an_occupied_dir_is_refused_unless_forced_and_then_cleared() {
+    fn an_occupied_dir_is_refused_unless_forced_and_then_replaced_whole() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("run");
         std::fs::create_dir(&dir).unwrap();
         std::fs::write(dir.join("notes.txt"), "mine").unwrap();
-        // A directory without a run is fine.
-        RunDir::create(&dir, false).unwrap();
-        std::fs::write(dir.join(METRICS), "{}").unwrap();
-        std::fs::write(dir.join(LOSSES), "old").unwrap();
+        // A directory without a run is fine, and is written in place.
+        let fresh = RunDir::create(&dir, false).unwrap();
+        assert_eq!(fresh.path, dir);
+        fake_run(&dir, "old");
         let err = RunDir::create(&dir, false).err().unwrap().to_string();
         assert!(err.contains("--force"), "{err}");
-        RunDir::create(&dir, true).unwrap();
-        assert!(!dir.join(METRICS).exists() && !dir.join(LOSSES).exists());
-        assert!(
-            dir.join("notes.txt").exists(),
-            "files that are not ours stay"
+
+        let new = RunDir::create(&dir, true).unwrap();
+        assert_eq!(new.path, staging_path(&dir));
+        assert_eq!(new.destination(), dir);
+        assert_eq!(
+            read(&new.path.join(DATASET)),
+            "old dataset.bin",
+            "cache kept"
         );
+        new.write(SCORE, b"new score").unwrap();
+        new.write(PRESET, b"new preset").unwrap();
+        // Until the commit, the old run is whole.
+        assert_eq!(read(&dir.join(SCORE)), "old score.bpk");
+        assert_eq!(new.commit().unwrap(), dir);
+        assert_eq!(read(&dir.join(SCORE)), "new score");
+        assert_eq!(read(&dir.join(PRESET)), "new preset");
+        assert!(
+            !dir.join(METRICS).exists(),
+            "no file of the old run is left"
+        );
+        assert!(!dir.join(LOSSES).exists());
+        assert_eq!(read(&dir.join("notes.txt")), "mine", "files not ours stay");
+        assert!(!staging_path(&dir).exists());
+    }
+
+    #[test]
+    fn a_forced_run_that_fails_or_dies_mid_swap_leaves_the_old_run() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("run");
+        fake_run(&dir, "old");
+        // Fails before the end: never committed.
+        let new = RunDir::create(&dir, true).unwrap();
+        new.write(SCORE, b"half").unwrap();
+        drop(new);
+        assert_eq!(read(&dir.join(SCORE)), "old score.bpk");
+        // Killed while swapping (the rename fails): the old run is still there and whole.
+        let new = RunDir::create(&dir, true).unwrap();
+        assert!(
+            !staging_path(&dir).join(SCORE).exists(),
+            "a new forced run starts clean"
+        );
+        new.write(SCORE, b"new").unwrap();
+        let failed = new.commit_with(|_, _| Err(std::io::Error::other("killed")));
+        assert!(failed.is_err());
+        for f in [PRESET, SCORE, METRICS, LOSSES] {
+            assert_eq!(read(&dir.join(f)), format!("old {f}"));
+        }
+    }
+
+    #[test]
+    fn the_fallback_swap_exchanges_two_directories() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+        fake_run(&a, "a");
+        fake_run(&b, "b");
+        exchange(&a, &b).unwrap();
+        assert_eq!(read(&a.join(SCORE)), "b score.bpk");
+        assert_eq!(read(&b.join(SCORE)), "a score.bpk");
+    }
+
+    #[test]
+    fn a_target_picture_is_copied_into_the_run_and_read_from_there() {
+        let tmp = tempfile::tempdir().unwrap();
+        let png = tmp.path().join("Mine.PNG");
+        std::fs::write(&png, b"picture bytes").unwrap();
+        let preset = Preset::load(
+            "alife-dot",
+            true,
+            &[format!("dataset.target=\"{}\"", png.display())],
+        )
+        .unwrap();
+        let dir = RunDir::create(&tmp.path().join("run"), false).unwrap();
+        dir.write_preset(&preset).unwrap();
+        let copy = dir.path.join("target.png");
+        assert_eq!(std::fs::read(&copy).unwrap(), b"picture bytes");
+        std::fs::remove_file(&png).unwrap();
+        let back = RunDir::open(&dir.path).unwrap().read_preset().unwrap();
+        assert_eq!(back.dataset.target, copy.display().to_string());
+        // A built-in target needs no copy.
+        let builtin = Preset::load("alife-dot", true, &[]).unwrap();
+        let other = RunDir::create(&tmp.path().join("builtin"), false).unwrap();
+        other.write_preset(&builtin).unwrap();
+        assert_eq!(std::fs::read_dir(&other.path).unwrap().count(), 1);
     }
 
     #[test]

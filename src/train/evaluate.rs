@@ -49,11 +49,13 @@ fn speed_matched<'a>(field: Field<'a>, points: &[f32], dim: usize, device: &Devi
     Box::new(move |x| field(x).mul_scalar(c))
 }
 
+/// `flow` is `None` for a run stopped before its flow trained: the learned-flow metrics are
+/// then NaN or absent, the others measured as usual.
 pub fn evaluate(
     preset: &Preset,
     data: &Dataset,
     score: &ScoreMlp,
-    flow: &FlowMlp,
+    flow: Option<&FlowMlp>,
     backend: &Backend,
     obs: &mut dyn Observer,
 ) -> Metrics {
@@ -67,7 +69,7 @@ pub fn evaluate_with_curves(
     preset: &Preset,
     data: &Dataset,
     score: &ScoreMlp,
-    flow: &FlowMlp,
+    flow: Option<&FlowMlp>,
     backend: &Backend,
     every: usize,
     obs: &mut dyn Observer,
@@ -82,7 +84,8 @@ pub fn evaluate_with_curves(
     let random = random_flow(preset, dim, &x0, device);
     let d_matrix = skew::random_antisymmetric(dim, preset.seed);
 
-    let learned: Field = Box::new(|x| flow.forward(x, BnMode::Running));
+    let learned: Option<Field> =
+        flow.map(|f| Box::new(move |x| f.forward(x, BnMode::Running)) as Field);
     let random_field: Field = Box::new(|x| random.forward(x, BnMode::Running));
     let score_field = speed_matched(
         Box::new(|x| diffusion::score(score, x, &sched, tau)),
@@ -104,7 +107,7 @@ pub fn evaluate_with_curves(
     );
 
     let is_lorenz = data.kind == DatasetKind::Lorenz;
-    let total = 4 + if is_lorenz { 2 } else { 0 };
+    let total = 3 + usize::from(learned.is_some()) + if is_lorenz { 2 } else { 0 };
     let mut step = 0;
     let mut tick = |obs: &mut dyn Observer| {
         step += 1;
@@ -141,14 +144,15 @@ pub fn evaluate_with_curves(
         ..Default::default()
     };
     // A cancelled evaluation stops between fields; what is not computed stays NaN.
-    let named: [(&'static str, &Field); 4] = [
-        ("learned", &learned),
-        ("random", &random_field),
-        ("score", &score_field),
-        ("training-free", &training_free),
+    let named: [(&'static str, Option<&Field>); 4] = [
+        ("learned", learned.as_ref()),
+        ("random", Some(&random_field)),
+        ("score", Some(&score_field)),
+        ("training-free", Some(&training_free)),
     ];
     let mut values = [f64::NAN; 4];
     for (value, (name, field)) in values.iter_mut().zip(named) {
+        let Some(field) = field else { continue };
         if obs.cancelled() {
             break;
         }
@@ -165,7 +169,7 @@ pub fn evaluate_with_curves(
         return (m, curves);
     }
 
-    if data.kind == DatasetKind::Ring {
+    if let Some(learned) = learned.as_ref().filter(|_| data.kind == DatasetKind::Ring) {
         let v = to_vec(learned(from_rows(&x0, dim, device)));
         m.tangential_ratio = Some(tangential_ratio(&x0, &v));
     }
@@ -178,11 +182,13 @@ pub fn evaluate_with_curves(
             bound: 4.0,
             delta: 1e-5,
         };
-        let starts = data.spread(e.lyapunov_candidates);
-        let l = largest_exponent(&learned, &starts, dim, &cfg, device);
-        m.lyapunov_mean = Some(l.mean);
-        m.lyapunov_positive_fraction = Some(l.positive_fraction);
-        tick(obs);
+        if let Some(learned) = &learned {
+            let starts = data.spread(e.lyapunov_candidates);
+            let l = largest_exponent(learned, &starts, dim, &cfg, device);
+            m.lyapunov_mean = Some(l.mean);
+            m.lyapunov_positive_fraction = Some(l.positive_fraction);
+            tick(obs);
+        }
         let pts = data.spread(e.cos_points);
         let st = data
             .standardizer
@@ -190,7 +196,7 @@ pub fn evaluate_with_curves(
             .expect("Lorenz data are always standardised");
         let truth = lorenz::field_standardised(&pts, st);
         let cos = |f: &Field| abs_cosine(&to_vec(f(from_rows(&pts, dim, device))), &truth);
-        m.cos_truth_learned = Some(cos(&learned));
+        m.cos_truth_learned = learned.as_ref().map(cos);
         m.cos_truth_training_free = Some(cos(&training_free));
         m.cos_truth_random = Some(cos(&random_field));
         tick(obs);
@@ -225,7 +231,7 @@ mod tests {
         let flow = flow_config(&preset, 2).init(&backend.device);
         let mut obs = CancelAfterTicks(2, 0);
         let (m, curves) =
-            evaluate_with_curves(&preset, &data, &score, &flow, &backend, 2, &mut obs);
+            evaluate_with_curves(&preset, &data, &score, Some(&flow), &backend, 2, &mut obs);
         assert!(m.mmd2_learned.is_finite() && m.mmd2_random.is_finite());
         assert!(m.mmd2_score.is_nan() && m.mmd2_training_free.is_nan());
         assert!(m.tangential_ratio.is_none(), "skipped after the cancel");

@@ -388,7 +388,7 @@ impl FlowTrainer {
     }
 }
 
-/// Shuffled mini-batch epochs shared by both phases: cancel between epochs, stop at a
+/// Shuffled mini-batch epochs shared by both phases: cancel between batches, stop at a
 /// non-finite loss, record each epoch's mean loss. `begin_epoch` prepares per-epoch data;
 /// `step` trains on one batch of indices.
 #[allow(clippy::too_many_arguments)]
@@ -412,6 +412,10 @@ pub(crate) fn run_epochs<S>(
         order.shuffle(rng);
         let (mut sum, mut count) = (0.0, 0usize);
         for idx in batches(order, batch) {
+            // Per batch, not per epoch: a full-profile epoch can take a minute.
+            if obs.cancelled() {
+                return Some(Stop::Cancelled { phase });
+            }
             match step(state, idx, rng) {
                 Ok(v) => (sum, count) = (sum + v, count + 1),
                 Err(NonFiniteLoss) => return Some(Stop::NonFinite { phase, epoch }),

@@ -8,7 +8,6 @@ use super::job::{
 };
 use super::nca;
 use crate::backend::Backend;
-use crate::data::gray_scott::Params;
 use crate::data::tiler::{self, Tiling};
 use crate::data::turing::{self, DataError, ImageSet};
 use crate::method::diffusion::Schedule;
@@ -18,6 +17,7 @@ use crate::method::skew::ImageKernel;
 use crate::metrics::blob_motion::{self, Finder};
 use crate::metrics::gs_alignment::{self, Protocol};
 use crate::metrics::icon_fidelity::IconTemplates;
+use crate::metrics::report::nullable;
 use crate::nn::flow_nca::Nca;
 use crate::nn::score_unet::ScoreUnet;
 use crate::preset::{DatasetKind, Preset, ScoreSettings};
@@ -240,67 +240,153 @@ pub struct ImageMetrics {
     pub backend: String,
     /// Turing: the Gray–Scott regime; artificial life: the target.
     pub pattern: String,
+    #[serde(deserialize_with = "nullable::f64")]
     pub seconds_data: f64,
+    #[serde(deserialize_with = "nullable::f64")]
     pub seconds_score: f64,
+    #[serde(deserialize_with = "nullable::f64")]
     pub seconds_metrics: f64,
+    #[serde(deserialize_with = "nullable::f64")]
     pub score_loss_final: f64,
     /// Held-out images noised to tau: mean squared error of the denoised image, and of
     /// the identity (the noised image rescaled), per pixel.
+    #[serde(deserialize_with = "nullable::f64")]
     pub denoise_mse: f64,
+    #[serde(deserialize_with = "nullable::f64")]
     pub denoise_mse_identity: f64,
     /// Turing: share of training snapshots that hold a living pattern (dead ones are retried).
-    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "nullable::opt"
+    )]
     pub dataset_alive_fraction: Option<f64>,
     /// Turing: |cos| of the learned displacement to the true one (`metrics::gs_alignment`).
-    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "nullable::opt"
+    )]
     pub cos_truth_training_free: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "nullable::opt"
+    )]
     pub cos_truth_random_kernel: Option<f64>,
     /// Runs with a trained NCA (`sde.flow = "nca"`): the same |cos| for the trained NCA and
     /// for the same NCA untrained (its norms calibrated on the held-out images).
-    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "nullable::opt"
+    )]
     pub cos_truth_nca: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "nullable::opt"
+    )]
     pub cos_truth_nca_random: Option<f64>,
     /// Artificial life: blobs per image at the start and the end of the tracked run, their
     /// mean speed (pixels per SDE time unit), and the speed of the same run with v = 0
     /// (`metrics::blob_motion`).
-    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "nullable::opt"
+    )]
     pub blob_count_start: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "nullable::opt"
+    )]
     pub blob_count_end: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "nullable::opt"
+    )]
     pub blob_speed_mean: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "nullable::opt"
+    )]
     pub blob_speed_still: Option<f64>,
     /// Artificial life: how much the blobs look like the target (`metrics::icon_fidelity`,
     /// 1 = the icon itself) on the clean held-out images (the ceiling), at the start and the
     /// end of the tracked run, and at the end of the run with v = 0.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "nullable::opt"
+    )]
     pub icon_fidelity_data: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "nullable::opt"
+    )]
     pub icon_fidelity_start: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "nullable::opt"
+    )]
     pub icon_fidelity_end: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "nullable::opt"
+    )]
     pub icon_fidelity_end_still: Option<f64>,
     /// Artificial life, `eval.noise_steps`: blobs grown from uniform noise on the live
     /// canvas, per training-image area (compare with `dataset.icons`), and their look.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "nullable::opt"
+    )]
     pub blob_count_from_noise: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "nullable::opt"
+    )]
     pub icon_fidelity_from_noise: Option<f64>,
     /// Artificial life with a trained NCA: the blob count at the end and the speed under it
     /// (same starts and noise as above).
-    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "nullable::opt"
+    )]
     pub blob_count_end_nca: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "nullable::opt"
+    )]
     pub blob_speed_nca: Option<f64>,
     /// Runs with a trained NCA: its training time and last epoch's loss.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "nullable::opt"
+    )]
     pub seconds_flow: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "nullable::opt"
+    )]
     pub flow_loss_final: Option<f64>,
+    /// Set when the run was stopped (Ctrl-C, a cancel, a non-finite loss) before its metrics
+    /// were all computed: why, and that the fields present are all there is.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub interrupted: Option<String>,
 }
 
 /// The denoising check of a trained score model, then the agreement with the true
@@ -332,7 +418,7 @@ pub fn evaluate(
     let s = image_diffusion::score(score, xt.clone(), &sched, tau, preset.sde.clip_x0);
     let mse = |a: Tensor<4>| scalar((a - x0.clone()).square().mean());
     let mut m = ImageMetrics {
-        backend: backend.description.clone(),
+        backend: backend.kind.to_string(),
         pattern: if alife {
             preset.dataset.target.clone()
         } else {
@@ -393,7 +479,10 @@ fn truth_metrics(
     obs: &mut dyn Observer,
 ) -> Option<()> {
     let e = &preset.eval;
-    let params = Params::from_settings(&preset.dataset).expect("validated pattern");
+    let params = preset
+        .dataset
+        .gray_scott_params()
+        .expect("validated pattern");
     let truth = gs_alignment::true_displacement(starts, &params, e.cos_gs_steps);
     let protocol = Protocol::from_preset(preset);
     let mut fields = vec![

@@ -19,6 +19,9 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// How often a running job's last good models are written to its autosave directory.
+const AUTOSAVE_EVERY: Duration = Duration::from_secs(300);
+
 /// A file chosen in a dialog (dialogs run on their own thread so the UI never blocks).
 enum FileChoice {
     OpenPreset(PathBuf),
@@ -80,6 +83,8 @@ pub struct EquiflowApp {
     paint_texture: PaintTexture,
     applied_theme: Option<ThemeChoice>,
     fonts_installed: bool,
+    /// When the running job's models were last autosaved.
+    last_autosave: Instant,
 }
 
 /// egui's text font lacks a few maths symbols the views use (∇, ‖, →); its monospace font
@@ -122,6 +127,7 @@ impl EquiflowApp {
             paint_texture: PaintTexture::default(),
             applied_theme: None,
             fonts_installed: false,
+            last_autosave: Instant::now(),
         }
     }
 
@@ -249,13 +255,20 @@ impl EquiflowApp {
         }
     }
 
+    /// Write the current job's models over its autosave directory (the worker ignores this
+    /// when nothing is trained yet).
+    pub fn autosave(&mut self) {
+        self.worker.send(Command::Autosave);
+        self.last_autosave = Instant::now();
+    }
+
     /// Save the current job; `None` picks a fresh directory under `runs/`.
     pub fn save_run(&mut self, dir: Option<PathBuf>) {
         let dir = dir.unwrap_or_else(|| {
             let secs = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs());
-            PathBuf::from("runs").join(format!("{}-app-{secs}", self.settings.name))
+            PathBuf::from("runs").join(format!("{}-app-{secs}", self.settings.file_stem()))
         });
         self.worker.send(Command::Save(dir));
     }
@@ -354,7 +367,7 @@ impl EquiflowApp {
         let secs = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis());
-        let stem = format!("runs/exports/{}-{secs}", self.settings.name);
+        let stem = format!("runs/exports/{}-{secs}", self.settings.file_stem());
         let tx = self.files.0.clone();
         match what {
             Export::TracksCsv => {
@@ -362,13 +375,14 @@ impl EquiflowApp {
                     .send(Command::ExportTracks(PathBuf::from(format!("{stem}.csv"))));
             }
             Export::Png => {
-                let Some((w, h, px)) = self.results.recent_frames.back().cloned() else {
+                let Some(picture) = self.results.recent_frames.back().cloned() else {
                     self.message = Some(Message::error("no frame to save yet"));
                     return;
                 };
                 let path = PathBuf::from(format!("{stem}.png"));
                 std::thread::spawn(move || {
-                    let r = crate::data::icon::save_rgba_png(&path, &px, w, h)
+                    let (w, h, px) = &*picture;
+                    let r = crate::data::icon::save_rgba_png(&path, px, *w, *h)
                         .map(|_| format!("Saved {}.", path.display()))
                         .map_err(|e| e.to_string());
                     let _ = tx.send(FileChoice::Wrote(r));
@@ -388,12 +402,12 @@ impl EquiflowApp {
                         ));
                         return;
                     };
-                    let Some((w, h, _)) = self.results.recent_frames.back() else {
+                    let Some(&(w, h, _)) = self.results.recent_frames.back().map(|p| &**p) else {
                         self.message = Some(Message::error("no frame to record yet"));
                         return;
                     };
                     let path = PathBuf::from(format!("{stem}.mp4"));
-                    self.message = Some(match Recorder::start(ffmpeg, &path, *w, *h) {
+                    self.message = Some(match Recorder::start(ffmpeg, &path, w, h) {
                         Ok(r) => {
                             self.recorder = Some(r);
                             Message::info(format!(
@@ -627,6 +641,9 @@ impl EquiflowApp {
         self.shortcuts(ui);
         self.dropped_files(ui);
         self.sync_worker();
+        if self.results.is_running() && self.last_autosave.elapsed() >= AUTOSAVE_EVERY {
+            self.autosave();
+        }
 
         egui::Panel::top("top").show(ui, |ui| self.top_bar(ui));
         egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
@@ -712,6 +729,11 @@ impl EquiflowApp {
                 ui.separator();
                 ui.label(format!("saved: {}", p.display()));
             }
+            if let Some(p) = &self.results.autosaved {
+                ui.separator();
+                ui.label(format!("autosaved: {}", p.display()))
+                    .on_hover_text("The last good models, written every few minutes and on exit");
+            }
         });
     }
 
@@ -789,6 +811,12 @@ impl EquiflowApp {
 impl eframe::App for EquiflowApp {
     fn ui(&mut self, ui: &mut Ui, _frame: &mut eframe::Frame) {
         self.show(ui);
+    }
+
+    /// The worker writes the autosave before it stops (it handles commands in order, and
+    /// the app waits for it to end).
+    fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
+        self.autosave();
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {

@@ -157,13 +157,16 @@ impl Drop for Recorder {
 
 /// Write 8-bit RGBA frames `(w, h, pixels)` as an endlessly looping GIF at 20 frames per
 /// second; returns how many frames were written.
-pub fn write_gif(path: &Path, frames: &[(usize, usize, Vec<u8>)]) -> Result<usize, String> {
+pub fn write_gif<F: std::borrow::Borrow<(usize, usize, Vec<u8>)>>(
+    path: &Path,
+    frames: &[F],
+) -> Result<usize, String> {
     crate::data::write_atomically(path, |file| {
         let mut enc = GifEncoder::new_with_speed(file, 10);
         enc.set_repeat(Repeat::Infinite)
             .map_err(std::io::Error::other)?;
         let mut written = 0;
-        for (w, h, px) in frames {
+        for (w, h, px) in frames.iter().map(|f| f.borrow()) {
             let Some(img) = RgbaImage::from_raw(*w as u32, *h as u32, px.clone()) else {
                 continue;
             };

@@ -6,6 +6,7 @@ pub mod camera;
 pub mod export;
 pub mod paint;
 pub mod panels;
+pub mod pixels;
 pub mod results;
 pub mod state;
 pub mod views;

@@ -57,6 +57,8 @@ pub struct Results {
     pub metrics: Option<(Metrics, Vec<MmdCurve>)>,
     pub seconds: Option<f64>,
     pub saved: Option<PathBuf>,
+    /// Where the job's models were last autosaved (shown in the status bar).
+    pub autosaved: Option<PathBuf>,
     /// Events received for this job (the status bar shows that the worker is alive).
     pub events: usize,
     /// Progress events received (tests watch progress move).
@@ -73,8 +75,29 @@ pub struct Results {
     pub nca_cos: Vec<[f64; 2]>,
     /// Artificial life, per frame received: SDE steps, blob count, blob speed.
     pub blob_history: Vec<[f64; 3]>,
-    /// The last frames as 8-bit RGBA pictures `(w, h, pixels)`, for the GIF export.
-    pub recent_frames: VecDeque<(usize, usize, Vec<u8>)>,
+    /// The last frames as pictures, for the GIF export.
+    pub recent_frames: VecDeque<Picture>,
+}
+
+/// An 8-bit RGBA picture `(w, h, pixels)`, shared: an export takes the recent frames without
+/// copying tens of megabytes on the UI thread.
+pub type Picture = std::sync::Arc<(usize, usize, Vec<u8>)>;
+
+/// Points kept in a series that grows as long as the app runs (blob readouts, live |cos|,
+/// losses): past this, every other point is dropped, so a long session stays flat in
+/// memory and the plot keeps its shape.
+pub const SERIES_CAP: usize = 4096;
+
+/// Append `item`, halving the series (every other point, the first kept) when it is full.
+pub fn push_capped<T>(series: &mut Vec<T>, item: T) {
+    if series.len() >= SERIES_CAP {
+        let mut i = 0;
+        series.retain(|_| {
+            i += 1;
+            i % 2 == 1
+        });
+    }
+    series.push(item);
 }
 
 /// Frames kept for the GIF export (at most about 64 MB of pictures).
@@ -91,7 +114,7 @@ impl Results {
     /// Take in a live pattern frame; artificial-life frames also extend the blob readouts
     /// and the GIF buffer, and the new picture `(w, h, rgba)` is returned (for a recording).
     /// A restart (steps going back) starts the readouts afresh.
-    pub fn take_pattern_frame(&mut self, f: PatternFrame) -> Option<&(usize, usize, Vec<u8>)> {
+    pub fn take_pattern_frame(&mut self, f: PatternFrame) -> Option<&Picture> {
         let picture = f.channels == 3;
         if picture {
             if self
@@ -102,9 +125,11 @@ impl Results {
                 self.blob_history.clear();
                 self.recent_frames.clear();
             }
-            self.blob_history
-                .push([f.steps as f64, f.blobs as f64, f.blob_speed as f64]);
-            let pixels = crate::ui::views::pattern::rgb_image(&f.learned, f.h, f.w)
+            push_capped(
+                &mut self.blob_history,
+                [f.steps as f64, f.blobs as f64, f.blob_speed as f64],
+            );
+            let pixels = crate::ui::pixels::rgb_image(&f.learned, f.h, f.w)
                 .pixels
                 .iter()
                 .flat_map(|c| c.to_array())
@@ -113,7 +138,8 @@ impl Results {
             while self.recent_frames.len() >= cap {
                 self.recent_frames.pop_front();
             }
-            self.recent_frames.push_back((f.w, f.h, pixels));
+            self.recent_frames
+                .push_back(std::sync::Arc::new((f.w, f.h, pixels)));
         }
         self.pattern_frame = Some(f);
         self.recent_frames.back().filter(|_| picture)
@@ -178,7 +204,7 @@ impl Results {
                         (at, _) => at as f64,
                     };
                     if self.nca_cos.last().is_none_or(|p| p[0] != x) {
-                        self.nca_cos.push([x, c]);
+                        push_capped(&mut self.nca_cos, [x, c]);
                     }
                 }
                 self.nca_rule = Some(r);
@@ -192,7 +218,7 @@ impl Results {
                     Phase::Score => &mut self.score_losses,
                     _ => &mut self.flow_losses,
                 };
-                series.push([epoch as f64 + 1.0, loss]);
+                push_capped(series, [epoch as f64 + 1.0, loss]);
             }
             Event::Paused(p) => {
                 if self.is_running() {
@@ -240,6 +266,7 @@ impl Results {
             Event::Rejected(why) => {
                 return Some(Message::error(format!("Cannot train: {why}.")));
             }
+            Event::Autosaved(p) => self.autosaved = Some(p),
             Event::Saved(p) => {
                 let text = format!("Saved the run to {}", p.display());
                 self.saved = Some(p);
@@ -291,5 +318,39 @@ mod tests {
         assert!(m.error && m.text.starts_with("Cannot train: no GPU"));
         assert_eq!(r.state, JobState::Training);
         assert!(r.pattern.is_some());
+    }
+
+    #[test]
+    fn a_long_live_session_stays_flat_in_memory() {
+        let mut r = image_job();
+        let frame = |steps: usize| PatternFrame {
+            channels: 3,
+            h: 4,
+            w: 4,
+            learned: vec![0.0; 48],
+            truth: Vec::new(),
+            learned_delta: Vec::new(),
+            truth_delta: Vec::new(),
+            steps,
+            trails: Vec::new(),
+            blobs: 2,
+            blob_speed: 0.5,
+            icon_fidelity: None,
+        };
+        // Half an hour at 30 frames a second.
+        for steps in 0..54_000 {
+            r.take_pattern_frame(frame(steps));
+            r.apply(Event::Loss {
+                phase: Phase::Flow,
+                epoch: steps,
+                loss: 1.0,
+            });
+        }
+        assert!(r.blob_history.len() <= SERIES_CAP && r.blob_history.len() > SERIES_CAP / 2);
+        assert!(r.flow_losses.len() <= SERIES_CAP);
+        assert!(r.recent_frames.len() <= GIF_FRAMES);
+        // Decimated, not truncated: the series still spans the whole session.
+        assert_eq!(r.blob_history[0][0], 0.0);
+        assert_eq!(r.blob_history.last().unwrap()[0], 53_999.0);
     }
 }

@@ -39,6 +39,9 @@ pub enum Command {
     Preview(Box<Preset>),
     /// Write the current job's models, losses, samples and metrics to a run directory.
     Save(PathBuf),
+    /// Write the current job's models over its autosave directory (`runs/<preset>-autosave-
+    /// <time>`, one per job), if it has any: the app sends it every few minutes and on exit.
+    Autosave,
     /// Artificial life: write the live blob tracks as CSV (`track,t,x,y`).
     ExportTracks(PathBuf),
     /// For tests: make the job panic at its next step, as a bug would.

@@ -232,6 +232,8 @@ pub enum Event {
     /// running goes on untouched.
     Rejected(String),
     Saved(PathBuf),
+    /// The job's models were written over its autosave directory.
+    Autosaved(PathBuf),
     /// A request that could not be done (e.g. saving before anything was trained).
     Notice(String),
 }

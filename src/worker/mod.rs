@@ -64,6 +64,7 @@ impl Worker {
             waker,
             cancel: cancel.clone(),
             session: None,
+            autosave: None,
             paused: false,
             animate: false,
             particles: 300,
@@ -129,6 +130,8 @@ struct Loop {
     waker: Waker,
     cancel: Arc<AtomicBool>,
     session: Option<Job>,
+    /// The running job's autosave directory, chosen at its first autosave.
+    autosave: Option<std::path::PathBuf>,
     paused: bool,
     animate: bool,
     particles: usize,
@@ -223,10 +226,21 @@ impl Job {
         }
     }
 
-    fn save(&self, dir: &std::path::Path) -> Result<(), crate::train::checkpoint::RunDirError> {
+    fn preset(&self) -> &crate::preset::Preset {
         match self {
-            Job::Points(s) => s.save(dir),
-            Job::Patterns(s) => s.save(dir),
+            Job::Points(s) => s.preset(),
+            Job::Patterns(s) => s.preset(),
+        }
+    }
+
+    fn save(
+        &self,
+        dir: &std::path::Path,
+        replace: bool,
+    ) -> Result<(), crate::train::checkpoint::RunDirError> {
+        match self {
+            Job::Points(s) => s.save(dir, replace),
+            Job::Patterns(s) => s.save(dir, replace),
         }
     }
 
@@ -236,6 +250,14 @@ impl Job {
             Job::Patterns(s) => s.inject_panic = true,
         }
     }
+}
+
+/// Where a job's autosaves go (one directory per job, replaced at each autosave).
+fn autosave_dir(p: &crate::preset::Preset) -> std::path::PathBuf {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    std::path::PathBuf::from("runs").join(format!("{}-autosave-{secs}", p.file_stem()))
 }
 
 /// Where the app keeps simulated snapshots, so a preset is not simulated twice.
@@ -348,6 +370,7 @@ impl Loop {
                     s.stop("replaced by a new job", out);
                 }
                 self.session = None;
+                self.autosave = None;
                 self.paused = false;
                 let cancel = self.cancel.clone();
                 let (events, waker) = (self.events.clone(), self.waker.clone());
@@ -416,8 +439,20 @@ impl Loop {
                     },
                 }));
             }
+            Command::Autosave => {
+                if let Some(s) = self.session.as_ref().filter(|s| s.has_models()) {
+                    let dir = self
+                        .autosave
+                        .get_or_insert_with(|| autosave_dir(s.preset()))
+                        .clone();
+                    out.push(match s.save(&dir, true) {
+                        Ok(()) => Event::Autosaved(dir),
+                        Err(e) => Event::Notice(format!("could not autosave: {e}")),
+                    });
+                }
+            }
             Command::Save(dir) => match &self.session {
-                Some(s) if s.has_models() => match s.save(&dir) {
+                Some(s) if s.has_models() => match s.save(&dir, false) {
                     Ok(()) => out.push(Event::Saved(dir)),
                     Err(e) => out.push(Event::Notice(format!("could not save: {e}"))),
                 },

@@ -89,6 +89,9 @@ pub fn preview(preset: &Preset) -> super::event::Preview {
 const TRAIL: usize = 40;
 /// Frames over which the live blob speed is measured.
 const SPEED_FRAMES: usize = 10;
+/// Positions kept per live track (the tracks CSV holds each track's newest ones): about
+/// nine minutes of frames at 30 a second, so a canvas left running stays flat in memory.
+const TRACK_POINTS: usize = 16_384;
 
 /// Held-out patterns and their true Gray–Scott displacement: the NCA's |cos| to the truth
 /// as it trains, by the metric's protocol on a couple of patterns, once per epoch.
@@ -186,7 +189,7 @@ impl PatternSession {
         backend.device.seed(preset.seed);
         let d = &preset.dataset;
         let alife = d.kind == DatasetKind::Alife;
-        let params = (!alife).then(|| Params::from_settings(d).expect("validated pattern"));
+        let params = (!alife).then(|| d.gray_scott_params().expect("validated pattern"));
         let controls = SimControls::from_preset(&preset);
         let maker = SnapshotMaker::new(d, d.n, preset.seed);
         out.push(Event::PatternJob {
@@ -778,6 +781,7 @@ impl PatternSession {
             tracker
                 .tracks
                 .retain(|tr| !tr.ended || tr.points.last().is_some_and(|p| p.0 > oldest));
+            tracker.keep_last(TRACK_POINTS);
             let since = t - (SPEED_FRAMES * c.speed.max(1)) as f64 * c.dt;
             for tr in tracker.tracks.iter().filter(|tr| !tr.ended) {
                 let start = tr.points.len().saturating_sub(TRAIL);
@@ -812,9 +816,14 @@ impl PatternSession {
         self.sim.as_ref()?.tracker.as_ref().map(Tracker::to_csv)
     }
 
-    /// Write what this job has so far into a new run directory.
-    pub fn save(&self, dir: &Path) -> Result<(), RunDirError> {
-        let run = RunDir::create(dir, false)?;
+    pub fn preset(&self) -> &Preset {
+        &self.preset
+    }
+
+    /// Write what this job has so far into a new run directory, or with `replace` over the
+    /// run `dir` holds (swapped in whole once written, so the old one survives a failure).
+    pub fn save(&self, dir: &Path, replace: bool) -> Result<(), RunDirError> {
+        let run = RunDir::create(dir, replace)?;
         run.write_preset(&self.preset)?;
         if let Some(s) = &self.score {
             run.save_image_score(s.clone())?;
@@ -826,10 +835,10 @@ impl PatternSession {
         if let Some(d) = &self.data
             && !self.samples.is_empty()
         {
-            run.write_image_samples(&self.samples, d.h, d.w)?;
+            run.write_image_samples(&self.samples, [d.channels, d.h, d.w])?;
         }
         if let Some(d) = &self.data {
-            let path = dir.join(checkpoint::DATASET);
+            let path = run.path.join(checkpoint::DATASET);
             turing::write_cached(&self.preset.dataset, self.preset.seed, &path, d).map_err(
                 |e| RunDirError::Io {
                     path,
@@ -840,6 +849,7 @@ impl PatternSession {
         if let Some(m) = &self.metrics {
             run.write_json_metrics(m)?;
         }
+        run.commit()?;
         Ok(())
     }
 }

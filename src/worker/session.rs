@@ -435,7 +435,7 @@ impl Session {
             &self.preset,
             &self.dataset,
             score,
-            flow,
+            Some(flow),
             &self.backend,
             every,
             &mut obs,
@@ -557,9 +557,10 @@ impl Session {
         })
     }
 
-    /// Write what this job has so far into a new run directory.
-    pub fn save(&self, dir: &Path) -> Result<(), RunDirError> {
-        let run = RunDir::create(dir, false)?;
+    /// Write what this job has so far into a new run directory, or with `replace` over the
+    /// run `dir` holds (swapped in whole once written, so the old one survives a failure).
+    pub fn save(&self, dir: &Path, replace: bool) -> Result<(), RunDirError> {
+        let run = RunDir::create(dir, replace)?;
         run.write_preset(&self.preset)?;
         if let Some(s) = &self.score {
             run.save_score(s.clone())?;
@@ -574,6 +575,7 @@ impl Session {
         if let Some(m) = &self.metrics {
             run.write_metrics(m)?;
         }
+        run.commit()?;
         Ok(())
     }
 

@@ -264,7 +264,7 @@ impl EquiflowApp {
 /// The F–k plane with the named regimes; a click picks the nearest one, or sets F and k
 /// freely when no regime is near. Returns whether the settings changed.
 fn fk_map(ui: &mut Ui, d: &mut crate::preset::DatasetSettings) -> bool {
-    let current = Params::from_settings(d);
+    let current = d.gray_scott_params();
     let named: PlotPoints = PRESETS
         .iter()
         .map(|(_, p)| [p.k as f64, p.f as f64])

@@ -1,7 +1,8 @@
 //! The trained image flow: its loss and |cos| to the truth as it learns, the rule it learned
 //! (the 3×3 stencil kernels as small pictures), and a live preview of it running.
 
-use super::pattern::{Textures, pattern_image, rgb_image};
+use super::pattern::Textures;
+use crate::ui::pixels::{pattern_image, rgb_image};
 use crate::ui::results::Results;
 use crate::worker::event::NcaRule;
 use egui::{Color32, ColorImage, Ui};
