@@ -482,6 +482,8 @@ pub struct EvalSettings {
     pub cos_starts: usize,
     /// Gray–Scott: SDE steps of the learned displacement (EMA of x0 minus the start).
     pub cos_sde_steps: usize,
+    /// Turing: random non-skew kernels drawn for the |cos| baseline (mean ± sd over them).
+    pub random_draws: usize,
     /// Gray–Scott: simulator steps of the true displacement.
     pub cos_gs_steps: usize,
     /// Artificial life: held-out images whose blobs are tracked (`metrics::blob_motion`).
@@ -512,6 +514,7 @@ impl Default for EvalSettings {
             cos_points: 1024,
             cos_starts: 8,
             cos_sde_steps: 200,
+            random_draws: 10,
             cos_gs_steps: 20,
             blob_starts: 4,
             blob_steps: 400,
@@ -780,6 +783,7 @@ impl Preset {
                 ("dataset.discs", d.discs),
                 ("eval.cos_starts", self.eval.cos_starts),
                 ("eval.cos_sde_steps", self.eval.cos_sde_steps),
+                ("eval.random_draws", self.eval.random_draws),
                 ("eval.cos_gs_steps", self.eval.cos_gs_steps),
             ]
         };

@@ -71,17 +71,34 @@ pub fn true_displacement(starts: &ImageSet, params: &Params, gs_steps: usize) ->
         .collect()
 }
 
-/// The learned displacements of the starts under the flow `v(s)` (see the module doc).
+/// A velocity field `v(x, s)` for the SDE.
+pub type Field<'a> = &'a dyn Fn(Tensor<4>, Tensor<4>) -> Tensor<4>;
+
+/// The learned displacement of the starts under the flow `v(s)` (see the module doc).
 /// `tick(done, total)` is called before each SDE step and returns false to cancel (then the
 /// result is None).
 pub fn learned_displacement(
     model: &ScoreUnet,
     sched: &Schedule,
     starts: &ImageSet,
-    v: &dyn Fn(Tensor<4>, Tensor<4>) -> Tensor<4>,
+    v: Field,
     p: &Protocol,
     tick: &mut dyn FnMut(usize, usize) -> bool,
 ) -> Option<Vec<f32>> {
+    learned_displacements(model, sched, starts, &[v], p, tick)?.pop()
+}
+
+/// [`learned_displacement`] for several fields. Every run starts from the same noised
+/// starts with the same noise draws, so the v = 0 run they are all measured against is
+/// simulated once and shared (n fields cost n + 1 runs, not 2n).
+pub fn learned_displacements(
+    model: &ScoreUnet,
+    sched: &Schedule,
+    starts: &ImageSet,
+    fields: &[Field],
+    p: &Protocol,
+    tick: &mut dyn FnMut(usize, usize) -> bool,
+) -> Option<Vec<Vec<f32>>> {
     let device = model.device();
     let x0 = Tensor::<4>::from_data(
         TensorData::new(
@@ -92,12 +109,12 @@ pub fn learned_displacement(
     );
     let score = |x: Tensor<4>| image_diffusion::score(model, x, sched, p.tau, p.clip_x0);
     let zero = |_x: Tensor<4>, s: Tensor<4>| s.zeros_like();
-    // Both runs share the start and every noise draw: same seed, same sequence.
+    // Every run: same seed, same noise sequence.
     let seed = 0x5DE_0001;
+    let total = (fields.len() + 1) * p.sde_steps;
     let mut ends = Vec::new();
-    let total = 2 * p.sde_steps;
-    for (run, field) in [v, &zero as &dyn Fn(Tensor<4>, Tensor<4>) -> Tensor<4>]
-        .into_iter()
+    for (run, field) in std::iter::once(&zero as Field)
+        .chain(fields.iter().copied())
         .enumerate()
     {
         device.seed(seed);
@@ -116,9 +133,23 @@ pub fn learned_displacement(
         }
         ends.push(ema.value);
     }
-    let base = ends.pop().expect("two runs");
-    let moved = ends.pop().expect("two runs");
-    Some(to_vec(moved - base))
+    let base = ends.remove(0);
+    Some(
+        ends.into_iter()
+            .map(|moved| to_vec(moved - base.clone()))
+            .collect(),
+    )
+}
+
+/// Mean and sample standard deviation (0 for fewer than two values).
+pub fn mean_sd(xs: &[f64]) -> (f64, f64) {
+    let n = xs.len() as f64;
+    let mean = xs.iter().sum::<f64>() / n.max(1.0);
+    if xs.len() < 2 {
+        return (mean, 0.0);
+    }
+    let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    (mean, var.sqrt())
 }
 
 /// Mean over images of |cos| between two stacks of per-image fields.
@@ -149,5 +180,7 @@ mod tests {
         let a = [1.0f32, 0.0, 1.0, 0.0];
         let b = [1.0f32, 0.0, 0.0, 1.0];
         assert!((mean_abs_cos(&a, &b, 2) - 0.5).abs() < 1e-12);
+        assert_eq!(mean_sd(&[1.0, 3.0]), (2.0, 2f64.sqrt()));
+        assert_eq!(mean_sd(&[0.5]), (0.5, 0.0));
     }
 }

@@ -274,6 +274,20 @@ pub struct ImageMetrics {
         deserialize_with = "nullable::opt"
     )]
     pub cos_truth_random_kernel: Option<f64>,
+    /// Turing: the same over `eval.random_draws` random kernels (the first is the one above):
+    /// their mean and sample standard deviation — the baseline with its spread.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "nullable::opt"
+    )]
+    pub cos_truth_random_kernel_mean: Option<f64>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "nullable::opt"
+    )]
+    pub cos_truth_random_kernel_sd: Option<f64>,
     /// Runs with a trained NCA (`sde.flow = "nca"`): the same |cos| for the trained NCA and
     /// for the same NCA untrained (its norms calibrated on the held-out images).
     #[serde(
@@ -485,30 +499,44 @@ fn truth_metrics(
         .expect("validated pattern");
     let truth = gs_alignment::true_displacement(starts, &params, e.cos_gs_steps);
     let protocol = Protocol::from_preset(preset);
-    let mut fields = vec![
-        Velocity::Kernel(ImageKernel::from_settings(&preset.sde, starts.channels)),
+    // The first random kernel is the one `sde.kernel_seed` draws (the single baseline of
+    // earlier runs); the others give the baseline its spread.
+    let draws = e.random_draws.max(1);
+    let mut fields = vec![Velocity::Kernel(ImageKernel::from_settings(
+        &preset.sde,
+        starts.channels,
+    ))];
+    fields.extend((0..draws as u64).map(|k| {
         Velocity::Kernel(ImageKernel::random_mix(
             starts.channels,
-            preset.sde.kernel_seed,
-        )),
-    ];
+            preset.sde.kernel_seed.wrapping_add(k),
+        ))
+    }));
     fields.extend(ncas.into_iter().flat_map(|(a, b)| [a, b]));
-    let mut cos = Vec::new();
-    let per_field = 2 * e.cos_sde_steps;
-    let total = fields.len() * per_field;
+    let per_field = e.cos_sde_steps;
+    let total = (fields.len() + 1) * per_field;
     let mut tick = metrics_tick(obs, total);
-    for (i, f) in fields.iter().enumerate() {
-        let v = |x: Tensor<4>, s: Tensor<4>| f.at(x, s);
-        let mut step = |done: usize, _: usize| tick(i * per_field + done);
-        let learned =
-            gs_alignment::learned_displacement(score, sched, starts, &v, &protocol, &mut step)?;
-        cos.push(gs_alignment::mean_abs_cos(&learned, &truth, starts.n));
-    }
+    let vs: Vec<_> = fields
+        .iter()
+        .map(|f| move |x: Tensor<4>, s: Tensor<4>| f.at(x, s))
+        .collect();
+    let refs: Vec<gs_alignment::Field> = vs.iter().map(|v| v as gs_alignment::Field).collect();
+    let mut step = |done: usize, _: usize| tick(done);
+    let learned =
+        gs_alignment::learned_displacements(score, sched, starts, &refs, &protocol, &mut step)?;
     tick(total);
+    let cos: Vec<f64> = learned
+        .iter()
+        .map(|d| gs_alignment::mean_abs_cos(d, &truth, starts.n))
+        .collect();
+    let random = &cos[1..1 + draws];
+    let (mean, sd) = gs_alignment::mean_sd(random);
     m.cos_truth_training_free = Some(cos[0]);
-    m.cos_truth_random_kernel = Some(cos[1]);
-    m.cos_truth_nca = cos.get(2).copied();
-    m.cos_truth_nca_random = cos.get(3).copied();
+    m.cos_truth_random_kernel = Some(random[0]);
+    m.cos_truth_random_kernel_mean = Some(mean);
+    m.cos_truth_random_kernel_sd = Some(sd);
+    m.cos_truth_nca = cos.get(1 + draws).copied();
+    m.cos_truth_nca_random = cos.get(2 + draws).copied();
     Some(())
 }
 

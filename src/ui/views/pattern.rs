@@ -352,7 +352,17 @@ pub fn metrics_view(ui: &mut Ui, results: &Results) {
                 (
                     "|cos| random 1×1 kernel",
                     m.cos_truth_random_kernel,
-                    "the same for a random kernel that is not skew: the baseline to beat",
+                    "the same for a random kernel that is not skew",
+                ),
+                (
+                    "|cos| random, mean of draws",
+                    m.cos_truth_random_kernel_mean,
+                    "the same over several random kernels (eval.random_draws): the baseline to beat",
+                ),
+                (
+                    "|cos| random, sd of draws",
+                    m.cos_truth_random_kernel_sd,
+                    "how much the baseline varies from one random kernel to the next",
                 ),
                 (
                     "|cos| trained NCA vs truth",
