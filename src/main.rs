@@ -357,7 +357,7 @@ fn catch_interrupts() {
 /// models it kept), and an error naming where they are.
 fn stopped(
     dir: &RunDir,
-    mut partial: serde_json::Value,
+    mut partial: impl equiflow::metrics::report::Partial,
     why: impl std::fmt::Display,
 ) -> anyhow::Error {
     let why = if INTERRUPTED.load(Ordering::SeqCst) {
@@ -365,7 +365,7 @@ fn stopped(
     } else {
         why.to_string()
     };
-    partial["interrupted"] = why.clone().into();
+    partial.set_interrupted(why.clone());
     let written = dir.write_json_metrics(&partial);
     let saved = match written {
         Ok(()) => "the last good models and a partial metrics.json are saved in",
@@ -387,7 +387,11 @@ fn train_points(preset: &Preset, backend: &Backend, dir: &RunDir) -> Result<()> 
     let mut metrics = Metrics {
         backend: backend.kind.to_string(),
         seconds_score: trained.seconds_score,
-        seconds_flow: trained.seconds_flow,
+        seconds_flow: if trained.flow.is_some() {
+            trained.seconds_flow
+        } else {
+            f64::NAN
+        },
         score_loss_final: trained.final_loss(Phase::Score),
         flow_loss_final: trained.final_loss(Phase::Flow),
         mmd2_learned: f64::NAN,
@@ -397,7 +401,7 @@ fn train_points(preset: &Preset, backend: &Backend, dir: &RunDir) -> Result<()> 
         ..Default::default()
     };
     if let Some(stop) = &trained.stopped {
-        return Err(stopped(dir, serde_json::to_value(&metrics)?, stop));
+        return Err(stopped(dir, metrics, stop));
     }
     let flow = trained.flow.as_ref().expect("a finished job has a flow");
     let measured = evaluate(
@@ -418,7 +422,7 @@ fn train_points(preset: &Preset, backend: &Backend, dir: &RunDir) -> Result<()> 
     };
     if bars.cancelled() {
         let why = "cancelled while computing the metrics";
-        return Err(stopped(dir, serde_json::to_value(&metrics)?, why));
+        return Err(stopped(dir, metrics, why));
     }
     dir.write_metrics(&metrics)?;
     for line in metrics.lines() {
@@ -469,7 +473,7 @@ fn train_turing(preset: &Preset, backend: &Backend, dir: &RunDir) -> Result<()> 
     };
     let Some(t) = trained else {
         let why = "cancelled while generating the dataset";
-        return Err(stopped(dir, serde_json::to_value(&base)?, why));
+        return Err(stopped(dir, base, why));
     };
     dir.save_image_score(t.score.clone())?;
     dir.write_losses(&t.losses)?;
@@ -486,7 +490,7 @@ fn train_turing(preset: &Preset, backend: &Backend, dir: &RunDir) -> Result<()> 
         ..base
     };
     if let Some(stop) = &t.stopped {
-        return Err(stopped(dir, serde_json::to_value(&base)?, stop));
+        return Err(stopped(dir, base, stop));
     }
     flow_and_metrics(preset, backend, dir, &t.data, &t.score, t.losses, base)
 }
@@ -514,7 +518,7 @@ fn flow_and_metrics(
         base.seconds_flow = Some(n.seconds);
         base.flow_loss_final = Some(job::final_loss(&n.losses, Phase::Flow));
         if let Some(stop) = &n.stopped {
-            return Err(stopped(dir, serde_json::to_value(&base)?, stop));
+            return Err(stopped(dir, base, stop));
         }
         Some(n)
     } else {
@@ -525,7 +529,7 @@ fn flow_and_metrics(
     let nca_net = nca.as_ref().map(|n| &n.nca);
     let Some(mut m) = turing::evaluate(preset, score, nca_net, backend, &mut bars)? else {
         let why = "cancelled while computing the metrics";
-        return Err(stopped(dir, serde_json::to_value(&base)?, why));
+        return Err(stopped(dir, base, why));
     };
     bars.finish();
     m.seconds_flow = base.seconds_flow;

@@ -115,6 +115,17 @@ impl Metrics {
     }
 }
 
+/// A metrics struct that can say its run stopped early (written as it is, partial).
+pub trait Partial: Serialize {
+    fn set_interrupted(&mut self, why: String);
+}
+
+impl Partial for Metrics {
+    fn set_interrupted(&mut self, why: String) {
+        self.interrupted = Some(why);
+    }
+}
+
 /// Human-readable lines of any metrics struct, one field each.
 pub fn lines(m: &impl Serialize) -> Vec<String> {
     let v = serde_json::to_value(m).expect("metrics serialise");

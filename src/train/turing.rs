@@ -403,6 +403,12 @@ pub struct ImageMetrics {
     pub interrupted: Option<String>,
 }
 
+impl crate::metrics::report::Partial for ImageMetrics {
+    fn set_interrupted(&mut self, why: String) {
+        self.interrupted = Some(why);
+    }
+}
+
 /// The denoising check of a trained score model, then the agreement with the true
 /// dynamics (Turing) or the blob motion (artificial life), for the training-free flow and,
 /// when given, a trained NCA. `None` when cancelled.
