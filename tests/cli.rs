@@ -225,6 +225,23 @@ fn ctrl_c_keeps_what_was_trained_and_eval_accepts_it() {
     assert_eq!(again["interrupted"], m["interrupted"]);
 }
 
+/// A run directory written by an earlier version (December 2026, kept in tests/fixtures)
+/// still loads: its settings parse, keys added since take their defaults, and its models
+/// evaluate to the metrics it recorded.
+#[test]
+fn a_run_written_by_an_earlier_version_still_evaluates() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ring-run-2026-12");
+    let o = equiflow(&["eval", dir.to_str().unwrap(), "--json", "--backend", "cpu"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let again: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let recorded = metrics(&dir);
+    let learned = num(&recorded, "mmd2_learned");
+    assert!((num(&again, "mmd2_learned") - learned).abs() < 1e-4 + 0.05 * learned.abs());
+    let tang = num(&recorded, "tangential_ratio");
+    assert!((num(&again, "tangential_ratio") - tang).abs() < 1e-3);
+    assert_eq!(again["score_loss_final"], recorded["score_loss_final"]);
+}
+
 #[test]
 fn quick_lorenz_is_chaotic() {
     let tmp = tempfile::tempdir().unwrap();
