@@ -74,23 +74,11 @@ pub fn true_displacement(starts: &ImageSet, params: &Params, gs_steps: usize) ->
 /// A velocity field `v(x, s)` for the SDE.
 pub type Field<'a> = &'a dyn Fn(Tensor<4>, Tensor<4>) -> Tensor<4>;
 
-/// The learned displacement of the starts under the flow `v(s)` (see the module doc).
-/// `tick(done, total)` is called before each SDE step and returns false to cancel (then the
-/// result is None).
-pub fn learned_displacement(
-    model: &ScoreUnet,
-    sched: &Schedule,
-    starts: &ImageSet,
-    v: Field,
-    p: &Protocol,
-    tick: &mut dyn FnMut(usize, usize) -> bool,
-) -> Option<Vec<f32>> {
-    learned_displacements(model, sched, starts, &[v], p, tick)?.pop()
-}
-
-/// [`learned_displacement`] for several fields. Every run starts from the same noised
-/// starts with the same noise draws, so the v = 0 run they are all measured against is
-/// simulated once and shared (n fields cost n + 1 runs, not 2n).
+/// The learned displacements of the starts under each flow `v(x, s)` of `fields` (see the
+/// module doc). Every run starts from the same noised starts with the same noise draws, so
+/// the v = 0 run they are all measured against is simulated once and shared (n fields cost
+/// n + 1 runs, not 2n). `tick(done, total)` is called before each SDE step and returns false
+/// to cancel (then the result is None).
 pub fn learned_displacements(
     model: &ScoreUnet,
     sched: &Schedule,
@@ -99,6 +87,58 @@ pub fn learned_displacements(
     p: &Protocol,
     tick: &mut dyn FnMut(usize, usize) -> bool,
 ) -> Option<Vec<Vec<f32>>> {
+    let total = (fields.len() + 1) * p.sde_steps;
+    let base = still_end(model, sched, starts, p, &mut |k| tick(k, total))?;
+    let mut out = Vec::with_capacity(fields.len());
+    for (i, v) in fields.iter().enumerate() {
+        let offset = (i + 1) * p.sde_steps;
+        let mut step = |k: usize| tick(offset + k, total);
+        out.push(displacement_from(
+            model, sched, starts, *v, &base, p, &mut step,
+        )?);
+    }
+    Some(out)
+}
+
+/// The end of the v = 0 run (the EMA of the denoised state), which every displacement is
+/// measured from: keep it to measure more fields later at the cost of one run each.
+/// `tick(step)` returns false to cancel.
+pub fn still_end(
+    model: &ScoreUnet,
+    sched: &Schedule,
+    starts: &ImageSet,
+    p: &Protocol,
+    tick: &mut dyn FnMut(usize) -> bool,
+) -> Option<Tensor<4>> {
+    let zero = |_x: Tensor<4>, s: Tensor<4>| s.zeros_like();
+    ema_end(model, sched, starts, &zero, p, tick)
+}
+
+/// The displacement under `v` measured from [`still_end`]'s `base`.
+pub fn displacement_from(
+    model: &ScoreUnet,
+    sched: &Schedule,
+    starts: &ImageSet,
+    v: Field,
+    base: &Tensor<4>,
+    p: &Protocol,
+    tick: &mut dyn FnMut(usize) -> bool,
+) -> Option<Vec<f32>> {
+    let moved = ema_end(model, sched, starts, v, p, tick)?;
+    Some(to_vec(moved - base.clone()))
+}
+
+/// One run of the protocol: the starts noised to τ, `sde_steps` Heun steps under `v`, the
+/// final EMA of the denoised state. Every run reseeds the device with one fixed seed, so all
+/// runs share the start and every noise draw.
+fn ema_end(
+    model: &ScoreUnet,
+    sched: &Schedule,
+    starts: &ImageSet,
+    v: Field,
+    p: &Protocol,
+    tick: &mut dyn FnMut(usize) -> bool,
+) -> Option<Tensor<4>> {
     let device = model.device();
     let x0 = Tensor::<4>::from_data(
         TensorData::new(
@@ -108,37 +148,21 @@ pub fn learned_displacements(
         &device,
     );
     let score = |x: Tensor<4>| image_diffusion::score(model, x, sched, p.tau, p.clip_x0);
-    let zero = |_x: Tensor<4>, s: Tensor<4>| s.zeros_like();
-    // Every run: same seed, same noise sequence.
-    let seed = 0x5DE_0001;
-    let total = (fields.len() + 1) * p.sde_steps;
-    let mut ends = Vec::new();
-    for (run, field) in std::iter::once(&zero as Field)
-        .chain(fields.iter().copied())
-        .enumerate()
-    {
-        device.seed(seed);
-        let x = diffusion::noised(x0.clone(), sched, p.tau);
-        let mut st: State = Sde::start(x, &score);
-        let mut ema = Ema {
-            value: denoised(st.x.clone(), st.s.clone(), sched, p.tau),
-            w: p.ema,
-        };
-        for k in 0..p.sde_steps {
-            if !tick(run * p.sde_steps + k, total) {
-                return None;
-            }
-            st = p.sde.step(st, &score, field);
-            ema.update(denoised(st.x.clone(), st.s.clone(), sched, p.tau));
+    device.seed(0x5DE_0001);
+    let x = diffusion::noised(x0, sched, p.tau);
+    let mut st: State = Sde::start(x, &score);
+    let mut ema = Ema {
+        value: denoised(st.x.clone(), st.s.clone(), sched, p.tau),
+        w: p.ema,
+    };
+    for k in 0..p.sde_steps {
+        if !tick(k) {
+            return None;
         }
-        ends.push(ema.value);
+        st = p.sde.step(st, &score, v);
+        ema.update(denoised(st.x.clone(), st.s.clone(), sched, p.tau));
     }
-    let base = ends.remove(0);
-    Some(
-        ends.into_iter()
-            .map(|moved| to_vec(moved - base.clone()))
-            .collect(),
-    )
+    Some(ema.value)
 }
 
 /// Mean and sample standard deviation (0 for fewer than two values).
@@ -182,5 +206,67 @@ mod tests {
         assert!((mean_abs_cos(&a, &b, 2) - 0.5).abs() < 1e-12);
         assert_eq!(mean_sd(&[1.0, 3.0]), (2.0, 2f64.sqrt()));
         assert_eq!(mean_sd(&[0.5]), (0.5, 0.0));
+    }
+
+    #[test]
+    fn fields_measured_together_share_the_still_run_and_match_measured_alone() {
+        use crate::preset::ScoreSettings;
+        let _rng = crate::tensor_util::rng_lock();
+        let device = burn::tensor::Device::flex();
+        let settings = ScoreSettings {
+            channels: vec![4, 6, 8],
+            diffusion_steps: 20,
+            ..Default::default()
+        };
+        let model = ScoreUnet::new(2, &settings, &device);
+        let sched = Schedule::from_settings(&settings);
+        let starts = ImageSet {
+            n: 2,
+            channels: 2,
+            h: 8,
+            w: 8,
+            data: (0..2 * 2 * 64)
+                .map(|i| ((i * 37) % 17) as f32 / 8.5 - 1.0)
+                .collect(),
+        };
+        let p = Protocol {
+            sde: Sde { eta: 0.1, dt: 0.05 },
+            ema: 0.9,
+            sde_steps: 5,
+            gs_steps: 1,
+            tau: 5,
+            clip_x0: true,
+        };
+        let swap = |_x: Tensor<4>, s: Tensor<4>| s.flip([1]);
+        let still = |_x: Tensor<4>, s: Tensor<4>| s.zeros_like();
+        // burn initialises parameters lazily, drawing from the device's generator on first
+        // use: a model never run before would spend the first run's noise on its weights.
+        let _ = still_end(&model, &sched, &starts, &p, &mut |_| true);
+        let mut ticks = 0;
+        let both = learned_displacements(
+            &model,
+            &sched,
+            &starts,
+            &[&still, &swap],
+            &p,
+            &mut |_, t| {
+                ticks += 1;
+                assert_eq!(t, 15, "three runs of five steps");
+                true
+            },
+        )
+        .unwrap();
+        assert_eq!(ticks, 15);
+        assert!(both[0].iter().all(|&d| d == 0.0), "v = 0 moves nothing");
+        assert!(both[1].iter().any(|&d| d != 0.0));
+        // Each run reseeds: measured alone, after other draws, the same displacement.
+        let _ = Tensor::<4>::random([4, 2, 8, 8], burn::tensor::Distribution::Default, &device);
+        let alone =
+            learned_displacements(&model, &sched, &starts, &[&swap], &p, &mut |_, _| true).unwrap();
+        assert_eq!(alone[0], both[1]);
+        // A cancel stops it.
+        let cancelled =
+            learned_displacements(&model, &sched, &starts, &[&swap], &p, &mut |d, _| d < 3);
+        assert!(cancelled.is_none());
     }
 }

@@ -98,6 +98,9 @@ const TRACK_POINTS: usize = 16_384;
 struct LiveCos {
     starts: ImageSet,
     truth: Vec<f32>,
+    /// The protocol's v = 0 run from the starts: the score does not change while the NCA
+    /// trains, so it is simulated once and each measurement costs one run, not two.
+    still: Option<Tensor<4>>,
     /// `[training step, |cos|]` of the latest measurement.
     latest: Option<(usize, f64)>,
 }
@@ -105,7 +108,7 @@ struct LiveCos {
 impl LiveCos {
     /// |cos| of the NCA's simulated displacement to the true one; `None` when cancelled.
     fn measure(
-        &self,
+        &mut self,
         preset: &Preset,
         score: &ScoreUnet,
         sched: &Schedule,
@@ -118,12 +121,17 @@ impl LiveCos {
         };
         let field = |x: Tensor<4>, s: Tensor<4>| v.at(x, s);
         let protocol = gs_alignment::Protocol::from_preset(preset);
-        let mut tick = |_: usize, _: usize| !cancel.load(Ordering::Relaxed);
-        let d = gs_alignment::learned_displacement(
+        let mut tick = |_: usize| !cancel.load(Ordering::Relaxed);
+        if self.still.is_none() {
+            self.still = gs_alignment::still_end(score, sched, &self.starts, &protocol, &mut tick);
+        }
+        let still = self.still.as_ref()?;
+        let d = gs_alignment::displacement_from(
             score,
             sched,
             &self.starts,
             &field,
+            still,
             &protocol,
             &mut tick,
         )?;
@@ -495,6 +503,7 @@ impl PatternSession {
             Some(LiveCos {
                 starts,
                 truth,
+                still: None,
                 latest: None,
             })
         });
@@ -514,7 +523,7 @@ impl PatternSession {
 
     /// Measure the live |cos| of `nca` (Turing presets) at training step `done`.
     fn measure_live_cos(&mut self, nca: Nca, done: usize) {
-        let (Some(l), Some(score)) = (&self.live_cos, &self.score) else {
+        let (Some(l), Some(score)) = (&mut self.live_cos, &self.score) else {
             return;
         };
         let cos = l.measure(&self.preset, score, &self.sched, nca, &self.cancel);
