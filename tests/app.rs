@@ -698,3 +698,36 @@ fn a_dropped_picture_lands_on_the_canvas_and_garbage_gets_a_clear_error() {
     let msg = h.state().message.clone().unwrap();
     assert!(msg.error && msg.text.contains("junk.png"), "{msg:?}");
 }
+
+/// A Turing job with a trained NCA: its |cos| to the truth is measured live as it trains
+/// (each measurement one SDE run against the protocol's shared v = 0 run), and the metrics
+/// carry the random-kernel baseline with its spread.
+#[test]
+fn a_turing_nca_reports_its_live_cos_as_it_trains() {
+    let mut h = harness();
+    h.step();
+    h.state_mut().choose_preset("gs-maze");
+    let mut preset = tiny_pattern();
+    preset.sde.flow = equiflow::preset::ImageFlow::Nca;
+    preset.flow.epochs = 3;
+    preset.flow.batch = 16;
+    preset.eval.random_draws = 3;
+    h.state_mut().set_settings(preset);
+    h.step();
+    click(&mut h, "Train");
+    step_until(&mut h, "the job to finish", |a| {
+        matches!(a.results.state, JobState::Finished | JobState::Failed)
+    });
+    let app = h.state();
+    assert_eq!(app.results.state, JobState::Finished, "{:?}", app.message);
+    let cos = &app.results.nca_cos;
+    assert!(cos.len() >= 2, "live |cos| points: {cos:?}");
+    assert!(cos.iter().all(|p| (0.0..=1.0).contains(&p[1])), "{cos:?}");
+    let m = app.results.pattern_metrics.as_ref().unwrap();
+    assert!(m.cos_truth_nca.is_some() && m.cos_truth_nca_random.is_some());
+    let (mean, sd) = (
+        m.cos_truth_random_kernel_mean.unwrap(),
+        m.cos_truth_random_kernel_sd.unwrap(),
+    );
+    assert!((0.0..=1.0).contains(&mean) && sd > 0.0, "{mean} ± {sd}");
+}
