@@ -121,6 +121,11 @@ fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
             return Err(e);
         }
     }
+    exchange_by_renames(a, b)
+}
+
+/// [`exchange`] where the system has no atomic swap: `b` is missing for an instant.
+fn exchange_by_renames(a: &Path, b: &Path) -> std::io::Result<()> {
     let mut aside = b.as_os_str().to_os_string();
     aside.push(".old");
     let aside = PathBuf::from(aside);
@@ -462,7 +467,7 @@ mod tests {
     }
 
     #[test]
-    fn the_fallback_swap_exchanges_two_directories() {
+    fn both_swaps_exchange_two_directories() {
         let tmp = tempfile::tempdir().unwrap();
         let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
         fake_run(&a, "a");
@@ -470,6 +475,14 @@ mod tests {
         exchange(&a, &b).unwrap();
         assert_eq!(read(&a.join(SCORE)), "b score.bpk");
         assert_eq!(read(&b.join(SCORE)), "a score.bpk");
+        exchange_by_renames(&a, &b).unwrap();
+        assert_eq!(read(&a.join(SCORE)), "a score.bpk");
+        assert_eq!(read(&b.join(SCORE)), "b score.bpk");
+        assert_eq!(
+            std::fs::read_dir(tmp.path()).unwrap().count(),
+            2,
+            "nothing left aside"
+        );
     }
 
     #[test]
