@@ -575,7 +575,9 @@ fn train_nca(path: PathBuf, sets: Vec<String>, choice: BackendChoice) -> Result<
     let old = read_metrics::<turing::ImageMetrics>(&path).unwrap_or_default();
     let losses = read_losses(&path.join(checkpoint::LOSSES));
     eprintln!("training an NCA on the score model in {}", path.display());
-    flow_and_metrics(&preset, &backend, &dir, &data, &score, losses, old)
+    flow_and_metrics(&preset, &backend, &dir, &data, &score, losses, old)?;
+    eprintln!("wrote {}", path.display());
+    Ok(())
 }
 
 /// The score losses a run directory recorded (to keep beside new flow losses).
