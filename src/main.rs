@@ -387,11 +387,7 @@ fn train_points(preset: &Preset, backend: &Backend, dir: &RunDir) -> Result<()> 
     let mut metrics = Metrics {
         backend: backend.kind.to_string(),
         seconds_score: trained.seconds_score,
-        seconds_flow: if trained.flow.is_some() {
-            trained.seconds_flow
-        } else {
-            f64::NAN
-        },
+        seconds_flow: trained.seconds_flow,
         score_loss_final: trained.final_loss(Phase::Score),
         flow_loss_final: trained.final_loss(Phase::Flow),
         mmd2_learned: f64::NAN,
@@ -464,11 +460,7 @@ fn train_turing(preset: &Preset, backend: &Backend, dir: &RunDir) -> Result<()> 
     bars.finish();
     let base = turing::ImageMetrics {
         backend: backend.kind.to_string(),
-        pattern: if preset.dataset.kind == DatasetKind::Alife {
-            preset.dataset.target.clone()
-        } else {
-            preset.dataset.pattern.clone()
-        },
+        pattern: preset.dataset.pattern_name(),
         ..Default::default()
     };
     let Some(t) = trained else {
@@ -520,12 +512,12 @@ fn flow_and_metrics(
         if let Some(stop) = &n.stopped {
             return Err(stopped(dir, base, stop));
         }
+        // Written once the flow it describes is saved (train-nca changes the settings).
+        dir.write_preset(preset)?;
         Some(n)
     } else {
         None
     };
-    // Written once the flow it describes is saved (train-nca changes it).
-    dir.write_preset(preset)?;
     let nca_net = nca.as_ref().map(|n| &n.nca);
     let Some(mut m) = turing::evaluate(preset, score, nca_net, backend, &mut bars)? else {
         let why = "cancelled while computing the metrics";

@@ -121,6 +121,16 @@ pub struct DatasetSettings {
 }
 
 impl DatasetSettings {
+    /// What the images show, as `metrics.json`'s `pattern`: the Gray–Scott regime, or the
+    /// artificial-life target.
+    pub fn pattern_name(&self) -> String {
+        if self.kind == DatasetKind::Alife {
+            self.target.clone()
+        } else {
+            self.pattern.clone()
+        }
+    }
+
     /// Gray–Scott: the named pattern's parameters with any non-zero override of F, k, Du, Dv
     /// (`None` for an unknown name).
     pub fn gray_scott_params(&self) -> Option<crate::data::gray_scott::Params> {

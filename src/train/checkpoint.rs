@@ -161,10 +161,15 @@ impl RunDir {
             std::fs::remove_dir_all(&stage).map_err(io_err(&stage))?;
         }
         std::fs::create_dir_all(&stage).map_err(io_err(&stage))?;
-        // The simulated snapshots are reused when the settings match.
+        // The simulated snapshots are reused when the settings match. A hard link costs
+        // nothing, and the old run keeps its file: writes replace a file by renaming a new
+        // one over it, never by writing into it.
         let cache = path.join(DATASET);
         if cache.is_file() {
-            std::fs::copy(&cache, stage.join(DATASET)).map_err(io_err(&cache))?;
+            let staged = stage.join(DATASET);
+            std::fs::hard_link(&cache, &staged)
+                .or_else(|_| std::fs::copy(&cache, &staged).map(|_| ()))
+                .map_err(io_err(&cache))?;
         }
         Ok(Self {
             path: stage,
@@ -229,10 +234,10 @@ impl RunDir {
     /// (as `target.EXT`), so the run does not depend on a picture that may move or change.
     pub fn write_preset(&self, preset: &Preset) -> Result<(), RunDirError> {
         if let Some(src) = target_file(preset) {
-            let copy = self.file(&target_name(&src));
-            if src != copy && src.is_file() {
+            let name = target_name(&src);
+            if src != self.file(&name) && src.is_file() {
                 let bytes = std::fs::read(&src).map_err(io_err(&src))?;
-                self.write(&target_name(&src), &bytes)?;
+                self.write(&name, &bytes)?;
             }
         }
         self.write(PRESET, preset.to_toml().as_bytes())

@@ -173,6 +173,12 @@ pub fn train(preset: &Preset, backend: &Backend, obs: &mut dyn Observer) -> Trai
             (Some(f), s)
         }
     };
+    // NaN, not the instant the skipped phase took, when no flow was trained.
+    let seconds_flow = if flow.is_some() {
+        t1.elapsed().as_secs_f64()
+    } else {
+        f64::NAN
+    };
     Trained {
         dataset,
         score,
@@ -180,7 +186,7 @@ pub fn train(preset: &Preset, backend: &Backend, obs: &mut dyn Observer) -> Trai
         samples,
         losses,
         seconds_score,
-        seconds_flow: t1.elapsed().as_secs_f64(),
+        seconds_flow,
         stopped,
     }
 }

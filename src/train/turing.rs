@@ -439,11 +439,7 @@ pub fn evaluate(
     let mse = |a: Tensor<4>| scalar((a - x0.clone()).square().mean());
     let mut m = ImageMetrics {
         backend: backend.kind.to_string(),
-        pattern: if alife {
-            preset.dataset.target.clone()
-        } else {
-            preset.dataset.pattern.clone()
-        },
+        pattern: preset.dataset.pattern_name(),
         denoise_mse: mse(denoised(xt.clone(), s, &sched, tau)),
         denoise_mse_identity: mse(xt.clone().div_scalar(sched.alpha_bar[tau].sqrt())),
         ..Default::default()
