@@ -82,6 +82,7 @@ pub fn run(backend: &Backend, cfg: &BenchConfig, progress: &mut dyn FnMut(&str))
             dim,
             &ScoreSettings::default(),
             cfg.steps + cfg.warmup,
+            1,
             device,
         );
         let mut step_rng = StdRng::seed_from_u64(2);
@@ -107,9 +108,10 @@ pub fn run(backend: &Backend, cfg: &BenchConfig, progress: &mut dyn FnMut(&str))
                 probes: 10,
                 ..Default::default()
             };
-            let mut flow = FlowTrainer::new(net, &settings, cfg.steps + cfg.warmup, device);
+            let mut flow = FlowTrainer::new(net, &settings, cfg.steps + cfg.warmup, 1, device);
+            let mut probe_rng = StdRng::seed_from_u64(3);
             let ms = time_steps(cfg, || {
-                let _ = flow.step(&x, &s);
+                let _ = flow.step(&x, &s, &mut probe_rng);
             });
             if estimator == Estimator::Exact {
                 exact_ms = ms;

@@ -81,7 +81,7 @@ pub fn run(backend: &Backend, steps: usize, progress: &mut dyn FnMut(&str)) -> V
         let x0: Vec<f32> = (0..batch * c * side * side)
             .map(|_| rng.random_range(-1.0f32..1.0))
             .collect();
-        let mut trainer = ImageScoreTrainer::new(c, &s, steps + 1, device);
+        let mut trainer = ImageScoreTrainer::new(c, &s, steps + 1, 1, device);
         let ms = time(steps, || {
             let _ = trainer.step(x0.clone(), [batch, c, side, side], &sched, &mut rng);
         });

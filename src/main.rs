@@ -12,12 +12,18 @@ use equiflow::preset::{self, DatasetKind, ImageFlow, Preset};
 use equiflow::train::checkpoint::{self, RunDir};
 use equiflow::train::evaluate::evaluate;
 use equiflow::train::job::{self, Observer, Phase, Progress};
-use equiflow::train::{nca, turing};
+use equiflow::train::turing;
 use equiflow::ui::Renderer;
+use equiflow::worker::drive;
+use equiflow::worker::event::Event;
+use equiflow::worker::job::JobSession;
+use equiflow::worker::patterns::PatternSession;
+use equiflow::worker::session::Session;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 #[derive(Parser)]
 #[command(
@@ -247,6 +253,40 @@ impl Observer for Bars {
 }
 
 impl Bars {
+    fn shared() -> Arc<Mutex<Bars>> {
+        Arc::new(Mutex::new(Bars { bar: None }))
+    }
+
+    /// What a session reports from inside a long step (the metrics' progress).
+    fn live(bars: &Arc<Mutex<Bars>>) -> Box<dyn Fn(Event) + Send> {
+        let bars = bars.clone();
+        Box::new(move |e| bars.lock().expect("bars").render(&e))
+    }
+
+    /// A session's event as progress: the phase's bar, the last epoch's loss, notices.
+    fn render(&mut self, e: &Event) {
+        match e {
+            Event::Progress(p) => self.progress(&Progress {
+                phase: p.phase,
+                done: p.done,
+                total: p.total,
+                loss: None,
+            }),
+            Event::Loss { phase, loss, .. } => {
+                if let Some((ph, b)) = &self.bar
+                    && ph == phase
+                {
+                    b.set_message(format!("loss {loss:.5}"));
+                }
+            }
+            Event::Notice(n) => match &self.bar {
+                Some((_, b)) => b.println(n),
+                None => eprintln!("{n}"),
+            },
+            _ => {}
+        }
+    }
+
     fn finish(&mut self) {
         if let Some((_, b)) = self.bar.take() {
             b.finish();
@@ -312,11 +352,18 @@ fn train(args: TrainArgs) -> Result<()> {
         .write_preset(&preset)
         .map_err(anyhow::Error::from)
         .and_then(|()| {
-            if preset.dataset.kind.is_image() {
-                train_turing(&preset, &backend, &dir)
+            let bars = Bars::shared();
+            let (cancel, live) = (cancel_flag(), Bars::live(&bars));
+            let mut out = Vec::new();
+            let job: Box<dyn JobSession> = if preset.dataset.kind.is_image() {
+                let cache = Some(dir.path.join(checkpoint::DATASET));
+                let (p, b) = (preset.clone(), backend.clone());
+                Box::new(PatternSession::new(p, b, cache, cancel, live, &mut out).headless())
             } else {
-                train_points(&preset, &backend, &dir)
-            }
+                let (p, b) = (preset.clone(), backend.clone());
+                Box::new(Session::new(p, b, cancel, live, &mut out).without_curves())
+            };
+            run_job(job, &dir, &bars)
         });
     if let Err(e) = trained {
         if dir.destination() != dir.path {
@@ -353,78 +400,50 @@ fn catch_interrupts() {
     }
 }
 
-/// How a job that stopped early ends: a partial `metrics.json` that says why (beside the
-/// models it kept), and an error naming where they are.
-fn stopped(
-    dir: &RunDir,
-    mut partial: impl equiflow::metrics::report::Partial,
-    why: impl std::fmt::Display,
-) -> anyhow::Error {
-    let why = if INTERRUPTED.load(Ordering::SeqCst) {
-        format!("interrupted (Ctrl-C): {why}")
-    } else {
-        why.to_string()
-    };
-    partial.set_interrupted(why.clone());
-    let written = dir.write_json_metrics(&partial);
-    let saved = match written {
-        Ok(()) => "the last good models and a partial metrics.json are saved in",
-        Err(_) => "the last good models are saved in",
-    };
-    anyhow::anyhow!("{why}; {saved} {}", dir.path.display())
+/// Set once the first Ctrl-C arrives, for the sessions (which take a shared flag).
+fn cancel_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let f = flag.clone();
+    std::thread::spawn(move || {
+        while !INTERRUPTED.load(Ordering::SeqCst) {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        f.store(true, Ordering::SeqCst);
+    });
+    flag
 }
 
-fn train_points(preset: &Preset, backend: &Backend, dir: &RunDir) -> Result<()> {
-    let mut bars = Bars { bar: None };
-    let trained = job::train(preset, backend, &mut bars);
-    bars.finish();
-    dir.save_score(trained.score.clone())?;
-    if let Some(flow) = &trained.flow {
-        dir.save_flow(flow.clone())?;
-    }
-    dir.write_losses(&trained.losses)?;
-    dir.write_samples(&trained.samples, trained.dataset.dim)?;
-    let mut metrics = Metrics {
-        backend: backend.kind.to_string(),
-        seconds_score: trained.seconds_score,
-        seconds_flow: trained.seconds_flow,
-        score_loss_final: trained.final_loss(Phase::Score),
-        flow_loss_final: trained.final_loss(Phase::Flow),
-        mmd2_learned: f64::NAN,
-        mmd2_random: f64::NAN,
-        mmd2_score: f64::NAN,
-        mmd2_training_free: f64::NAN,
-        ..Default::default()
+/// Step `job` to its end with progress bars, then write what it has into `dir`: the models,
+/// losses, samples and metrics; a job that ended early keeps its last good models beside a
+/// partial `metrics.json` that says why, and the run fails with that reason.
+fn run_job(mut job: Box<dyn JobSession>, dir: &RunDir, bars: &Arc<Mutex<Bars>>) -> Result<()> {
+    let interrupted = || {
+        INTERRUPTED
+            .load(Ordering::SeqCst)
+            .then(|| "interrupted (Ctrl-C)".to_string())
     };
-    if let Some(stop) = &trained.stopped {
-        return Err(stopped(dir, metrics, stop));
-    }
-    let flow = trained.flow.as_ref().expect("a finished job has a flow");
-    let measured = evaluate(
-        preset,
-        &trained.dataset,
-        &trained.score,
-        Some(flow),
-        backend,
-        &mut bars,
-    );
-    bars.finish();
-    metrics = Metrics {
-        seconds_score: metrics.seconds_score,
-        seconds_flow: metrics.seconds_flow,
-        score_loss_final: metrics.score_loss_final,
-        flow_loss_final: metrics.flow_loss_final,
-        ..measured
+    let ended = drive::run_to_end(&mut *job, &interrupted, &mut |e| {
+        bars.lock().expect("bars").render(e)
+    });
+    bars.lock().expect("bars").finish();
+    let Some(why) = ended.stop else {
+        job.write_into(dir)?;
+        for line in job.metric_lines() {
+            println!("{line}");
+        }
+        return Ok(());
     };
-    if bars.cancelled() {
-        let why = "cancelled while computing the metrics";
-        return Err(stopped(dir, metrics, why));
+    if !job.has_models() {
+        bail!("{why}");
     }
-    dir.write_metrics(&metrics)?;
-    for line in metrics.lines() {
-        println!("{line}");
-    }
-    Ok(())
+    let saved = match job.write_into(dir) {
+        Ok(()) => "the last good models and a partial metrics.json are saved in",
+        Err(e) => {
+            eprintln!("{e}");
+            "what could be written is in"
+        }
+    };
+    bail!("{why}; {saved} {}", dir.path.display())
 }
 
 /// A TOML string literal (a `--set` value with any characters).
@@ -450,90 +469,6 @@ fn draw_target(name: &str, out: &std::path::Path, size: usize) -> Result<()> {
     };
     icon.save_png(out)?;
     eprintln!("wrote {}", out.display());
-    Ok(())
-}
-
-fn train_turing(preset: &Preset, backend: &Backend, dir: &RunDir) -> Result<()> {
-    let mut bars = Bars { bar: None };
-    let cache = dir.path.join(checkpoint::DATASET);
-    let trained = turing::train(preset, backend, Some(&cache), &mut bars)?;
-    bars.finish();
-    let base = turing::ImageMetrics {
-        backend: backend.kind.to_string(),
-        pattern: preset.dataset.pattern_name(),
-        ..Default::default()
-    };
-    let Some(t) = trained else {
-        let why = "cancelled while generating the dataset";
-        return Err(stopped(dir, base, why));
-    };
-    dir.save_image_score(t.score.clone())?;
-    dir.write_losses(&t.losses)?;
-    dir.write_image_samples(&t.samples, [t.data.channels, t.data.h, t.data.w])?;
-    let base = turing::ImageMetrics {
-        seconds_data: t.seconds_data,
-        seconds_score: t.seconds_score,
-        score_loss_final: job::final_loss(&t.losses, Phase::Score),
-        dataset_alive_fraction: (preset.dataset.kind == DatasetKind::GrayScott)
-            .then(|| t.data.alive_fraction()),
-        denoise_mse: f64::NAN,
-        denoise_mse_identity: f64::NAN,
-        seconds_metrics: f64::NAN,
-        ..base
-    };
-    if let Some(stop) = &t.stopped {
-        return Err(stopped(dir, base, stop));
-    }
-    flow_and_metrics(preset, backend, dir, &t.data, &t.score, t.losses, base)
-}
-
-/// The NCA (when `sde.flow = "nca"`), then the metrics; `base` holds what the score phase
-/// recorded (times, losses, the data's make-up).
-fn flow_and_metrics(
-    preset: &Preset,
-    backend: &Backend,
-    dir: &RunDir,
-    data: &equiflow::data::turing::ImageSet,
-    score: &equiflow::nn::score_unet::ScoreUnet,
-    mut losses: Vec<job::LossPoint>,
-    mut base: turing::ImageMetrics,
-) -> Result<()> {
-    let mut bars = Bars { bar: None };
-    let nca = if preset.sde.flow == ImageFlow::Nca {
-        let mut rng = rand::SeedableRng::seed_from_u64(preset.seed ^ 0xF10);
-        let n = nca::train(preset, data, score, &mut rng, &mut bars);
-        bars.finish();
-        dir.save_nca(n.nca.clone())?;
-        losses.retain(|l| l.phase != Phase::Flow);
-        losses.extend(n.losses.iter().cloned());
-        dir.write_losses(&losses)?;
-        base.seconds_flow = Some(n.seconds);
-        base.flow_loss_final = Some(job::final_loss(&n.losses, Phase::Flow));
-        if let Some(stop) = &n.stopped {
-            return Err(stopped(dir, base, stop));
-        }
-        // Written once the flow it describes is saved (train-nca changes the settings).
-        dir.write_preset(preset)?;
-        Some(n)
-    } else {
-        None
-    };
-    let nca_net = nca.as_ref().map(|n| &n.nca);
-    let Some(mut m) = turing::evaluate(preset, score, nca_net, backend, &mut bars)? else {
-        let why = "cancelled while computing the metrics";
-        return Err(stopped(dir, base, why));
-    };
-    bars.finish();
-    m.seconds_flow = base.seconds_flow;
-    m.flow_loss_final = base.flow_loss_final;
-    m.seconds_data = base.seconds_data;
-    m.seconds_score = base.seconds_score;
-    m.score_loss_final = base.score_loss_final;
-    m.dataset_alive_fraction = base.dataset_alive_fraction;
-    dir.write_json_metrics(&m)?;
-    for line in equiflow::metrics::report::lines(&m) {
-        println!("{line}");
-    }
     Ok(())
 }
 
@@ -567,7 +502,22 @@ fn train_nca(path: PathBuf, sets: Vec<String>, choice: BackendChoice) -> Result<
     let old = read_metrics::<turing::ImageMetrics>(&path).unwrap_or_default();
     let losses = read_losses(&path.join(checkpoint::LOSSES));
     eprintln!("training an NCA on the score model in {}", path.display());
-    flow_and_metrics(&preset, &backend, &dir, &data, &score, losses, old)?;
+    let bars = Bars::shared();
+    let (cancel, live) = (cancel_flag(), Bars::live(&bars));
+    let earlier = (losses, [old.seconds_data, old.seconds_score]);
+    let mut out = Vec::new();
+    let job = PatternSession::from_score(
+        preset,
+        backend,
+        data,
+        Some(cache),
+        score,
+        earlier,
+        cancel,
+        live,
+        &mut out,
+    );
+    run_job(Box::new(job.headless()), &dir, &bars)?;
     eprintln!("wrote {}", path.display());
     Ok(())
 }

@@ -4,8 +4,8 @@
 
 use crate::nn::score_mlp::ScoreMlp;
 use crate::preset::{NoiseSchedule, ScoreSettings};
-use crate::tensor_util::from_rows;
-use burn::tensor::{Device, Distribution, Tensor};
+use crate::tensor_util::{from_rows, normal};
+use burn::tensor::{Device, Tensor};
 use rand::RngExt;
 use rand::rngs::StdRng;
 
@@ -88,7 +88,7 @@ pub fn dsm_loss(model: &ScoreMlp, x0: Tensor<2>, sched: &Schedule, rng: &mut Std
     let [b, _] = x0.dims();
     let steps: Vec<usize> = (0..b).map(|_| rng.random_range(0..sched.len())).collect();
     let [sa, sb, ti] = levels(&steps, sched, &device);
-    let eps = Tensor::<2>::random(x0.shape(), Distribution::Normal(0.0, 1.0), &device);
+    let eps = normal(x0.dims(), rng, &device);
     let xt = x0.clone() * sa + eps.clone() * sb;
     let target = if model.predicts_x0 { x0 } else { eps };
     (model.forward(xt, ti) - target).square().mean()
@@ -103,15 +103,26 @@ pub fn score(model: &ScoreMlp, x: Tensor<2>, sched: &Schedule, step: usize) -> T
 }
 
 /// Noise clean data `x0` (points or images) to level `step`: the states the flow works on.
-pub fn noised<const D: usize>(x0: Tensor<D>, sched: &Schedule, step: usize) -> Tensor<D> {
-    let eps = Tensor::<D>::random(x0.shape(), Distribution::Normal(0.0, 1.0), &x0.device());
+pub fn noised<const D: usize>(
+    x0: Tensor<D>,
+    sched: &Schedule,
+    step: usize,
+    rng: &mut StdRng,
+) -> Tensor<D> {
+    let eps = normal(x0.dims(), rng, &x0.device());
     x0.mul_scalar(sched.alpha_bar[step].sqrt()) + eps.mul_scalar(sched.sigma(step))
 }
 
 /// Draw `n` samples by ancestral (DDPM) reverse diffusion from pure noise.
-pub fn sample(model: &ScoreMlp, n: usize, sched: &Schedule, device: &Device) -> Tensor<2> {
-    let x = Tensor::<2>::random([n, model.dim()], Distribution::Normal(0.0, 1.0), device);
-    ancestral(x, sched, |x, i| {
+pub fn sample(
+    model: &ScoreMlp,
+    n: usize,
+    sched: &Schedule,
+    device: &Device,
+    rng: &mut StdRng,
+) -> Tensor<2> {
+    let x = normal([n, model.dim()], rng, device);
+    ancestral(x, sched, rng, |x, i| {
         let [sa, sb, ti] = fixed_level(n, sched, i, device);
         model.eps_hat(x, ti, sa, sb)
     })
@@ -122,6 +133,7 @@ pub fn sample(model: &ScoreMlp, n: usize, sched: &Schedule, device: &Device) -> 
 pub fn ancestral<const D: usize>(
     mut x: Tensor<D>,
     sched: &Schedule,
+    rng: &mut StdRng,
     eps_hat: impl Fn(Tensor<D>, usize) -> Tensor<D>,
 ) -> Tensor<D> {
     let last = sched.len() - 1;
@@ -133,7 +145,7 @@ pub fn ancestral<const D: usize>(
         let e = eps_hat(x.clone(), i);
         let mean = (x - e.mul_scalar(beta / (1.0 - a).sqrt())).div_scalar(alpha.sqrt());
         let var = beta * (1.0 - a_prev) / (1.0 - a);
-        let z = Tensor::<D>::random(mean.shape(), Distribution::Normal(0.0, 1.0), &mean.device());
+        let z = normal(mean.dims(), rng, &mean.device());
         x = mean + z.mul_scalar(var.sqrt());
     }
     // Last step: the posterior mean of x0 given x at level 0.

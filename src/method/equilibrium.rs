@@ -14,7 +14,9 @@ use crate::nn::batchnorm::BnMode;
 use crate::nn::flow_mlp::FlowMlp;
 use crate::nn::flow_nca::Nca;
 use crate::preset::{Estimator, FlowSettings};
-use burn::tensor::{Device, Distribution, Tensor, TensorData};
+use crate::tensor_util::normal;
+use burn::tensor::{Device, Tensor, TensorData};
+use rand::rngs::StdRng;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LossConfig {
@@ -81,6 +83,7 @@ pub fn equilibrium_loss(
     s: Tensor<2>,
     cfg: &LossConfig,
     mode: BnMode,
+    rng: &mut StdRng,
 ) -> LossOutput {
     let device = x.device();
     let [b, d] = x.dims();
@@ -88,7 +91,7 @@ pub fn equilibrium_loss(
         Estimator::Hutchinson => {
             let k = cfg.probes;
             let sets = if cfg.unbiased { 2 } else { 1 };
-            let z = Tensor::<3>::random([sets * k, b, d], Distribution::Normal(0.0, 1.0), &device);
+            let z = normal([sets * k, b, d], rng, &device);
             let out = model.forward_jvp(x, Some(z.clone()), mode);
             let jz = out.tangents.expect("tangents were pushed");
             let vs = (out.v * s).sum_dim(1).reshape([b]);
@@ -165,10 +168,11 @@ pub fn nca_equilibrium_loss(
     probes: usize,
     unbiased: bool,
     mode: BnMode,
+    rng: &mut StdRng,
 ) -> (Tensor<1>, Vec<(Tensor<1>, Tensor<1>)>) {
     let [b, c, h, w] = x.dims();
     let m = if unbiased { 2 * probes } else { probes };
-    let z = Tensor::<5>::random([m, b, c, h, w], Distribution::Normal(0.0, 1.0), &x.device());
+    let z = normal([m, b, c, h, w], rng, &x.device());
     let out = model.forward_jvp(x, Some(z.clone()), mode);
     let jz = out.tangents.expect("tangents were pushed");
     let loss = image_residual_loss(out.v, s, z, jz, unbiased);
@@ -180,6 +184,7 @@ mod tests {
     use super::*;
     use crate::nn::jvp;
     use crate::tensor_util::{from_rows, to_vec};
+    use burn::tensor::Distribution;
 
     fn linear_field_columns(a: &[f32], d: usize, b: usize, device: &Device) -> Tensor<3> {
         // v(x) = A x ⇒ the JVP along t is A t; with row vectors that is t Aᵀ.
@@ -260,14 +265,15 @@ mod tests {
         let x = Tensor::<2>::random([b, 2], Distribution::Normal(0.0, 1.0), &device);
         let s = Tensor::<2>::random([b, 2], Distribution::Normal(0.0, 1.0), &device);
         let k = 2;
-        let loss = |estimator, unbiased, sym_penalty| {
+        let mut rng = <StdRng as rand::SeedableRng>::seed_from_u64(21);
+        let mut loss = |estimator, unbiased, sym_penalty| {
             let cfg = LossConfig {
                 estimator,
                 probes: k,
                 unbiased,
                 sym_penalty,
             };
-            let out = equilibrium_loss(&net, x.clone(), s.clone(), &cfg, BnMode::Running);
+            let out = equilibrium_loss(&net, x.clone(), s.clone(), &cfg, BnMode::Running, &mut rng);
             crate::tensor_util::scalar(out.loss)
         };
         let plain = loss(Estimator::Exact, false, 0.0);
@@ -277,7 +283,7 @@ mod tests {
             "the penalty must matter here: {plain} {penalised}"
         );
         let draws = 300;
-        let mean = |unbiased| {
+        let mut mean = |unbiased| {
             (0..draws)
                 .map(|_| loss(Estimator::Hutchinson, unbiased, 0.0))
                 .sum::<f64>()

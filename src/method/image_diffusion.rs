@@ -5,10 +5,9 @@
 use super::diffusion::{Schedule, ancestral};
 use crate::nn::score_unet::ScoreUnet;
 use crate::preset::{Levels, Prediction, ScoreSettings};
-use burn::tensor::{Device, Distribution, Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
 use rand::RngExt;
 use rand::rngs::StdRng;
-use rand_distr::StandardNormal;
 
 /// Which diffusion steps a training batch is drawn at (`score.levels`).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -67,10 +66,7 @@ pub fn dsm_loss(
     let t_in: Vec<f32> = steps.iter().map(|&i| sched.t_input(i)).collect();
     let (sa, sb) = (per_image(sa_v, &device), per_image(sb_v, &device));
     let shape = x0.dims();
-    let noise: Vec<f32> = (0..shape.iter().product::<usize>())
-        .map(|_| rng.sample(StandardNormal))
-        .collect();
-    let eps = Tensor::<4>::from_data(TensorData::new(noise, shape), &device);
+    let eps = crate::tensor_util::normal(shape, rng, &device);
     let xt = x0.clone() * sa.clone() + eps.clone() * sb.clone();
     let target = match model.prediction() {
         Prediction::Eps => eps,
@@ -127,11 +123,17 @@ pub fn denoised(x: Tensor<4>, s: Tensor<4>, sched: &Schedule, step: usize) -> Te
 }
 
 /// `n` images of `h`×`w` drawn by reverse diffusion.
-pub fn sample(model: &ScoreUnet, n: usize, h: usize, w: usize, sched: &Schedule) -> Tensor<4> {
+pub fn sample(
+    model: &ScoreUnet,
+    n: usize,
+    [h, w]: [usize; 2],
+    sched: &Schedule,
+    rng: &mut StdRng,
+) -> Tensor<4> {
     let device = model.device();
     let c = model.channels();
-    let x = Tensor::<4>::random([n, c, h, w], Distribution::Normal(0.0, 1.0), &device);
-    ancestral(x, sched, |x, i| eps_hat(model, x, sched, i))
+    let x = crate::tensor_util::normal([n, c, h, w], rng, &device);
+    ancestral(x, sched, rng, |x, i| eps_hat(model, x, sched, i))
 }
 
 #[cfg(test)]

@@ -168,7 +168,8 @@ pub fn motion(
         &device,
     );
     device.seed(seed);
-    let x = diffusion::noised(x0, sched, p.tau);
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed);
+    let x = diffusion::noised(x0, sched, p.tau, &mut rng);
     let mut trackers: Vec<Tracker> = (0..n).map(|_| p.finder.tracker(h, w)).collect();
     let mut counts = Vec::new();
     let (mut fidelity_start, mut fidelity_end) = (None, None);

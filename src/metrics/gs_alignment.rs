@@ -149,7 +149,8 @@ fn ema_end(
     );
     let score = |x: Tensor<4>| image_diffusion::score(model, x, sched, p.tau, p.clip_x0);
     device.seed(0x5DE_0001);
-    let x = diffusion::noised(x0, sched, p.tau);
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0x5DE_0001);
+    let x = diffusion::noised(x0, sched, p.tau, &mut rng);
     let mut st: State = Sde::start(x, &score);
     let mut ema = Ema {
         value: denoised(st.x.clone(), st.s.clone(), sched, p.tau),

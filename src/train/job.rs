@@ -4,7 +4,6 @@
 //! A non-finite loss stops the job and keeps the last model whose loss was finite, so nothing
 //! already trained is lost.
 
-use crate::backend::Backend;
 use crate::data::Dataset;
 use crate::method::diffusion::{self, Schedule};
 use crate::method::equilibrium::{LossConfig, equilibrium_loss};
@@ -12,15 +11,12 @@ use crate::nn::batchnorm::BnMode;
 use crate::nn::flow_mlp::{FlowMlp, FlowMlpConfig};
 use crate::nn::score_mlp::{self, ScoreMlp};
 use crate::preset::{FlowSettings, LrSchedule, Preset, ScoreSettings};
-use crate::tensor_util::{from_rows, scalar, to_vec};
+use crate::tensor_util::{from_rows, init_seeded, scalar, to_vec};
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, decay::WeightDecayConfig};
 use burn::tensor::{Device, Tensor};
-use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
 use serde::Serialize;
-use std::time::Instant;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -92,25 +88,6 @@ impl std::fmt::Display for Stop {
     }
 }
 
-/// What a job produced. `flow` is `None` when the job stopped before the flow phase.
-pub struct Trained {
-    pub dataset: Dataset,
-    pub score: ScoreMlp,
-    pub flow: Option<FlowMlp>,
-    /// Samples drawn from the score model by reverse diffusion, row-major.
-    pub samples: Vec<f32>,
-    pub losses: Vec<LossPoint>,
-    pub seconds_score: f64,
-    pub seconds_flow: f64,
-    pub stopped: Option<Stop>,
-}
-
-impl Trained {
-    pub fn final_loss(&self, phase: Phase) -> f64 {
-        final_loss(&self.losses, phase)
-    }
-}
-
 /// The last epoch's loss of `phase`, NaN when that phase never finished an epoch.
 pub fn final_loss(losses: &[LossPoint], phase: Phase) -> f64 {
     losses
@@ -118,82 +95,6 @@ pub fn final_loss(losses: &[LossPoint], phase: Phase) -> f64 {
         .rev()
         .find(|l| l.phase == phase)
         .map_or(f64::NAN, |l| l.loss)
-}
-
-/// Train the score model, then the flow, as the preset says.
-pub fn train(preset: &Preset, backend: &Backend, obs: &mut dyn Observer) -> Trained {
-    let device = &backend.device;
-    device.seed(preset.seed);
-    obs.progress(&Progress {
-        phase: Phase::Data,
-        done: 0,
-        total: 1,
-        loss: None,
-    });
-    let dataset = Dataset::generate(&preset.dataset, preset.seed);
-    let mut rng = StdRng::seed_from_u64(preset.seed);
-    let sched = Schedule::cosine(preset.score.diffusion_steps);
-    let mut losses = Vec::new();
-
-    let t0 = Instant::now();
-    let (score, stopped) =
-        train_score(preset, &dataset, &sched, device, &mut rng, &mut losses, obs);
-    let seconds_score = t0.elapsed().as_secs_f64();
-    let samples = if stopped.is_none() {
-        obs.progress(&Progress {
-            phase: Phase::Samples,
-            done: 0,
-            total: 1,
-            loss: None,
-        });
-        to_vec(diffusion::sample(
-            &score,
-            preset.score.samples,
-            &sched,
-            device,
-        ))
-    } else {
-        Vec::new()
-    };
-
-    let t1 = Instant::now();
-    let (flow, stopped) = match stopped {
-        Some(s) => (None, Some(s)),
-        None => {
-            let (f, s) = train_flow(
-                preset,
-                &dataset,
-                &score,
-                &sched,
-                device,
-                &mut rng,
-                &mut losses,
-                obs,
-            );
-            (Some(f), s)
-        }
-    };
-    // NaN, not the instant the skipped phase took, when no flow was trained.
-    let seconds_flow = if flow.is_some() {
-        t1.elapsed().as_secs_f64()
-    } else {
-        f64::NAN
-    };
-    Trained {
-        dataset,
-        score,
-        flow,
-        samples,
-        losses,
-        seconds_score,
-        seconds_flow,
-        stopped,
-    }
-}
-
-fn batches(order: &[usize], batch: usize) -> impl Iterator<Item = &[usize]> {
-    // A one-point batch has no variance to normalise by.
-    order.chunks(batch).filter(|c| c.len() >= 2)
 }
 
 /// How many batches `batches` yields for `n` points.
@@ -235,6 +136,10 @@ pub(crate) fn descend<M: Module>(
     *model = optim.step(lr, model.clone(), grads);
     Ok(value)
 }
+
+/// Each model's initial weights have a seed stream of their own (xor the job's seed).
+pub(crate) const SCORE_INIT: u64 = 0x5C0E_0001;
+pub(crate) const FLOW_INIT: u64 = 0xF10E_0002;
 
 /// The score model with its optimiser: one DSM step at a time.
 pub struct ScoreTrainer {
@@ -284,9 +189,16 @@ impl Lr {
 }
 
 impl ScoreTrainer {
-    /// `total_steps` spans the learning-rate schedule.
-    pub fn new(dim: usize, s: &ScoreSettings, total_steps: usize, device: &Device) -> Self {
-        let model = score_mlp::init(dim, s.hidden, s.prediction, device)
+    /// `total_steps` spans the learning-rate schedule; the initial weights come from `seed`.
+    pub fn new(
+        dim: usize,
+        s: &ScoreSettings,
+        total_steps: usize,
+        seed: u64,
+        device: &Device,
+    ) -> Self {
+        let make = || score_mlp::init(dim, s.hidden, s.prediction, device);
+        let model = init_seeded(make, seed ^ SCORE_INIT, device)
             .fork(&device.clone().autodiff())
             .train();
         Self {
@@ -343,9 +255,17 @@ pub struct FlowTrainer {
 }
 
 impl FlowTrainer {
-    /// `total_steps` spans the learning-rate schedule.
-    pub fn new(net: FlowMlpConfig, f: &FlowSettings, total_steps: usize, device: &Device) -> Self {
-        let model = net.init(device).fork(&device.clone().autodiff()).train();
+    /// `total_steps` spans the learning-rate schedule; the initial weights come from `seed`.
+    pub fn new(
+        net: FlowMlpConfig,
+        f: &FlowSettings,
+        total_steps: usize,
+        seed: u64,
+        device: &Device,
+    ) -> Self {
+        let model = init_seeded(|| net.init(device), seed ^ FLOW_INIT, device)
+            .fork(&device.clone().autodiff())
+            .train();
         Self {
             last_good: model.clone(),
             model,
@@ -355,13 +275,13 @@ impl FlowTrainer {
         }
     }
 
-    /// One step on noised states `x` with their scores `s` (host rows).
-    pub fn step(&mut self, x: &[f32], s: &[f32]) -> Result<f64, NonFiniteLoss> {
+    /// One step on noised states `x` with their scores `s` (host rows); probes from `rng`.
+    pub fn step(&mut self, x: &[f32], s: &[f32], rng: &mut StdRng) -> Result<f64, NonFiniteLoss> {
         let dim = self.model.dim();
         let device = self.model.l1.weight.device();
         let (x, s) = (from_rows(x, dim, &device), from_rows(s, dim, &device));
         let [b, _] = x.dims();
-        let out = equilibrium_loss(&self.model, x, s, &self.cfg, BnMode::Batch);
+        let out = equilibrium_loss(&self.model, x, s, &self.cfg, BnMode::Batch, rng);
         let lr = self.lr.next();
         let value = descend(
             &mut self.model,
@@ -394,82 +314,6 @@ impl FlowTrainer {
     }
 }
 
-/// Shuffled mini-batch epochs shared by both phases: cancel between batches, stop at a
-/// non-finite loss, record each epoch's mean loss. `begin_epoch` prepares per-epoch data;
-/// `step` trains on one batch of indices.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn run_epochs<S>(
-    phase: Phase,
-    epochs: usize,
-    order: &mut [usize],
-    batch: usize,
-    state: &mut S,
-    begin_epoch: impl Fn(&mut S),
-    step: impl Fn(&mut S, &[usize], &mut StdRng) -> Result<f64, NonFiniteLoss>,
-    rng: &mut StdRng,
-    losses: &mut Vec<LossPoint>,
-    obs: &mut dyn Observer,
-) -> Option<Stop> {
-    for epoch in 0..epochs {
-        if obs.cancelled() {
-            return Some(Stop::Cancelled { phase });
-        }
-        begin_epoch(state);
-        order.shuffle(rng);
-        let (mut sum, mut count) = (0.0, 0usize);
-        for idx in batches(order, batch) {
-            // Per batch, not per epoch: a full-profile epoch can take a minute.
-            if obs.cancelled() {
-                return Some(Stop::Cancelled { phase });
-            }
-            match step(state, idx, rng) {
-                Ok(v) => (sum, count) = (sum + v, count + 1),
-                Err(NonFiniteLoss) => return Some(Stop::NonFinite { phase, epoch }),
-            }
-        }
-        let loss = sum / count.max(1) as f64;
-        losses.push(LossPoint { phase, epoch, loss });
-        obs.progress(&Progress {
-            phase,
-            done: epoch + 1,
-            total: epochs,
-            loss: Some(loss),
-        });
-    }
-    None
-}
-
-fn train_score(
-    preset: &Preset,
-    data: &Dataset,
-    sched: &Schedule,
-    device: &Device,
-    rng: &mut StdRng,
-    losses: &mut Vec<LossPoint>,
-    obs: &mut dyn Observer,
-) -> (ScoreMlp, Option<Stop>) {
-    let s = &preset.score;
-    let total = s.epochs * batches_per_epoch(data.len(), s.batch);
-    let mut trainer = ScoreTrainer::new(data.dim, s, total, device);
-    let mut order: Vec<usize> = (0..data.len()).collect();
-    let stop = run_epochs(
-        Phase::Score,
-        s.epochs,
-        &mut order,
-        s.batch,
-        &mut trainer,
-        |_| {},
-        |t, idx, rng| t.step(&gather(&data.points, idx, data.dim), sched, rng),
-        rng,
-        losses,
-        obs,
-    );
-    match stop {
-        Some(Stop::NonFinite { .. }) => (trainer.last_good(), stop),
-        _ => (trainer.model(), stop),
-    }
-}
-
 /// Noised data x_tau and the score there, for one epoch of flow training (host rows).
 pub(crate) fn noised_with_scores(
     score: &ScoreMlp,
@@ -477,54 +321,16 @@ pub(crate) fn noised_with_scores(
     sched: &Schedule,
     tau: usize,
     device: &Device,
+    rng: &mut StdRng,
 ) -> (Vec<f32>, Vec<f32>) {
     let (mut xs, mut ss) = (Vec::new(), Vec::new());
     for chunk in data.points.chunks(8192 * data.dim) {
-        let x = diffusion::noised(from_rows(chunk, data.dim, device), sched, tau);
+        let x = diffusion::noised(from_rows(chunk, data.dim, device), sched, tau, rng);
         let s = diffusion::score(score, x.clone(), sched, tau);
         xs.extend(to_vec(x));
         ss.extend(to_vec(s));
     }
     (xs, ss)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn train_flow(
-    preset: &Preset,
-    data: &Dataset,
-    score: &ScoreMlp,
-    sched: &Schedule,
-    device: &Device,
-    rng: &mut StdRng,
-    losses: &mut Vec<LossPoint>,
-    obs: &mut dyn Observer,
-) -> (FlowMlp, Option<Stop>) {
-    let f = &preset.flow;
-    let dim = data.dim;
-    let total = f.epochs * batches_per_epoch(data.len(), f.batch);
-    let trainer = FlowTrainer::new(flow_config(preset, dim), f, total, device);
-    // Fresh noise every epoch: the flow sees new noised states x_tau each pass.
-    let mut state = (trainer, Vec::new(), Vec::new());
-    let mut order: Vec<usize> = (0..data.len()).collect();
-    let stop = run_epochs(
-        Phase::Flow,
-        f.epochs,
-        &mut order,
-        f.batch,
-        &mut state,
-        |(_, xs, ss)| {
-            (*xs, *ss) = noised_with_scores(score, data, sched, preset.score.tau_step, device)
-        },
-        |(t, xs, ss), idx, _| t.step(&gather(xs, idx, dim), &gather(ss, idx, dim)),
-        rng,
-        losses,
-        obs,
-    );
-    let trainer = state.0;
-    match stop {
-        Some(Stop::NonFinite { .. }) => (trainer.last_good(), stop),
-        _ => (trainer.model(), stop),
-    }
 }
 
 /// The flow architecture a preset asks for.
@@ -540,6 +346,7 @@ pub fn flow_config(preset: &Preset, dim: usize) -> FlowMlpConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::SeedableRng;
     use rand_distr::{Distribution, StandardNormal};
 
     /// A diffusion model trained on N(mu, s0² I) recovers the analytic smoothed score
@@ -565,7 +372,7 @@ mod tests {
             ..Default::default()
         };
         let sched = Schedule::cosine(100);
-        let mut trainer = ScoreTrainer::new(2, &settings, 2000, &device);
+        let mut trainer = ScoreTrainer::new(2, &settings, 2000, 5, &device);
         for _ in 0..2000 {
             let x0 = sample(&mut rng, 512);
             trainer.step(&x0, &sched, &mut rng).unwrap();
@@ -596,6 +403,11 @@ mod tests {
         }
     }
 
+    fn batches(order: &[usize], batch: usize) -> impl Iterator<Item = &[usize]> {
+        // A one-point batch has no variance to normalise by.
+        order.chunks(batch).filter(|c| c.len() >= 2)
+    }
+
     #[test]
     fn batch_count_matches_the_batches_yielded() {
         for (n, b) in [
@@ -613,34 +425,5 @@ mod tests {
                 "{n} {b}"
             );
         }
-    }
-
-    struct CancelAfter(usize, usize);
-    impl Observer for CancelAfter {
-        fn progress(&mut self, p: &Progress) {
-            if p.loss.is_some() {
-                self.1 += 1;
-            }
-        }
-        fn cancelled(&self) -> bool {
-            self.1 >= self.0
-        }
-    }
-
-    #[test]
-    fn cancel_stops_the_job_and_keeps_the_model() {
-        let mut preset = Preset::load("ring", true, &[]).unwrap();
-        preset.dataset.n = 500;
-        let mut obs = CancelAfter(3, 0);
-        let _rng = crate::tensor_util::rng_lock();
-        let t = train(&preset, &Backend::cpu(), &mut obs);
-        assert_eq!(
-            t.stopped,
-            Some(Stop::Cancelled {
-                phase: Phase::Score
-            })
-        );
-        assert_eq!(t.losses.len(), 3);
-        assert!(t.flow.is_none());
     }
 }

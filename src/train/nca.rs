@@ -2,10 +2,7 @@
 //! trained image score model (METHOD §3): noised training images x_tau, their scores from the
 //! frozen UNet, and the unbiased Hutchinson loss of `method::equilibrium`.
 
-use super::job::{
-    LossPoint, Lr, NonFiniteLoss, Observer, Phase, Stop, adam, batches_per_epoch, descend,
-    run_epochs,
-};
+use super::job::{Lr, NonFiniteLoss, adam, descend};
 use crate::data::turing::ImageSet;
 use crate::method::diffusion::{self, Schedule};
 use crate::method::equilibrium::nca_equilibrium_loss;
@@ -14,12 +11,11 @@ use crate::nn::batchnorm::BnMode;
 use crate::nn::flow_nca::{Nca, NcaConfig};
 use crate::nn::score_unet::ScoreUnet;
 use crate::preset::{FlowSettings, Preset};
-use crate::tensor_util::to_vec;
+use crate::tensor_util::{init_seeded, to_vec};
 use burn::module::Module;
 use burn::optim::ModuleOptimizer;
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::rngs::StdRng;
-use std::time::Instant;
 
 /// The NCA's initial weights come from their own seed stream, so the untrained baseline
 /// (`untrained`) is exactly the net that training started from.
@@ -36,10 +32,13 @@ pub fn nca_config(preset: &Preset) -> NcaConfig {
     }
 }
 
-/// The net training starts from (seeded; draws from the device's generator).
+/// The net training starts from (its own seed).
 fn initial(preset: &Preset, device: &Device) -> Nca {
-    device.seed(preset.seed ^ NCA_SEED);
-    nca_config(preset).init(device)
+    init_seeded(
+        || nca_config(preset).init(device),
+        preset.seed ^ NCA_SEED,
+        device,
+    )
 }
 
 /// The same NCA, untrained, its norms calibrated on `x` (noised images): the baseline a
@@ -74,18 +73,27 @@ impl NcaTrainer {
         }
     }
 
-    /// One step on noised images `x` with their scores `s` (host values of `shape`).
+    /// One step on noised images `x` with their scores `s` (host values of `shape`); the
+    /// probes come from `rng`.
     pub fn step(
         &mut self,
         x: Vec<f32>,
         s: Vec<f32>,
         shape: [usize; 4],
+        rng: &mut StdRng,
     ) -> Result<f64, NonFiniteLoss> {
         let device = self.model.stencil.centre.device();
         let x = Tensor::<4>::from_data(TensorData::new(x, shape), &device);
         let s = Tensor::<4>::from_data(TensorData::new(s, shape), &device);
-        let (loss, stats) =
-            nca_equilibrium_loss(&self.model, x, s, self.probes, self.unbiased, BnMode::Batch);
+        let (loss, stats) = nca_equilibrium_loss(
+            &self.model,
+            x,
+            s,
+            self.probes,
+            self.unbiased,
+            BnMode::Batch,
+            rng,
+        );
         let lr = self.lr.next();
         let value = descend(
             &mut self.model,
@@ -121,62 +129,11 @@ pub fn noised_with_scores(
     clip_x0: bool,
     data: &ImageSet,
     idx: &[usize],
+    rng: &mut StdRng,
 ) -> (Vec<f32>, Vec<f32>, [usize; 4]) {
     let shape = [idx.len(), data.channels, data.h, data.w];
     let x0 = Tensor::<4>::from_data(TensorData::new(data.gather(idx), shape), &score.device());
-    let x = diffusion::noised(x0, sched, tau);
+    let x = diffusion::noised(x0, sched, tau, rng);
     let s = image_diffusion::score(score, x.clone(), sched, tau, clip_x0);
     (to_vec(x), to_vec(s), shape)
-}
-
-/// What NCA training produced.
-pub struct NcaTrained {
-    pub nca: Nca,
-    pub losses: Vec<LossPoint>,
-    pub seconds: f64,
-    pub stopped: Option<Stop>,
-}
-
-/// Epochs over the training images, fresh noise every batch.
-pub fn train(
-    preset: &Preset,
-    data: &ImageSet,
-    score: &ScoreUnet,
-    rng: &mut StdRng,
-    obs: &mut dyn Observer,
-) -> NcaTrained {
-    let t0 = Instant::now();
-    let f = &preset.flow;
-    let sched = Schedule::from_settings(&preset.score);
-    let tau = preset.score.tau_step;
-    let total = f.epochs * batches_per_epoch(data.n, f.batch);
-    let mut trainer = NcaTrainer::new(preset, total, &score.device());
-    let mut order: Vec<usize> = (0..data.n).collect();
-    let mut losses = Vec::new();
-    let stopped = run_epochs(
-        Phase::Flow,
-        f.epochs,
-        &mut order,
-        f.batch,
-        &mut trainer,
-        |_| {},
-        |t, idx, _| {
-            let (x, s, shape) =
-                noised_with_scores(score, &sched, tau, preset.sde.clip_x0, data, idx);
-            t.step(x, s, shape)
-        },
-        rng,
-        &mut losses,
-        obs,
-    );
-    let nca = match stopped {
-        Some(Stop::NonFinite { .. }) => trainer.last_good(),
-        _ => trainer.model(),
-    };
-    NcaTrained {
-        nca,
-        losses,
-        seconds: t0.elapsed().as_secs_f64(),
-        stopped,
-    }
 }

@@ -2,10 +2,7 @@
 //! training-free skew flow → agreement with the true dynamics. Progress and cancel as in
 //! `job`; the same `Observer`.
 
-use super::job::{
-    LossPoint, Lr, NonFiniteLoss, Observer, Phase, Progress, Stop, batches_per_epoch, descend,
-    run_epochs,
-};
+use super::job::{Lr, NonFiniteLoss, Observer, Phase, Progress, descend};
 use super::nca;
 use crate::backend::Backend;
 use crate::data::tiler::{self, Tiling};
@@ -22,7 +19,7 @@ use crate::nn::flow_nca::Nca;
 use crate::nn::score_unet::ScoreUnet;
 use crate::preset::{DatasetKind, Preset, ScoreSettings};
 use crate::sim::sde::Sde;
-use crate::tensor_util::{scalar, to_vec};
+use crate::tensor_util::{init_seeded, scalar};
 use burn::module::Module;
 use burn::optim::grad_clipping::GradientClippingConfig;
 use burn::optim::{AdamWConfig, ModuleOptimizer};
@@ -46,8 +43,16 @@ pub struct ImageScoreTrainer {
 }
 
 impl ImageScoreTrainer {
-    pub fn new(channels: usize, s: &ScoreSettings, total_steps: usize, device: &Device) -> Self {
-        let model = ScoreUnet::new(channels, s, device)
+    /// The initial weights come from `seed`.
+    pub fn new(
+        channels: usize,
+        s: &ScoreSettings,
+        total_steps: usize,
+        seed: u64,
+        device: &Device,
+    ) -> Self {
+        let make = || ScoreUnet::new(channels, s, device);
+        let model = init_seeded(make, seed ^ super::job::SCORE_INIT, device)
             .fork(&device.clone().autodiff())
             .train();
         Self {
@@ -93,20 +98,6 @@ impl ImageScoreTrainer {
     pub fn last_good(&self) -> ScoreUnet {
         self.last_good.valid()
     }
-}
-
-/// What an image job produced.
-pub struct TuringTrained {
-    pub data: ImageSet,
-    pub score: ScoreUnet,
-    /// Reverse-diffusion samples `[n, 2, H, W]` (empty when stopped early).
-    pub samples: Vec<f32>,
-    pub losses: Vec<LossPoint>,
-    pub seconds_data: f64,
-    pub seconds_score: f64,
-    /// The simulator's speed while generating (0 when the data came from the cache).
-    pub gs_cell_updates_per_s: f64,
-    pub stopped: Option<Stop>,
 }
 
 /// Simulate (or read from `cache`) the Gray–Scott snapshots, or tile the artificial-life
@@ -162,75 +153,6 @@ fn drawn(preset: &Preset, n: usize, seed: u64) -> Result<ImageSet, DataError> {
         turing::generate(d, n, seed, &mut |_, _| true).set
     };
     Ok(set.expect("generation without a cancel hook completes"))
-}
-
-/// Data, then the score model, then samples. `Err` only for an unwritable cache; a cancel
-/// during data generation gives `Ok(None)`.
-pub fn train(
-    preset: &Preset,
-    backend: &Backend,
-    cache: Option<&Path>,
-    obs: &mut dyn Observer,
-) -> Result<Option<TuringTrained>, DataError> {
-    let device = &backend.device;
-    device.seed(preset.seed);
-    let t0 = Instant::now();
-    let generated = dataset(preset, cache, obs)?;
-    let Some(data) = generated.set else {
-        return Ok(None);
-    };
-    if preset.dataset.kind == DatasetKind::GrayScott {
-        data.check_alive(&preset.dataset)?;
-    }
-    let seconds_data = t0.elapsed().as_secs_f64();
-    let s = &preset.score;
-    let sched = Schedule::from_settings(s);
-    let mut rng = StdRng::seed_from_u64(preset.seed);
-    let mut losses = Vec::new();
-    let total = s.epochs * batches_per_epoch(data.n, s.batch);
-    let mut trainer = ImageScoreTrainer::new(data.channels, s, total, device);
-    let mut order: Vec<usize> = (0..data.n).collect();
-    let t1 = Instant::now();
-    let shape = |b: usize| [b, data.channels, data.h, data.w];
-    let stopped = run_epochs(
-        Phase::Score,
-        s.epochs,
-        &mut order,
-        s.batch,
-        &mut trainer,
-        |_| {},
-        |t, idx, rng| t.step(data.gather(idx), shape(idx.len()), &sched, rng),
-        &mut rng,
-        &mut losses,
-        obs,
-    );
-    let seconds_score = t1.elapsed().as_secs_f64();
-    let score = match stopped {
-        Some(Stop::NonFinite { .. }) => trainer.last_good(),
-        _ => trainer.model(),
-    };
-    let samples = if stopped.is_none() && s.samples > 0 {
-        obs.progress(&Progress {
-            phase: Phase::Samples,
-            done: 0,
-            total: 1,
-            loss: None,
-        });
-        let n = s.samples.min(16);
-        to_vec(image_diffusion::sample(&score, n, data.h, data.w, &sched))
-    } else {
-        Vec::new()
-    };
-    Ok(Some(TuringTrained {
-        data,
-        score,
-        samples,
-        losses,
-        seconds_data,
-        seconds_score,
-        gs_cell_updates_per_s: generated.cell_updates_per_s,
-        stopped,
-    }))
 }
 
 /// `metrics.json` of an image run. Field names are a public contract; fields that belong
@@ -434,7 +356,8 @@ pub fn evaluate(
         ),
         &device,
     );
-    let xt = crate::method::diffusion::noised(x0.clone(), &sched, tau);
+    let mut rng = StdRng::seed_from_u64(preset.seed ^ HELD_OUT);
+    let xt = crate::method::diffusion::noised(x0.clone(), &sched, tau, &mut rng);
     let s = image_diffusion::score(score, xt.clone(), &sched, tau, preset.sde.clip_x0);
     let mse = |a: Tensor<4>| scalar((a - x0.clone()).square().mean());
     let mut m = ImageMetrics {
@@ -631,123 +554,4 @@ fn blob_metrics(
     m.blob_count_end_nca = runs.get(2).map(|r| r.count_end);
     m.blob_speed_nca = runs.get(2).map(|r| r.speed);
     Some(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::train::job::Silent;
-
-    /// A preset small enough for a unit test: 24² maze (on so small a grid waves die out),
-    /// a UNet of 4/8/8 channels.
-    fn tiny(epochs: usize) -> Preset {
-        let sets: Vec<String> = [
-            "dataset.n=128",
-            "dataset.size=24",
-            "dataset.sim_steps=1500",
-            "dataset.pattern=maze",
-            "score.channels=[4, 8, 8]",
-            "score.batch=16",
-            "score.samples=2",
-            "eval.cos_starts=2",
-            "eval.cos_sde_steps=20",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .chain([format!("score.epochs={epochs}")])
-        .collect();
-        Preset::load("gs-waves", true, &sets).unwrap()
-    }
-
-    #[test]
-    fn the_score_loss_falls_and_denoising_beats_the_identity_on_held_out_patterns() {
-        let preset = tiny(40);
-        let _rng = crate::tensor_util::rng_lock();
-        let backend = Backend::cpu();
-        let t = train(&preset, &backend, None, &mut Silent)
-            .unwrap()
-            .unwrap();
-        assert!(t.stopped.is_none());
-        let first = t.losses.first().unwrap().loss;
-        let last = t.losses.last().unwrap().loss;
-        assert!(last < 0.7 * first, "loss {first} → {last}");
-        assert_eq!(t.samples.len(), 2 * 2 * 24 * 24);
-        assert!(t.samples.iter().all(|x| x.is_finite()));
-        let m = evaluate(&preset, &t.score, None, &backend, &mut Silent)
-            .unwrap()
-            .unwrap();
-        assert!(
-            m.denoise_mse < 0.8 * m.denoise_mse_identity,
-            "denoised {} vs identity {}",
-            m.denoise_mse,
-            m.denoise_mse_identity
-        );
-        for c in [m.cos_truth_training_free, m.cos_truth_random_kernel] {
-            let c = c.unwrap();
-            assert!((0.0..=1.0).contains(&c), "{c}");
-        }
-        assert!(m.blob_speed_mean.is_none());
-    }
-
-    /// A two-colour icon on a tiny torus, trained in seconds at tau only, with the x̂0
-    /// clamp: the icons the flow carries still look like the target, more than a blurred
-    /// copy of the data does, and they persist.
-    #[test]
-    fn a_tiny_two_colour_icon_keeps_its_look_under_the_flow() {
-        let sets: Vec<String> = [
-            "dataset.n=256",
-            "dataset.size=24",
-            "dataset.icon_size=12",
-            "dataset.icons=2",
-            "score.channels=[8, 16, 16]",
-            "score.blocks=1",
-            "score.epochs=40",
-            "score.levels=tau",
-            "score.warmup=50",
-            "score.batch=16",
-            "score.lr=3e-3",
-            "score.samples=1",
-            "eval.blob_starts=4",
-            "eval.blob_steps=60",
-            "eval.noise_steps=10",
-            "sde.canvas=32",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        let preset = Preset::load("alife-firefly", true, &sets).unwrap();
-        let _rng = crate::tensor_util::rng_lock();
-        let backend = Backend::cpu();
-        let t = train(&preset, &backend, None, &mut Silent)
-            .unwrap()
-            .unwrap();
-        let m = evaluate(&preset, &t.score, None, &backend, &mut Silent)
-            .unwrap()
-            .unwrap();
-        let starts = held_out(&preset, preset.eval.blob_starts).unwrap();
-        let (n, h, w) = (starts.n, starts.h, starts.w);
-        let blurred: Vec<f32> = starts
-            .data
-            .chunks(starts.image_len())
-            .flat_map(|img| crate::metrics::icon_fidelity::box_blur(img, 3, h, w, 4))
-            .collect();
-        let finder = Finder::from_preset(&preset);
-        let tiling = Tiling::from_settings(&preset.dataset).unwrap();
-        let templates = IconTemplates::new(&tiling, finder.threshold);
-        let blur = blob_motion::frame_fidelity(&templates, &finder, &blurred, n, h, w).unwrap();
-        let (data, end) = (m.icon_fidelity_data.unwrap(), m.icon_fidelity_end.unwrap());
-        assert!(data > 0.9, "clean held-out icons match {data}");
-        assert!(blur < data - 0.02, "blurred {blur} vs data {data}");
-        assert!(
-            end > blur,
-            "after the flow {end} vs blurred data {blur} (data {data})"
-        );
-        let (a, b) = (m.blob_count_start.unwrap(), m.blob_count_end.unwrap());
-        assert!((b - a).abs() <= 0.5 * a, "blobs {a} → {b}");
-        // The run from noise reports on the canvas it ran on (counts per training image).
-        assert!(
-            m.blob_count_from_noise
-                .is_some_and(|c| c.is_finite() && c >= 0.0)
-        );
-    }
 }

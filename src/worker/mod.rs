@@ -3,7 +3,9 @@
 //! busy worker never floods a slow UI (a full channel drops the frame, never blocks).
 
 pub mod command;
+pub mod drive;
 pub mod event;
+pub mod job;
 pub mod patterns;
 pub mod session;
 
@@ -12,6 +14,7 @@ pub use event::{Event, Frame, ParticleFrame};
 
 use crate::backend::Backend;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded, unbounded};
+use job::JobSession;
 use patterns::PatternSession;
 use session::Session;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -26,8 +29,9 @@ pub type Waker = Arc<dyn Fn() + Send + Sync>;
 /// How long the worker trains before it looks at commands and views again.
 const SLICE: Duration = Duration::from_millis(25);
 const FRAME: Duration = Duration::from_millis(20);
-const FIELD_EVERY: Duration = Duration::from_millis(1000);
-const SAMPLES_EVERY: Duration = Duration::from_millis(2500);
+// Unit tests refresh the views far more often, so that they run between training steps.
+const FIELD_EVERY: Duration = Duration::from_millis(if cfg!(test) { 5 } else { 1000 });
+const SAMPLES_EVERY: Duration = Duration::from_millis(if cfg!(test) { 10 } else { 2500 });
 
 pub struct Worker {
     commands: Sender<Command>,
@@ -129,7 +133,7 @@ struct Loop {
     frames: Sender<Frame>,
     waker: Waker,
     cancel: Arc<AtomicBool>,
-    session: Option<Job>,
+    session: Option<Box<dyn JobSession>>,
     /// The running job's autosave directory, chosen at its first autosave.
     autosave: Option<std::path::PathBuf>,
     paused: bool,
@@ -140,116 +144,6 @@ struct Loop {
     last_field: Instant,
     last_samples: Instant,
     last_frame: Instant,
-}
-
-/// The running job: points (2-D, Lorenz) or images (Turing patterns).
-enum Job {
-    Points(Box<Session>),
-    Patterns(Box<PatternSession>),
-}
-
-impl Job {
-    fn is_training(&self) -> bool {
-        match self {
-            Job::Points(s) => s.is_training(),
-            Job::Patterns(s) => s.is_training(),
-        }
-    }
-
-    fn has_flow(&self) -> bool {
-        match self {
-            Job::Points(s) => s.has_flow(),
-            Job::Patterns(s) => s.has_flow(),
-        }
-    }
-
-    fn has_models(&self) -> bool {
-        match self {
-            Job::Points(s) => s.has_models(),
-            Job::Patterns(s) => s.has_models(),
-        }
-    }
-
-    fn stage_index(&self) -> usize {
-        match self {
-            Job::Points(s) => s.stage_index(),
-            Job::Patterns(s) => s.stage_index(),
-        }
-    }
-
-    fn progress(&self) -> Option<event::ProgressInfo> {
-        match self {
-            Job::Points(s) => s.progress(),
-            Job::Patterns(s) => s.progress(),
-        }
-    }
-
-    fn step(&mut self, out: &mut Vec<Event>) {
-        match self {
-            Job::Points(s) => s.step(out),
-            Job::Patterns(s) => s.step(out),
-        }
-    }
-
-    fn stop(&mut self, why: &str, out: &mut Vec<Event>) {
-        match self {
-            Job::Points(s) => s.stop(why, out),
-            Job::Patterns(s) => s.stop(why, out),
-        }
-    }
-
-    fn abandon(&mut self) {
-        match self {
-            Job::Points(s) => s.abandon(),
-            Job::Patterns(s) => s.abandon(),
-        }
-    }
-
-    fn set_lr(&mut self, score: f64, flow: f64) {
-        match self {
-            Job::Points(s) => s.set_lr(score, flow),
-            Job::Patterns(s) => s.set_lr(score, flow),
-        }
-    }
-
-    fn refresh_views(&mut self, with_samples: bool, out: &mut Vec<Event>) {
-        match self {
-            Job::Points(s) => s.refresh_views(with_samples, out),
-            Job::Patterns(s) => s.refresh_views(with_samples, out),
-        }
-    }
-
-    fn animate(&mut self, count: usize, dt: f64) -> Option<Frame> {
-        match self {
-            Job::Points(s) => s.animate(count, dt).map(Frame::Particles),
-            Job::Patterns(s) => s.animate().map(Frame::Pattern),
-        }
-    }
-
-    fn preset(&self) -> &crate::preset::Preset {
-        match self {
-            Job::Points(s) => s.preset(),
-            Job::Patterns(s) => s.preset(),
-        }
-    }
-
-    fn save(
-        &self,
-        dir: &std::path::Path,
-        replace: bool,
-    ) -> Result<(), crate::train::checkpoint::RunDirError> {
-        match self {
-            Job::Points(s) => s.save(dir, replace),
-            Job::Patterns(s) => s.save(dir, replace),
-        }
-    }
-
-    fn inject_panic(&mut self) {
-        match self {
-            Job::Points(s) => s.inject_panic = true,
-            Job::Patterns(s) => s.inject_panic = true,
-        }
-    }
 }
 
 /// Where a job's autosaves go (one directory per job, replaced at each autosave).
@@ -379,13 +273,13 @@ impl Loop {
                     waker();
                 });
                 self.guarded(out, |lp, out| {
-                    let mut s = if preset.dataset.kind.is_image() {
+                    let mut s: Box<dyn JobSession> = if preset.dataset.kind.is_image() {
                         let cache = Some(pattern_cache(&preset));
-                        Job::Patterns(Box::new(PatternSession::new(
+                        Box::new(PatternSession::new(
                             *preset, backend, cache, cancel, live, out,
-                        )))
+                        ))
                     } else {
-                        Job::Points(Box::new(Session::new(*preset, backend, cancel, live, out)))
+                        Box::new(Session::new(*preset, backend, cancel, live, out))
                     };
                     if let Some((a, b)) = lp.lr {
                         s.set_lr(a, b);
@@ -420,15 +314,16 @@ impl Loop {
             }
             Command::Animate(on) => self.animate = on,
             Command::Steer { controls, restart } => {
-                if let Some(Job::Patterns(s)) = &mut self.session {
+                if let Some(s) = self.session.as_mut().and_then(|s| s.patterns()) {
                     s.steer(controls, restart, out);
                 }
             }
             Command::ExportTracks(path) => {
-                let csv = match &self.session {
-                    Some(Job::Patterns(s)) => s.tracks_csv(),
-                    _ => None,
-                };
+                let csv = self
+                    .session
+                    .as_mut()
+                    .and_then(|s| s.patterns())
+                    .and_then(|s| s.tracks_csv());
                 out.push(Event::Notice(match csv {
                     None => {
                         "no blob tracks yet: train an artificial-life target and play it".into()
@@ -498,7 +393,7 @@ impl Loop {
         }
         if self.animate && s.has_flow() && self.last_frame.elapsed() >= FRAME {
             self.last_frame = Instant::now();
-            if let Some(frame) = s.animate(self.particles, self.dt) {
+            if let Some(frame) = s.frame(self.particles, self.dt) {
                 match self.frames.try_send(frame) {
                     Ok(()) => (self.waker)(),
                     Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {}
@@ -543,5 +438,149 @@ mod tests {
         );
         assert!(interrupts(&Command::Stop) && interrupts(&Command::Shutdown));
         assert!(!interrupts(&Command::Pause));
+    }
+
+    fn tiny(name: &str, sets: &[&str]) -> Preset {
+        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        Preset::load(name, true, &sets).unwrap()
+    }
+
+    /// A job run to its end the CLI's way, saved into `dir`.
+    fn cli_run(preset: &Preset, dir: &std::path::Path) {
+        let mut out = Vec::new();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let (p, b) = (preset.clone(), Backend::cpu());
+        let mut job: Box<dyn JobSession> = if p.dataset.kind.is_image() {
+            Box::new(PatternSession::new(p, b, None, cancel, Box::new(|_| {}), &mut out).headless())
+        } else {
+            Box::new(Session::new(p, b, cancel, Box::new(|_| {}), &mut out).without_curves())
+        };
+        let ended = drive::run_to_end(&mut *job, &|| None, &mut |_| {});
+        assert_eq!(ended.stop, None);
+        job.save(dir, false).unwrap();
+    }
+
+    /// The same job in the app's worker, animating and refreshing its views between steps
+    /// (which draw noise of their own), saved into `dir`.
+    fn app_run(preset: &Preset, dir: &std::path::Path) {
+        let w = Worker::spawn(|| {});
+        w.send(Command::SetParticles {
+            count: 64,
+            dt: 0.01,
+        });
+        w.send(Command::Animate(true));
+        w.send(start(preset.clone(), BackendChoice::Cpu));
+        let wait = |what: &dyn Fn(&Event) -> bool| {
+            let t0 = Instant::now();
+            loop {
+                assert!(t0.elapsed() < Duration::from_secs(300), "the worker hangs");
+                let _ = w.latest_frame();
+                if w.events().iter().any(what) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        };
+        wait(&|e| match e {
+            Event::Finished { stop, .. } => {
+                assert_eq!(stop, &None);
+                true
+            }
+            _ => false,
+        });
+        w.send(Command::Save(dir.to_path_buf()));
+        wait(&|e| matches!(e, Event::Saved(_)));
+    }
+
+    fn same_files(a: &std::path::Path, b: &std::path::Path, files: &[&str]) {
+        for f in files {
+            let (x, y) = (std::fs::read(a.join(f)), std::fs::read(b.join(f)));
+            let (x, y) = (x.unwrap(), y.unwrap());
+            assert!(!x.is_empty(), "{f} is empty");
+            assert!(x == y, "{f} differs between the CLI and the app");
+        }
+    }
+
+    /// The saved models' weights, score then flow.
+    fn weights(dir: &std::path::Path, preset: &Preset) -> [Vec<f32>; 2] {
+        use crate::tensor_util::flat_params;
+        let run = crate::train::checkpoint::RunDir::open(dir).unwrap();
+        let device = Backend::cpu().device;
+        if preset.dataset.kind.is_image() {
+            [
+                flat_params(&run.load_image_score(preset, &device).unwrap()),
+                flat_params(&run.load_nca(preset, &device).unwrap()),
+            ]
+        } else {
+            let dim = preset.dataset.kind.dim();
+            [
+                flat_params(&run.load_score(preset, dim, &device).unwrap()),
+                flat_params(&run.load_flow(preset, dim, &device).unwrap()),
+            ]
+        }
+    }
+
+    /// One engine: a preset and seed give the same losses, samples and models to the bit
+    /// from the CLI and from the app, though the app draws views and frames between steps.
+    #[test]
+    fn the_cli_and_the_app_train_the_same_models() {
+        let _rng = crate::tensor_util::rng_lock();
+        let tmp = std::env::temp_dir().join(format!("equiflow-one-engine-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        let ring = tiny(
+            "ring",
+            &[
+                "dataset.n=600",
+                "score.epochs=30",
+                "score.batch=128",
+                "score.samples=50",
+                "flow.epochs=3",
+                "flow.batch=128",
+                "eval.mmd_points=64",
+                "eval.rk4_steps=4",
+                "eval.cos_points=64",
+            ],
+        );
+        let icons = tiny(
+            "alife-dots",
+            &[
+                "dataset.n=24",
+                "dataset.size=24",
+                "dataset.icon_size=12",
+                "dataset.icons=2",
+                "score.channels=[4, 8, 8]",
+                "score.epochs=2",
+                "score.batch=8",
+                "score.samples=2",
+                "flow.epochs=2",
+                "flow.batch=8",
+                "sde.flow=\"nca\"",
+                "sde.canvas=24",
+                "eval.blob_starts=1",
+                "eval.blob_steps=4",
+                "eval.blob_every=2",
+                "eval.noise_steps=4",
+            ],
+        );
+        for (preset, files) in [
+            (ring, &["losses.csv", "samples.csv"][..]),
+            (icons, &["losses.csv", "samples.csv"][..]),
+        ] {
+            let (cli, app) = (
+                tmp.join(format!("{}-cli", preset.name)),
+                tmp.join(format!("{}-app", preset.name)),
+            );
+            cli_run(&preset, &cli);
+            app_run(&preset, &app);
+            same_files(&cli, &app, files);
+            let (c, a) = (weights(&cli, &preset), weights(&app, &preset));
+            assert!(!c[0].is_empty() && !c[1].is_empty());
+            assert!(
+                c == a,
+                "{}: the models differ between the CLI and the app",
+                preset.name
+            );
+        }
+        let _ = std::fs::remove_dir_all(&tmp);
     }
 }

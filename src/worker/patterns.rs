@@ -4,7 +4,9 @@
 //! start, or with its blobs tracked (artificial life).
 
 use super::command::{Restart, SimControls};
+use super::event::Frame;
 use super::event::{Event, ImageKind, Images, NcaRule, PatternFrame, ProgressInfo};
+use super::job::JobSession;
 use super::session::{Epochs, MetricsObserver, record};
 use crate::backend::Backend;
 use crate::data::gray_scott::{self, Grid, Params};
@@ -29,10 +31,10 @@ use crate::train::checkpoint::{self, RunDir, RunDirError};
 use crate::train::job::{LossPoint, Phase, Stop, final_loss};
 use crate::train::nca::{self, NcaTrainer};
 use crate::train::turing::{self as tjob, ImageMetrics, ImageScoreTrainer};
-use burn::tensor::{Distribution, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -179,14 +181,86 @@ pub struct PatternSession {
     sim: Option<PatternSim>,
     next_start: usize,
     started: Instant,
+    /// When the running phase began; the seconds data, score and flow took.
+    phase_started: Instant,
+    seconds: [f64; 3],
+    /// Why the job ended early (`None` while it runs or once it finished).
+    stopped: Option<String>,
+    /// Noise for the views and the live canvas, never the training's own `rng`: watching a
+    /// job does not change what it learns.
+    view_rng: StdRng,
+    /// The NCA's |cos| to the truth measured while it trains (the app shows it).
+    live_views: bool,
     cancel: Arc<AtomicBool>,
     live: Box<dyn Fn(Event) + Send>,
     pub inject_panic: bool,
 }
 
+/// Reverse-diffusion samples a run keeps.
+const SAMPLES: usize = 16;
+/// The views' noise stream (xor the job's seed).
+const VIEW_SEED: u64 = 0x0B5E_77E5;
+
 impl PatternSession {
     /// Start generating the snapshots (or read them from `cache` when it holds this set).
     pub fn new(
+        preset: Preset,
+        backend: Backend,
+        cache: Option<PathBuf>,
+        cancel: Arc<AtomicBool>,
+        live: Box<dyn Fn(Event) + Send>,
+        out: &mut Vec<Event>,
+    ) -> Self {
+        let maker = SnapshotMaker::new(&preset.dataset, preset.dataset.n, preset.seed);
+        let mut s = Self::blank(preset, backend, cache, cancel, live, out);
+        match maker {
+            Ok(m) => s.stage = Stage::Data(Box::new(m)),
+            Err(e) => {
+                s.finish(Some(e.to_string()), true, out);
+                return s;
+            }
+        }
+        let (d, seed) = (&s.preset.dataset, s.preset.seed);
+        let cached = s
+            .cache
+            .as_deref()
+            .and_then(|p| turing::read_cached(d, d.n, seed, p));
+        if let Some(set) = cached {
+            out.push(Event::Notice(
+                "Reusing the cached snapshots of these settings.".into(),
+            ));
+            s.begin_score(set, out);
+        }
+        s
+    }
+
+    /// Train an NCA on a score model trained earlier (`equiflow train-nca`): the job starts
+    /// at its flow phase, keeping the score phase's losses and times from `earlier`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_score(
+        preset: Preset,
+        backend: Backend,
+        data: ImageSet,
+        cache: Option<PathBuf>,
+        score: ScoreUnet,
+        earlier: (Vec<LossPoint>, [f64; 2]),
+        cancel: Arc<AtomicBool>,
+        live: Box<dyn Fn(Event) + Send>,
+        out: &mut Vec<Event>,
+    ) -> Self {
+        let mut s = Self::blank(preset, backend, cache, cancel, live, out);
+        let (mut losses, [data_s, score_s]) = earlier;
+        losses.retain(|l| l.phase != Phase::Flow);
+        (s.losses, s.seconds[0], s.seconds[1]) = (losses, data_s, score_s);
+        s.data = Some(data);
+        s.score = Some(score);
+        s.begin_flow(out);
+        s.phase_started = Instant::now();
+        s
+    }
+
+    /// A session with nothing generated or trained yet.
+    fn blank(
         preset: Preset,
         backend: Backend,
         cache: Option<PathBuf>,
@@ -199,15 +273,19 @@ impl PatternSession {
         let alife = d.kind == DatasetKind::Alife;
         let params = (!alife).then(|| d.gray_scott_params().expect("validated pattern"));
         let controls = SimControls::from_preset(&preset);
-        let maker = SnapshotMaker::new(d, d.n, preset.seed);
         out.push(Event::PatternJob {
             preset: preset.name.clone(),
             backend: backend.description.clone(),
             size: d.size,
         });
-        let mut s = Self {
+        Self {
             sched: Schedule::from_settings(&preset.score),
             rng: StdRng::seed_from_u64(preset.seed),
+            view_rng: StdRng::seed_from_u64(preset.seed ^ VIEW_SEED),
+            phase_started: Instant::now(),
+            seconds: [f64::NAN; 3],
+            stopped: None,
+            live_views: true,
             stage: Stage::Done,
             data: None,
             score: None,
@@ -233,246 +311,37 @@ impl PatternSession {
             preset,
             // A painted target may change under the same path: tiling is fast, never cached.
             cache: if alife { None } else { cache },
-        };
-        match maker {
-            Ok(m) => s.stage = Stage::Data(Box::new(m)),
-            Err(e) => {
-                s.finish(Some(e.to_string()), true, out);
-                return s;
-            }
         }
-        let (d, seed) = (&s.preset.dataset, s.preset.seed);
-        let cached = s
-            .cache
-            .as_deref()
-            .and_then(|p| turing::read_cached(d, d.n, seed, p));
-        if let Some(set) = cached {
-            out.push(Event::Notice(
-                "Reusing the cached snapshots of these settings.".into(),
-            ));
-            s.begin_score(set, out);
-        }
-        s
-    }
-
-    pub fn is_training(&self) -> bool {
-        !matches!(self.stage, Stage::Done)
-    }
-
-    /// The flow can play once the score model is trained.
-    pub fn has_flow(&self) -> bool {
-        self.sim.is_some()
-    }
-
-    pub fn has_models(&self) -> bool {
-        self.score.is_some()
-    }
-
-    pub fn stage_index(&self) -> usize {
-        match self.stage {
-            Stage::Data(_) => 0,
-            Stage::Score(..) => 1,
-            Stage::Flow(..) => 2,
-            Stage::Metrics => 3,
-            Stage::Done => 4,
-        }
-    }
-
-    pub fn set_lr(&mut self, score: f64, flow: f64) {
-        match &mut self.stage {
-            Stage::Score(t, _) => t.set_lr(score),
-            Stage::Flow(t, _) => t.set_lr(flow),
-            _ => {}
-        }
-    }
-
-    pub fn progress(&self) -> Option<ProgressInfo> {
-        match &self.stage {
-            Stage::Data(g) => {
-                let (done, total) = (g.done(), g.total());
-                let elapsed = self.started.elapsed().as_secs_f64();
-                Some(ProgressInfo {
-                    phase: Phase::Data,
-                    epoch: 1,
-                    epochs: 1,
-                    done,
-                    total,
-                    eta_seconds: (done > 0).then(|| elapsed / done as f64 * (total - done) as f64),
-                })
-            }
-            Stage::Score(_, e) | Stage::Flow(_, e) => Some(e.progress()),
-            _ => None,
-        }
-    }
-
-    pub fn stop(&mut self, why: &str, out: &mut Vec<Event>) {
-        if self.is_training() {
-            match &self.stage {
-                Stage::Score(t, _) => {
-                    self.score = Some(t.model());
-                    self.start_sim(out);
-                }
-                Stage::Flow(t, _) => self.nca = Some(t.model()),
-                _ => {}
-            }
-            self.stage = Stage::Done;
-            self.finish(Some(why.to_string()), false, out);
-        }
-    }
-
-    pub fn abandon(&mut self) {
-        self.stage = Stage::Done;
     }
 
     /// A training phase's loss turned NaN or infinite: the job ends, keeping the last good
     /// model (the caller stores it), and says so.
     fn stop_non_finite(&mut self, phase: Phase, epoch: usize, out: &mut Vec<Event>) {
+        self.end_phase();
         self.stage = Stage::Done;
         let why = Stop::NonFinite { phase, epoch };
         self.finish(Some(why.to_string()), true, out);
     }
 
+    /// Record how long the phase that ends now took.
+    fn end_phase(&mut self) {
+        let i = match self.stage {
+            Stage::Data(_) => 0,
+            Stage::Score(..) => 1,
+            Stage::Flow(..) => 2,
+            _ => return,
+        };
+        self.seconds[i] = self.phase_started.elapsed().as_secs_f64();
+        self.phase_started = Instant::now();
+    }
+
     fn finish(&mut self, stop: Option<String>, failed: bool, out: &mut Vec<Event>) {
+        self.stopped = stop.clone();
         out.push(Event::Finished {
             stop,
             failed,
             seconds: self.started.elapsed().as_secs_f64(),
         });
-    }
-
-    pub fn step(&mut self, out: &mut Vec<Event>) {
-        if std::mem::take(&mut self.inject_panic) {
-            panic!("injected failure (test)");
-        }
-        // The NCA's live |cos|, at the start of every epoch (the first: untrained).
-        if let Stage::Flow(t, e) = &self.stage
-            && e.at_epoch_start()
-            && e.done() < e.total()
-            && self.live_cos_due(e.done())
-        {
-            let (model, done) = (t.model(), e.done());
-            self.measure_live_cos(model, done);
-            self.push_rule(out);
-            return;
-        }
-        match &mut self.stage {
-            Stage::Data(g) => {
-                let stepped = g.step();
-                if stepped.is_ok() && !g.finished() {
-                    return;
-                }
-                let Stage::Data(g) = std::mem::replace(&mut self.stage, Stage::Done) else {
-                    unreachable!("matched just above")
-                };
-                let set = stepped.and_then(|_| g.finish(&self.preset.dataset));
-                {
-                    let set = match set {
-                        Ok(set) => set,
-                        Err(e) => {
-                            self.finish(Some(e.to_string()), true, out);
-                            return;
-                        }
-                    };
-                    if let Some(path) = &self.cache
-                        && let Err(e) =
-                            turing::write_cached(&self.preset.dataset, self.preset.seed, path, &set)
-                    {
-                        out.push(Event::Notice(format!("{e}; the snapshots stay in memory")));
-                    }
-                    self.begin_score(set, out);
-                }
-            }
-            Stage::Score(trainer, epochs) => match epochs.next_batch(&mut self.rng) {
-                Some(idx) => {
-                    let data = self.data.as_ref().expect("data come first");
-                    let shape = [idx.len(), data.channels, data.h, data.w];
-                    match trainer.step(data.gather(&idx), shape, &self.sched, &mut self.rng) {
-                        Ok(loss) => record(epochs, loss, &mut self.losses, out),
-                        Err(_) => {
-                            let epoch = epochs.epoch;
-                            self.score = Some(trainer.last_good());
-                            self.stop_non_finite(Phase::Score, epoch, out);
-                        }
-                    }
-                }
-                None => {
-                    self.score = Some(trainer.model());
-                    self.stage = Stage::Metrics;
-                    self.push_samples(out);
-                    self.start_sim(out);
-                    if self.preset.sde.flow == ImageFlow::Nca {
-                        self.begin_flow(out);
-                    } else {
-                        out.push(Event::Progress(ProgressInfo::starting(Phase::Metrics)));
-                    }
-                }
-            },
-            Stage::Flow(trainer, epochs) => match epochs.next_batch(&mut self.rng) {
-                Some(idx) => {
-                    let data = self.data.as_ref().expect("data come first");
-                    let score = self.score.as_ref().expect("the score comes first");
-                    let tau = self.preset.score.tau_step;
-                    let (x, s, shape) = nca::noised_with_scores(
-                        score,
-                        &self.sched,
-                        tau,
-                        self.preset.sde.clip_x0,
-                        data,
-                        &idx,
-                    );
-                    match trainer.step(x, s, shape) {
-                        Ok(loss) => record(epochs, loss, &mut self.losses, out),
-                        Err(_) => {
-                            let epoch = epochs.epoch;
-                            self.nca = Some(trainer.last_good());
-                            self.stop_non_finite(Phase::Flow, epoch, out);
-                        }
-                    }
-                }
-                None => {
-                    let model = trainer.model();
-                    self.nca = Some(model.clone());
-                    self.stage = Stage::Metrics;
-                    self.measure_live_cos(model, usize::MAX);
-                    self.push_rule(out);
-                    out.push(Event::Progress(ProgressInfo::starting(Phase::Metrics)));
-                }
-            },
-            Stage::Metrics => {
-                let score = self.score.as_ref().expect("trained");
-                let mut obs = MetricsObserver {
-                    live: &*self.live,
-                    cancel: &self.cancel,
-                };
-                let m = tjob::evaluate(
-                    &self.preset,
-                    score,
-                    self.nca.as_ref(),
-                    &self.backend,
-                    &mut obs,
-                );
-                self.stage = Stage::Done;
-                match m {
-                    Err(e) => self.finish(Some(e.to_string()), true, out),
-                    Ok(Some(mut m)) => {
-                        m.score_loss_final = final_loss(&self.losses, Phase::Score);
-                        if self.nca.is_some() {
-                            m.flow_loss_final = Some(final_loss(&self.losses, Phase::Flow));
-                        }
-                        if let (Some(d), Some(_)) = (&self.data, &self.params) {
-                            m.dataset_alive_fraction = Some(d.alive_fraction());
-                        }
-                        out.push(Event::PatternMetrics(Box::new(m.clone())));
-                        self.metrics = Some(m);
-                        self.finish(None, false, out);
-                    }
-                    Ok(None) => {
-                        self.finish(Some("stopped while computing metrics".into()), false, out)
-                    }
-                }
-            }
-            Stage::Done => {}
-        }
     }
 
     fn begin_score(&mut self, set: ImageSet, out: &mut Vec<Event>) {
@@ -485,8 +354,12 @@ impl PatternSession {
         }));
         let s = &self.preset.score;
         let epochs = Epochs::new(Phase::Score, set.n, s.batch, s.epochs);
-        let trainer = ImageScoreTrainer::new(set.channels, s, epochs.total(), &self.backend.device);
+        let device = &self.backend.device;
+        let trainer =
+            ImageScoreTrainer::new(set.channels, s, epochs.total(), self.preset.seed, device);
         self.stage = Stage::Score(Box::new(trainer), epochs);
+        self.seconds[0] = self.phase_started.elapsed().as_secs_f64();
+        self.phase_started = Instant::now();
         self.data = Some(set);
     }
 
@@ -495,7 +368,8 @@ impl PatternSession {
         let Some(data) = &self.data else { return };
         let f = &self.preset.flow;
         let epochs = Epochs::new(Phase::Flow, data.n, f.batch, f.epochs);
-        self.live_cos = self.params.as_ref().and_then(|params| {
+        let params = self.params.as_ref().filter(|_| self.live_views);
+        self.live_cos = params.and_then(|params| {
             let n = self.preset.eval.cos_starts.clamp(1, 2);
             let starts = tjob::held_out(&self.preset, n).ok()?;
             let truth =
@@ -509,9 +383,11 @@ impl PatternSession {
         });
         let trainer = NcaTrainer::new(&self.preset, epochs.total(), &self.backend.device);
         self.stage = Stage::Flow(Box::new(trainer), epochs);
-        out.push(Event::Notice(
-            "The score is trained; now the NCA learns a flow that keeps its patterns.".into(),
-        ));
+        if self.live_views {
+            out.push(Event::Notice(
+                "The score is trained; now the NCA learns a flow that keeps its patterns.".into(),
+            ));
+        }
     }
 
     /// Whether the live |cos| has not been measured at training step `done` yet.
@@ -527,11 +403,6 @@ impl PatternSession {
             return;
         };
         let cos = l.measure(&self.preset, score, &self.sched, nca, &self.cancel);
-        // The protocol seeds the device's one generator with its own fixed seed; without a
-        // new seed every epoch after it would draw the same noise and probes.
-        self.backend
-            .device
-            .seed(self.preset.seed ^ 0x011F_EC05 ^ (done as u64).wrapping_mul(0x9E37_79B9));
         if let (Some(c), Some(l)) = (cos, &mut self.live_cos) {
             l.latest = Some((done, c));
         }
@@ -556,39 +427,6 @@ impl PatternSession {
         }));
     }
 
-    /// While the score trains: a held-out-free look at how well it denoises a data image.
-    /// While the NCA trains: its rule and live |cos|.
-    pub fn refresh_views(&mut self, with_samples: bool, out: &mut Vec<Event>) {
-        if matches!(self.stage, Stage::Flow(..)) {
-            self.push_rule(out);
-            return;
-        }
-        let (Stage::Score(t, _), Some(data), true) = (&self.stage, &self.data, with_samples) else {
-            return;
-        };
-        let model = t.model();
-        let tau = self.preset.score.tau_step;
-        let x0 = self.tensor(data.image(0).to_vec(), data);
-        let xt = diffusion::noised(x0, &self.sched, tau);
-        let s = image_diffusion::score(
-            &model,
-            xt.clone(),
-            &self.sched,
-            tau,
-            self.preset.sde.clip_x0,
-        );
-        let clean = denoised(xt.clone(), s, &self.sched, tau);
-        let mut both = to_vec(xt.div_scalar(self.sched.alpha_bar[tau].sqrt()));
-        both.extend(to_vec(clean));
-        out.push(Event::Images(Images {
-            kind: ImageKind::Denoised,
-            channels: data.channels,
-            h: data.h,
-            w: data.w,
-            data: both,
-        }));
-    }
-
     fn tensor(&self, values: Vec<f32>, like: &ImageSet) -> Tensor<4> {
         let n = values.len() / like.image_len();
         Tensor::from_data(
@@ -601,16 +439,16 @@ impl PatternSession {
         let (Some(score), Some(data)) = (&self.score, &self.data) else {
             return;
         };
-        let n = self.preset.score.samples.min(SHOWN);
+        let n = self.preset.score.samples.min(SAMPLES);
         if n == 0 {
             return;
         }
         self.samples = to_vec(image_diffusion::sample(
             score,
             n,
-            data.h,
-            data.w,
+            [data.h, data.w],
             &self.sched,
+            &mut self.rng,
         ));
         out.push(Event::Images(Images {
             kind: ImageKind::Samples,
@@ -664,9 +502,11 @@ impl PatternSession {
         let side = self.canvas(&data);
         let start = match self.controls.restart {
             Restart::Sample => self.sample_start(&data, side),
-            Restart::Noise => to_vec(Tensor::<4>::random(
+            Restart::Noise => to_vec(crate::tensor_util::uniform(
                 [1, data.channels, side, side],
-                Distribution::Uniform(-1.0, 1.0),
+                -1.0,
+                1.0,
+                &mut self.view_rng,
                 &self.backend.device,
             )),
         };
@@ -678,7 +518,7 @@ impl PatternSession {
             TensorData::new(start.clone(), [1, channels, side, side]),
             &self.backend.device,
         );
-        let x = diffusion::noised(x0, &self.sched, tau);
+        let x = diffusion::noised(x0, &self.sched, tau, &mut self.view_rng);
         let (sched, clip) = (&self.sched, self.preset.sde.clip_x0);
         let state = Sde::start(x, &|x| image_diffusion::score(score, x, sched, tau, clip));
         let ema = Ema {
@@ -702,10 +542,12 @@ impl PatternSession {
             steps: 0,
             icon_fidelity: None,
         });
-        out.push(Event::Notice(match self.controls.restart {
-            Restart::Sample => "The flow starts from a data image.".into(),
-            Restart::Noise => "The flow starts from noise.".into(),
-        }));
+        if self.live_views {
+            out.push(Event::Notice(match self.controls.restart {
+                Restart::Sample => "The flow starts from a data image.".into(),
+                Restart::Noise => "The flow starts from noise.".into(),
+            }));
+        }
     }
 
     /// New simulation settings; a flipped sign, another kernel or a restart request takes
@@ -825,29 +667,312 @@ impl PatternSession {
         self.sim.as_ref()?.tracker.as_ref().map(Tracker::to_csv)
     }
 
-    pub fn preset(&self) -> &Preset {
+    /// The metrics so far: all of them once measured; for a job that ended early, its
+    /// times and losses with the reason it stopped.
+    pub fn metrics(&self) -> Option<ImageMetrics> {
+        if let Some(m) = &self.metrics {
+            return Some(m.clone());
+        }
+        let why = self.stopped.clone()?;
+        let trained_flow = self.losses.iter().any(|l| l.phase == Phase::Flow);
+        let mut m = ImageMetrics {
+            backend: self.backend.kind.to_string(),
+            pattern: self.preset.dataset.pattern_name(),
+            seconds_data: self.seconds[0],
+            seconds_score: self.seconds[1],
+            seconds_flow: trained_flow.then_some(self.seconds[2]),
+            score_loss_final: final_loss(&self.losses, Phase::Score),
+            flow_loss_final: trained_flow.then(|| final_loss(&self.losses, Phase::Flow)),
+            dataset_alive_fraction: self
+                .data
+                .as_ref()
+                .filter(|_| self.params.is_some())
+                .map(ImageSet::alive_fraction),
+            denoise_mse: f64::NAN,
+            denoise_mse_identity: f64::NAN,
+            seconds_metrics: f64::NAN,
+            ..Default::default()
+        };
+        crate::metrics::report::Partial::set_interrupted(&mut m, why);
+        Some(m)
+    }
+
+    /// The CLI shows no live views: no |cos| measured while the NCA trains.
+    pub fn headless(mut self) -> Self {
+        self.live_views = false;
+        self
+    }
+}
+
+impl JobSession for PatternSession {
+    fn is_training(&self) -> bool {
+        !matches!(self.stage, Stage::Done)
+    }
+
+    /// The flow can play once the score model is trained.
+    fn has_flow(&self) -> bool {
+        self.sim.is_some()
+    }
+
+    fn has_models(&self) -> bool {
+        self.score.is_some()
+    }
+
+    fn stage_index(&self) -> usize {
+        match self.stage {
+            Stage::Data(_) => 0,
+            Stage::Score(..) => 1,
+            Stage::Flow(..) => 2,
+            Stage::Metrics => 3,
+            Stage::Done => 4,
+        }
+    }
+
+    fn progress(&self) -> Option<ProgressInfo> {
+        match &self.stage {
+            Stage::Data(g) => {
+                let (done, total) = (g.done(), g.total());
+                let elapsed = self.started.elapsed().as_secs_f64();
+                Some(ProgressInfo {
+                    phase: Phase::Data,
+                    epoch: 1,
+                    epochs: 1,
+                    done,
+                    total,
+                    eta_seconds: (done > 0).then(|| elapsed / done as f64 * (total - done) as f64),
+                })
+            }
+            Stage::Score(_, e) | Stage::Flow(_, e) => Some(e.progress()),
+            _ => None,
+        }
+    }
+
+    fn step(&mut self, out: &mut Vec<Event>) {
+        if std::mem::take(&mut self.inject_panic) {
+            panic!("injected failure (test)");
+        }
+        // The NCA's live |cos|, at the start of every epoch (the first: untrained).
+        if let Stage::Flow(t, e) = &self.stage
+            && e.at_epoch_start()
+            && e.done() < e.total()
+            && self.live_cos_due(e.done())
+        {
+            let (model, done) = (t.model(), e.done());
+            self.measure_live_cos(model, done);
+            self.push_rule(out);
+            return;
+        }
+        match &mut self.stage {
+            Stage::Data(g) => {
+                let stepped = g.step();
+                if stepped.is_ok() && !g.finished() {
+                    return;
+                }
+                let Stage::Data(g) = std::mem::replace(&mut self.stage, Stage::Done) else {
+                    unreachable!("matched just above")
+                };
+                let set = stepped.and_then(|_| g.finish(&self.preset.dataset));
+                {
+                    let set = match set {
+                        Ok(set) => set,
+                        Err(e) => {
+                            self.finish(Some(e.to_string()), true, out);
+                            return;
+                        }
+                    };
+                    if let Some(path) = &self.cache
+                        && let Err(e) =
+                            turing::write_cached(&self.preset.dataset, self.preset.seed, path, &set)
+                    {
+                        out.push(Event::Notice(format!("{e}; the snapshots stay in memory")));
+                    }
+                    self.begin_score(set, out);
+                }
+            }
+            Stage::Score(trainer, epochs) => match epochs.next_batch(&mut self.rng) {
+                Some(idx) => {
+                    let data = self.data.as_ref().expect("data come first");
+                    let shape = [idx.len(), data.channels, data.h, data.w];
+                    match trainer.step(data.gather(&idx), shape, &self.sched, &mut self.rng) {
+                        Ok(loss) => record(epochs, loss, &mut self.losses, out),
+                        Err(_) => {
+                            let epoch = epochs.epoch;
+                            self.score = Some(trainer.last_good());
+                            self.stop_non_finite(Phase::Score, epoch, out);
+                        }
+                    }
+                }
+                None => {
+                    self.score = Some(trainer.model());
+                    self.end_phase();
+                    self.stage = Stage::Metrics;
+                    self.push_samples(out);
+                    self.start_sim(out);
+                    if self.preset.sde.flow == ImageFlow::Nca {
+                        self.begin_flow(out);
+                    } else {
+                        out.push(Event::Progress(ProgressInfo::starting(Phase::Metrics)));
+                    }
+                }
+            },
+            Stage::Flow(trainer, epochs) => match epochs.next_batch(&mut self.rng) {
+                Some(idx) => {
+                    let data = self.data.as_ref().expect("data come first");
+                    let score = self.score.as_ref().expect("the score comes first");
+                    let tau = self.preset.score.tau_step;
+                    let (x, s, shape) = nca::noised_with_scores(
+                        score,
+                        &self.sched,
+                        tau,
+                        self.preset.sde.clip_x0,
+                        data,
+                        &idx,
+                        &mut self.rng,
+                    );
+                    match trainer.step(x, s, shape, &mut self.rng) {
+                        Ok(loss) => record(epochs, loss, &mut self.losses, out),
+                        Err(_) => {
+                            let epoch = epochs.epoch;
+                            self.nca = Some(trainer.last_good());
+                            self.stop_non_finite(Phase::Flow, epoch, out);
+                        }
+                    }
+                }
+                None => {
+                    let model = trainer.model();
+                    self.nca = Some(model.clone());
+                    self.end_phase();
+                    self.stage = Stage::Metrics;
+                    self.measure_live_cos(model, usize::MAX);
+                    self.push_rule(out);
+                    out.push(Event::Progress(ProgressInfo::starting(Phase::Metrics)));
+                }
+            },
+            Stage::Metrics => {
+                let score = self.score.as_ref().expect("trained");
+                let mut obs = MetricsObserver {
+                    live: &*self.live,
+                    cancel: &self.cancel,
+                };
+                let m = tjob::evaluate(
+                    &self.preset,
+                    score,
+                    self.nca.as_ref(),
+                    &self.backend,
+                    &mut obs,
+                );
+                self.stage = Stage::Done;
+                match m {
+                    Err(e) => self.finish(Some(e.to_string()), true, out),
+                    Ok(Some(mut m)) => {
+                        m.seconds_data = self.seconds[0];
+                        m.seconds_score = self.seconds[1];
+                        m.seconds_flow = self.nca.is_some().then_some(self.seconds[2]);
+                        m.score_loss_final = final_loss(&self.losses, Phase::Score);
+                        if self.nca.is_some() {
+                            m.flow_loss_final = Some(final_loss(&self.losses, Phase::Flow));
+                        }
+                        if let (Some(d), Some(_)) = (&self.data, &self.params) {
+                            m.dataset_alive_fraction = Some(d.alive_fraction());
+                        }
+                        out.push(Event::PatternMetrics(Box::new(m.clone())));
+                        self.metrics = Some(m);
+                        self.finish(None, false, out);
+                    }
+                    Ok(None) => {
+                        self.finish(Some("stopped while computing metrics".into()), false, out)
+                    }
+                }
+            }
+            Stage::Done => {}
+        }
+    }
+
+    fn stop(&mut self, why: &str, out: &mut Vec<Event>) {
+        if self.is_training() {
+            self.end_phase();
+            match &self.stage {
+                Stage::Score(t, _) => {
+                    self.score = Some(t.model());
+                    self.start_sim(out);
+                }
+                Stage::Flow(t, _) => self.nca = Some(t.model()),
+                _ => {}
+            }
+            self.stage = Stage::Done;
+            self.finish(Some(why.to_string()), false, out);
+        }
+    }
+
+    fn abandon(&mut self) {
+        self.stage = Stage::Done;
+    }
+
+    fn set_lr(&mut self, score: f64, flow: f64) {
+        match &mut self.stage {
+            Stage::Score(t, _) => t.set_lr(score),
+            Stage::Flow(t, _) => t.set_lr(flow),
+            _ => {}
+        }
+    }
+
+    /// While the score trains: a held-out-free look at how well it denoises a data image.
+    /// While the NCA trains: its rule and live |cos|.
+    fn refresh_views(&mut self, with_samples: bool, out: &mut Vec<Event>) {
+        if matches!(self.stage, Stage::Flow(..)) {
+            self.push_rule(out);
+            return;
+        }
+        let (Stage::Score(t, _), Some(data), true) = (&self.stage, &self.data, with_samples) else {
+            return;
+        };
+        let model = t.model();
+        let tau = self.preset.score.tau_step;
+        let x0 = self.tensor(data.image(0).to_vec(), data);
+        let xt = diffusion::noised(x0, &self.sched, tau, &mut self.view_rng);
+        let s = image_diffusion::score(
+            &model,
+            xt.clone(),
+            &self.sched,
+            tau,
+            self.preset.sde.clip_x0,
+        );
+        let clean = denoised(xt.clone(), s, &self.sched, tau);
+        let mut both = to_vec(xt.div_scalar(self.sched.alpha_bar[tau].sqrt()));
+        both.extend(to_vec(clean));
+        out.push(Event::Images(Images {
+            kind: ImageKind::Denoised,
+            channels: data.channels,
+            h: data.h,
+            w: data.w,
+            data: both,
+        }));
+    }
+
+    fn preset(&self) -> &Preset {
         &self.preset
     }
 
-    /// Write what this job has so far into a new run directory, or with `replace` over the
-    /// run `dir` holds (swapped in whole once written, so the old one survives a failure).
-    pub fn save(&self, dir: &Path, replace: bool) -> Result<(), RunDirError> {
-        let run = RunDir::create(dir, replace)?;
-        run.write_preset(&self.preset)?;
+    /// Write what this job has so far into `run` (not committed).
+    fn write_into(&self, run: &RunDir) -> Result<(), RunDirError> {
         if let Some(s) = &self.score {
             run.save_image_score(s.clone())?;
         }
         if let Some(n) = &self.nca {
             run.save_nca(n.clone())?;
         }
+        // After the models it describes (`train-nca` changes the flow setting in place).
+        run.write_preset(&self.preset)?;
         run.write_losses(&self.losses)?;
         if let Some(d) = &self.data
             && !self.samples.is_empty()
         {
             run.write_image_samples(&self.samples, [d.channels, d.h, d.w])?;
         }
-        if let Some(d) = &self.data {
-            let path = run.path.join(checkpoint::DATASET);
+        let path = run.path.join(checkpoint::DATASET);
+        // The CLI generates straight into its run's cache; no need to write it twice.
+        let cached_there = self.cache.as_deref() == Some(path.as_path()) && path.exists();
+        if let Some(d) = self.data.as_ref().filter(|_| !cached_there) {
             turing::write_cached(&self.preset.dataset, self.preset.seed, &path, d).map_err(
                 |e| RunDirError::Io {
                     path,
@@ -855,10 +980,147 @@ impl PatternSession {
                 },
             )?;
         }
-        if let Some(m) = &self.metrics {
-            run.write_json_metrics(m)?;
+        if let Some(m) = self.metrics() {
+            run.write_json_metrics(&m)?;
         }
-        run.commit()?;
         Ok(())
+    }
+
+    fn frame(&mut self, _particles: usize, _dt: f64) -> Option<Frame> {
+        self.animate().map(Frame::Pattern)
+    }
+
+    fn metric_lines(&self) -> Vec<String> {
+        self.metrics()
+            .map(|m| crate::metrics::report::lines(&m))
+            .unwrap_or_default()
+    }
+
+    fn inject_panic(&mut self) {
+        self.inject_panic = true;
+    }
+
+    fn patterns(&mut self) -> Option<&mut PatternSession> {
+        Some(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::blob_motion;
+    use crate::train::turing::held_out;
+
+    /// A preset small enough for a unit test: 24² maze (on so small a grid waves die out),
+    /// a UNet of 4/8/8 channels.
+    fn tiny(epochs: usize) -> Preset {
+        let sets: Vec<String> = [
+            "dataset.n=128",
+            "dataset.size=24",
+            "dataset.sim_steps=1500",
+            "dataset.pattern=maze",
+            "score.channels=[4, 8, 8]",
+            "score.batch=16",
+            "score.samples=2",
+            "eval.cos_starts=2",
+            "eval.cos_sde_steps=20",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([format!("score.epochs={epochs}")])
+        .collect();
+        Preset::load("gs-waves", true, &sets).unwrap()
+    }
+
+    /// The session run to its end as the CLI runs it.
+    fn trained(preset: &Preset) -> PatternSession {
+        let mut out = Vec::new();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let (p, b) = (preset.clone(), Backend::cpu());
+        let mut s = PatternSession::new(p, b, None, cancel, Box::new(|_| {}), &mut out).headless();
+        let ended = super::super::drive::run_to_end(&mut s, &|| None, &mut |_| {});
+        assert_eq!(ended.stop, None);
+        s
+    }
+
+    #[test]
+    fn the_score_loss_falls_and_denoising_beats_the_identity_on_held_out_patterns() {
+        let preset = tiny(40);
+        let _rng = crate::tensor_util::rng_lock();
+        let t = trained(&preset);
+        let first = t.losses.first().unwrap().loss;
+        let last = t.losses.last().unwrap().loss;
+        assert!(last < 0.7 * first, "loss {first} → {last}");
+        assert_eq!(t.samples.len(), 2 * 2 * 24 * 24);
+        assert!(t.samples.iter().all(|x| x.is_finite()));
+        let m = t.metrics().unwrap();
+        assert!(m.interrupted.is_none());
+        assert!(
+            m.denoise_mse < 0.8 * m.denoise_mse_identity,
+            "denoised {} vs identity {}",
+            m.denoise_mse,
+            m.denoise_mse_identity
+        );
+        for c in [m.cos_truth_training_free, m.cos_truth_random_kernel] {
+            let c = c.unwrap();
+            assert!((0.0..=1.0).contains(&c), "{c}");
+        }
+        assert!(m.blob_speed_mean.is_none());
+    }
+
+    /// A two-colour icon on a tiny torus, trained in seconds at tau only, with the x̂0
+    /// clamp: the icons the flow carries still look like the target, more than a blurred
+    /// copy of the data does, and they persist.
+    #[test]
+    fn a_tiny_two_colour_icon_keeps_its_look_under_the_flow() {
+        let sets: Vec<String> = [
+            "dataset.n=256",
+            "dataset.size=24",
+            "dataset.icon_size=12",
+            "dataset.icons=2",
+            "score.channels=[8, 16, 16]",
+            "score.blocks=1",
+            "score.epochs=40",
+            "score.levels=tau",
+            "score.warmup=50",
+            "score.batch=16",
+            "score.lr=3e-3",
+            "score.samples=1",
+            "eval.blob_starts=4",
+            "eval.blob_steps=60",
+            "eval.noise_steps=10",
+            "sde.canvas=32",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let preset = Preset::load("alife-firefly", true, &sets).unwrap();
+        let _rng = crate::tensor_util::rng_lock();
+        let m = trained(&preset).metrics().unwrap();
+        let starts = held_out(&preset, preset.eval.blob_starts).unwrap();
+        let (n, h, w) = (starts.n, starts.h, starts.w);
+        let blurred: Vec<f32> = starts
+            .data
+            .chunks(starts.image_len())
+            .flat_map(|img| crate::metrics::icon_fidelity::box_blur(img, 3, h, w, 4))
+            .collect();
+        let finder = Finder::from_preset(&preset);
+        let tiling = Tiling::from_settings(&preset.dataset).unwrap();
+        let templates = IconTemplates::new(&tiling, finder.threshold);
+        let blur = blob_motion::frame_fidelity(&templates, &finder, &blurred, n, h, w).unwrap();
+        let (data, end) = (m.icon_fidelity_data.unwrap(), m.icon_fidelity_end.unwrap());
+        assert!(data > 0.9, "clean held-out icons match {data}");
+        assert!(blur < data - 0.02, "blurred {blur} vs data {data}");
+        assert!(
+            end > blur,
+            "after the flow {end} vs blurred data {blur} (data {data})"
+        );
+        let (a, b) = (m.blob_count_start.unwrap(), m.blob_count_end.unwrap());
+        assert!((b - a).abs() <= 0.5 * a, "blobs {a} → {b}");
+        // The run from noise reports on the canvas it ran on (counts per training image).
+        assert!(
+            m.blob_count_from_noise
+                .is_some_and(|c| c.is_finite() && c >= 0.0)
+        );
     }
 }

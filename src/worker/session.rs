@@ -1,7 +1,8 @@
 //! One job as the app runs it: the same training as `train::job`, cut into single steps so
 //! the worker can pause, steer, animate and report between any two of them.
 
-use super::event::{Cloud, Event, JobStarted, ParticleFrame, ProgressInfo, VectorField};
+use super::event::{Cloud, Event, Frame, JobStarted, ParticleFrame, ProgressInfo, VectorField};
+use super::job::JobSession;
 use crate::backend::Backend;
 use crate::data::{Dataset, lorenz};
 use crate::method::diffusion::{self, Schedule};
@@ -22,10 +23,14 @@ use burn::tensor::Tensor;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
+
+/// Samples sent to the views (the run keeps all `score.samples`).
+const SHOWN_SAMPLES: usize = 2000;
+/// The views' noise stream (xor the job's seed).
+const VIEW_SEED: u64 = 0x0B5E_77E5;
 
 /// Mini-batch epochs walked one batch at a time.
 pub(super) struct Epochs {
@@ -164,6 +169,17 @@ pub struct Session {
     bounds: Vec<[f32; 2]>,
     particles: Option<Particles>,
     started: Instant,
+    /// When the running phase began, and the seconds the score and flow phases took.
+    phase_started: Instant,
+    seconds: [f64; 2],
+    /// Why the job ended early (`None` while it runs or once it finished).
+    stopped: Option<String>,
+    /// Noise for what the views show (samples drawn while the score trains): never the
+    /// training's own `rng`, so watching a job does not change what it learns.
+    view_rng: StdRng,
+    /// RK4 steps between points of the MMD curves (the app plots them; the CLI needs only
+    /// the end point).
+    curve_every: usize,
     cancel: Arc<AtomicBool>,
     /// Sends an event at once, for the long metrics step that would otherwise report at its end.
     live: Box<dyn Fn(Event) + Send>,
@@ -233,10 +249,15 @@ impl Session {
         })));
         let s = &preset.score;
         let epochs = Epochs::new(Phase::Score, dataset.len(), s.batch, s.epochs);
-        let trainer = ScoreTrainer::new(dim, s, epochs.total(), &device);
+        let trainer = ScoreTrainer::new(dim, s, epochs.total(), preset.seed, &device);
         Self {
             sched: Schedule::cosine(s.diffusion_steps),
             rng: StdRng::seed_from_u64(preset.seed),
+            view_rng: StdRng::seed_from_u64(preset.seed ^ VIEW_SEED),
+            phase_started: Instant::now(),
+            seconds: [f64::NAN; 2],
+            stopped: None,
+            curve_every: (preset.eval.rk4_steps / 10).max(1),
             stage: Stage::Score(Box::new(trainer), epochs),
             score: None,
             flow: None,
@@ -255,53 +276,23 @@ impl Session {
         }
     }
 
-    pub fn is_training(&self) -> bool {
-        !matches!(self.stage, Stage::Done)
-    }
-
-    pub fn has_flow(&self) -> bool {
-        self.flow.is_some()
-    }
-
     pub fn dim(&self) -> usize {
         self.dataset.dim
     }
 
-    pub fn set_lr(&mut self, score: f64, flow: f64) {
-        match &mut self.stage {
-            Stage::Score(t, _) => t.set_lr(score),
-            Stage::Flow { trainer, .. } => trainer.set_lr(flow),
-            _ => {}
-        }
-    }
-
-    /// Which stage runs now (changes end a worker slice, so the UI hears of them at once).
-    pub fn stage_index(&self) -> usize {
-        match self.stage {
+    /// Record how long the phase that ends now took.
+    fn end_phase(&mut self) {
+        let i = match self.stage {
             Stage::Score(..) => 0,
             Stage::Flow { .. } => 1,
-            Stage::Metrics => 2,
-            Stage::Done => 3,
-        }
-    }
-
-    pub fn progress(&self) -> Option<ProgressInfo> {
-        match &self.stage {
-            Stage::Score(_, e) | Stage::Flow { epochs: e, .. } => Some(e.progress()),
-            _ => None,
-        }
-    }
-
-    /// End the job now, keeping what it trained.
-    pub fn stop(&mut self, why: &str, out: &mut Vec<Event>) {
-        if self.is_training() {
-            self.refresh_models();
-            self.stage = Stage::Done;
-            self.finish(Some(why.to_string()), false, out);
-        }
+            _ => return,
+        };
+        self.seconds[i] = self.phase_started.elapsed().as_secs_f64();
+        self.phase_started = Instant::now();
     }
 
     fn finish(&mut self, stop: Option<String>, failed: bool, out: &mut Vec<Event>) {
+        self.stopped = stop.clone();
         out.push(Event::Finished {
             stop,
             failed,
@@ -318,102 +309,36 @@ impl Session {
         }
     }
 
-    /// One training step (one batch), or the move to the next phase.
-    pub fn step(&mut self, out: &mut Vec<Event>) {
-        if std::mem::take(&mut self.inject_panic) {
-            panic!("injected failure (test)");
-        }
-        let dim = self.dataset.dim;
-        match &mut self.stage {
-            Stage::Score(trainer, epochs) => match epochs.next_batch(&mut self.rng) {
-                Some(idx) => {
-                    let x = gather(&self.dataset.points, &idx, dim);
-                    match trainer.step(&x, &self.sched, &mut self.rng) {
-                        Ok(loss) => record(epochs, loss, &mut self.losses, out),
-                        Err(_) => {
-                            let phase_epoch = epochs.epoch;
-                            self.score = Some(trainer.last_good());
-                            self.non_finite(Phase::Score, phase_epoch, out);
-                        }
-                    }
-                }
-                None => {
-                    self.score = Some(trainer.model());
-                    self.start_flow(out);
-                }
-            },
-            Stage::Flow {
-                trainer,
-                epochs,
-                xs,
-                ss,
-            } => {
-                if epochs.at_epoch_start() && epochs.epoch < epochs.epochs {
-                    let score = self.score.as_ref().expect("the score phase came first");
-                    let tau = self.preset.score.tau_step;
-                    (*xs, *ss) = noised_with_scores(
-                        score,
-                        &self.dataset,
-                        &self.sched,
-                        tau,
-                        &self.backend.device,
-                    );
-                }
-                match epochs.next_batch(&mut self.rng) {
-                    Some(idx) => {
-                        match trainer.step(&gather(xs, &idx, dim), &gather(ss, &idx, dim)) {
-                            Ok(loss) => record(epochs, loss, &mut self.losses, out),
-                            Err(_) => {
-                                let e = epochs.epoch;
-                                self.flow = Some(trainer.last_good());
-                                self.non_finite(Phase::Flow, e, out);
-                            }
-                        }
-                    }
-                    None => {
-                        self.flow = Some(trainer.model());
-                        self.stage = Stage::Metrics;
-                        out.push(Event::Progress(ProgressInfo::starting(Phase::Metrics)));
-                    }
-                }
-            }
-            Stage::Metrics => {
-                self.run_metrics(out);
-                self.stage = Stage::Done;
-                let stop = self
-                    .cancel
-                    .load(Ordering::Relaxed)
-                    .then(|| "stopped while computing metrics".to_string());
-                self.finish(stop, false, out);
-            }
-            Stage::Done => {}
-        }
-    }
-
     fn non_finite(&mut self, phase: Phase, epoch: usize, out: &mut Vec<Event>) {
         let why = crate::train::job::Stop::NonFinite { phase, epoch }.to_string();
+        self.end_phase();
         self.stage = Stage::Done;
         self.finish(Some(why), true, out);
     }
 
     fn start_flow(&mut self, out: &mut Vec<Event>) {
+        self.end_phase();
         let score = self.score.as_ref().expect("score trained");
-        let n = self.preset.score.samples.min(2000);
+        let n = self.preset.score.samples;
         self.samples = to_vec(diffusion::sample(
             score,
             n,
             &self.sched,
             &self.backend.device,
+            &mut self.rng,
         ));
+        let dim = self.dataset.dim;
+        let shown = self.samples.len().min(SHOWN_SAMPLES * dim);
         out.push(Event::Samples(Cloud {
-            dim: self.dataset.dim,
-            points: self.samples.clone(),
+            dim,
+            points: self.samples[..shown].to_vec(),
         }));
         self.push_score_field(out);
         let f = &self.preset.flow;
         let epochs = Epochs::new(Phase::Flow, self.dataset.len(), f.batch, f.epochs);
         let cfg = flow_config(&self.preset, self.dataset.dim);
-        let trainer = FlowTrainer::new(cfg, f, epochs.total(), &self.backend.device);
+        let seed = self.preset.seed;
+        let trainer = FlowTrainer::new(cfg, f, epochs.total(), seed, &self.backend.device);
         self.stage = Stage::Flow {
             trainer: Box::new(trainer),
             epochs,
@@ -430,7 +355,7 @@ impl Session {
             live: &*self.live,
             cancel: &self.cancel,
         };
-        let every = (self.preset.eval.rk4_steps / 10).max(1);
+        let every = self.curve_every;
         let (mut m, curves) = evaluate_with_curves(
             &self.preset,
             &self.dataset,
@@ -445,34 +370,12 @@ impl Session {
         }
         m.score_loss_final = final_loss(&self.losses, Phase::Score);
         m.flow_loss_final = final_loss(&self.losses, Phase::Flow);
+        [m.seconds_score, m.seconds_flow] = self.seconds;
         out.push(Event::Metrics {
             metrics: Box::new(m.clone()),
             curves,
         });
         self.metrics = Some(m);
-    }
-
-    /// Send what the score and flow views show of the models as they are now.
-    pub fn refresh_views(&mut self, with_samples: bool, out: &mut Vec<Event>) {
-        self.refresh_models();
-        if matches!(self.stage, Stage::Score(..)) {
-            self.push_score_field(out);
-            if with_samples && let Some(score) = &self.score {
-                let s = to_vec(diffusion::sample(
-                    score,
-                    400,
-                    &self.sched,
-                    &self.backend.device,
-                ));
-                out.push(Event::Samples(Cloud {
-                    dim: self.dataset.dim,
-                    points: s,
-                }));
-            }
-        }
-        if self.flow.is_some() {
-            self.push_streamlines(out);
-        }
     }
 
     fn push_score_field(&self, out: &mut Vec<Event>) {
@@ -557,39 +460,33 @@ impl Session {
         })
     }
 
-    /// Write what this job has so far into a new run directory, or with `replace` over the
-    /// run `dir` holds (swapped in whole once written, so the old one survives a failure).
-    pub fn save(&self, dir: &Path, replace: bool) -> Result<(), RunDirError> {
-        let run = RunDir::create(dir, replace)?;
-        run.write_preset(&self.preset)?;
-        if let Some(s) = &self.score {
-            run.save_score(s.clone())?;
-        }
-        if let Some(f) = &self.flow {
-            run.save_flow(f.clone())?;
-        }
-        run.write_losses(&self.losses)?;
-        if !self.samples.is_empty() {
-            run.write_samples(&self.samples, self.dataset.dim)?;
-        }
+    /// The CLI plots nothing: the MMD² is measured at the end of the RK4 run only.
+    pub fn without_curves(mut self) -> Self {
+        self.curve_every = self.preset.eval.rk4_steps.max(1);
+        self
+    }
+
+    /// The metrics so far: all of them once measured; for a job that ended early, its
+    /// times and losses with the reason it stopped (the MMDs unmeasured).
+    pub fn metrics(&self) -> Option<Metrics> {
         if let Some(m) = &self.metrics {
-            run.write_metrics(m)?;
+            return Some(m.clone());
         }
-        run.commit()?;
-        Ok(())
-    }
-
-    pub fn has_models(&self) -> bool {
-        self.score.is_some()
-    }
-
-    pub fn preset(&self) -> &Preset {
-        &self.preset
-    }
-
-    /// After a panic the stage may be half-updated: stop training, keep the models.
-    pub fn abandon(&mut self) {
-        self.stage = Stage::Done;
+        let why = self.stopped.clone()?;
+        let mut m = Metrics {
+            backend: self.backend.kind.to_string(),
+            seconds_score: self.seconds[0],
+            seconds_flow: self.seconds[1],
+            score_loss_final: final_loss(&self.losses, Phase::Score),
+            flow_loss_final: final_loss(&self.losses, Phase::Flow),
+            mmd2_learned: f64::NAN,
+            mmd2_random: f64::NAN,
+            mmd2_score: f64::NAN,
+            mmd2_training_free: f64::NAN,
+            ..Default::default()
+        };
+        crate::metrics::report::Partial::set_interrupted(&mut m, why);
+        Some(m)
     }
 }
 
@@ -623,6 +520,194 @@ fn truth_trajectory(preset: &Preset, data: &Dataset) -> Option<Cloud> {
         points.extend((0..3).map(|i| ((x[i] - st.mean[i]) / st.std[i]) as f32));
     }
     Some(Cloud { dim: 3, points })
+}
+
+impl JobSession for Session {
+    fn is_training(&self) -> bool {
+        !matches!(self.stage, Stage::Done)
+    }
+
+    fn has_flow(&self) -> bool {
+        self.flow.is_some()
+    }
+
+    fn has_models(&self) -> bool {
+        self.score.is_some()
+    }
+
+    /// Which stage runs now (changes end a worker slice, so the UI hears of them at once).
+    fn stage_index(&self) -> usize {
+        match self.stage {
+            Stage::Score(..) => 0,
+            Stage::Flow { .. } => 1,
+            Stage::Metrics => 2,
+            Stage::Done => 3,
+        }
+    }
+
+    fn progress(&self) -> Option<ProgressInfo> {
+        match &self.stage {
+            Stage::Score(_, e) | Stage::Flow { epochs: e, .. } => Some(e.progress()),
+            _ => None,
+        }
+    }
+
+    /// One training step (one batch), or the move to the next phase.
+    fn step(&mut self, out: &mut Vec<Event>) {
+        if std::mem::take(&mut self.inject_panic) {
+            panic!("injected failure (test)");
+        }
+        let dim = self.dataset.dim;
+        match &mut self.stage {
+            Stage::Score(trainer, epochs) => match epochs.next_batch(&mut self.rng) {
+                Some(idx) => {
+                    let x = gather(&self.dataset.points, &idx, dim);
+                    match trainer.step(&x, &self.sched, &mut self.rng) {
+                        Ok(loss) => record(epochs, loss, &mut self.losses, out),
+                        Err(_) => {
+                            let phase_epoch = epochs.epoch;
+                            self.score = Some(trainer.last_good());
+                            self.non_finite(Phase::Score, phase_epoch, out);
+                        }
+                    }
+                }
+                None => {
+                    self.score = Some(trainer.model());
+                    self.start_flow(out);
+                }
+            },
+            Stage::Flow {
+                trainer,
+                epochs,
+                xs,
+                ss,
+            } => {
+                if epochs.at_epoch_start() && epochs.epoch < epochs.epochs {
+                    let score = self.score.as_ref().expect("the score phase came first");
+                    let tau = self.preset.score.tau_step;
+                    (*xs, *ss) = noised_with_scores(
+                        score,
+                        &self.dataset,
+                        &self.sched,
+                        tau,
+                        &self.backend.device,
+                        &mut self.rng,
+                    );
+                }
+                match epochs.next_batch(&mut self.rng) {
+                    Some(idx) => {
+                        let (x, s) = (gather(xs, &idx, dim), gather(ss, &idx, dim));
+                        match trainer.step(&x, &s, &mut self.rng) {
+                            Ok(loss) => record(epochs, loss, &mut self.losses, out),
+                            Err(_) => {
+                                let e = epochs.epoch;
+                                self.flow = Some(trainer.last_good());
+                                self.non_finite(Phase::Flow, e, out);
+                            }
+                        }
+                    }
+                    None => {
+                        self.flow = Some(trainer.model());
+                        self.end_phase();
+                        self.stage = Stage::Metrics;
+                        out.push(Event::Progress(ProgressInfo::starting(Phase::Metrics)));
+                    }
+                }
+            }
+            Stage::Metrics => {
+                self.run_metrics(out);
+                self.stage = Stage::Done;
+                let stop = self
+                    .cancel
+                    .load(Ordering::Relaxed)
+                    .then(|| "stopped while computing metrics".to_string());
+                self.finish(stop, false, out);
+            }
+            Stage::Done => {}
+        }
+    }
+
+    /// End the job now, keeping what it trained.
+    fn stop(&mut self, why: &str, out: &mut Vec<Event>) {
+        if self.is_training() {
+            self.refresh_models();
+            self.end_phase();
+            self.stage = Stage::Done;
+            self.finish(Some(why.to_string()), false, out);
+        }
+    }
+
+    /// After a panic the stage may be half-updated: stop training, keep the models.
+    fn abandon(&mut self) {
+        self.stage = Stage::Done;
+    }
+
+    fn set_lr(&mut self, score: f64, flow: f64) {
+        match &mut self.stage {
+            Stage::Score(t, _) => t.set_lr(score),
+            Stage::Flow { trainer, .. } => trainer.set_lr(flow),
+            _ => {}
+        }
+    }
+
+    /// Send what the score and flow views show of the models as they are now.
+    fn refresh_views(&mut self, with_samples: bool, out: &mut Vec<Event>) {
+        self.refresh_models();
+        if matches!(self.stage, Stage::Score(..)) {
+            self.push_score_field(out);
+            if with_samples && let Some(score) = &self.score {
+                let s = to_vec(diffusion::sample(
+                    score,
+                    400,
+                    &self.sched,
+                    &self.backend.device,
+                    &mut self.view_rng,
+                ));
+                out.push(Event::Samples(Cloud {
+                    dim: self.dataset.dim,
+                    points: s,
+                }));
+            }
+        }
+        if self.flow.is_some() {
+            self.push_streamlines(out);
+        }
+    }
+
+    fn preset(&self) -> &Preset {
+        &self.preset
+    }
+
+    /// Write what this job has so far into `run` (not committed).
+    fn write_into(&self, run: &RunDir) -> Result<(), RunDirError> {
+        run.write_preset(&self.preset)?;
+        if let Some(s) = &self.score {
+            run.save_score(s.clone())?;
+        }
+        if let Some(f) = &self.flow {
+            run.save_flow(f.clone())?;
+        }
+        run.write_losses(&self.losses)?;
+        if !self.samples.is_empty() {
+            run.write_samples(&self.samples, self.dataset.dim)?;
+        }
+        if let Some(m) = self.metrics() {
+            run.write_metrics(&m)?;
+        }
+        Ok(())
+    }
+
+    fn frame(&mut self, particles: usize, dt: f64) -> Option<Frame> {
+        self.animate(particles, dt).map(Frame::Particles)
+    }
+
+    fn metric_lines(&self) -> Vec<String> {
+        self.metrics().map(|m| m.lines()).unwrap_or_default()
+    }
+
+    fn inject_panic(&mut self) {
+        self.inject_panic = true;
+    }
 }
 
 #[cfg(test)]
@@ -666,5 +751,34 @@ mod tests {
     fn bounds_hold_the_data_with_a_margin() {
         let b = bounds_of(&[0.0, -1.0, 2.0, 3.0], 2, 0.25);
         assert_eq!(b, vec![[-0.5, 2.5], [-2.0, 4.0]]);
+    }
+
+    /// A cancel between steps ends the job at once, keeping the score trained so far, with
+    /// metrics that say why and the losses of every epoch that finished.
+    #[test]
+    fn a_cancel_stops_the_job_and_keeps_the_model() {
+        let _rng = crate::tensor_util::rng_lock();
+        let sets = ["dataset.n=500".to_string()];
+        let preset = Preset::load("ring", true, &sets).unwrap();
+        let mut out = Vec::new();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let mut s = Session::new(preset, Backend::cpu(), cancel, Box::new(|_| {}), &mut out);
+        let epochs = std::cell::Cell::new(0);
+        let ended = super::super::drive::run_to_end(
+            &mut s,
+            &|| (epochs.get() >= 3).then(|| "interrupted (test)".to_string()),
+            &mut |e| epochs.set(epochs.get() + usize::from(matches!(e, Event::Loss { .. }))),
+        );
+        let why = ended.stop.unwrap();
+        assert!(
+            why.contains("interrupted (test): cancelled during the score phase"),
+            "{why}"
+        );
+        assert_eq!(s.losses.len(), 3);
+        assert!(s.has_models() && !s.has_flow());
+        let m = s.metrics().unwrap();
+        assert_eq!(m.interrupted.as_deref(), Some(why.as_str()));
+        assert!(m.score_loss_final.is_finite() && m.seconds_score > 0.0);
+        assert!(m.seconds_flow.is_nan() && m.mmd2_learned.is_nan());
     }
 }
