@@ -126,7 +126,7 @@ fn opens_on_the_ring_and_a_job_trains_pauses_resumes_and_finishes() {
     assert!(
         h.state()
             .results
-            .started
+            .job
             .as_ref()
             .unwrap()
             .backend
@@ -316,7 +316,7 @@ fn the_lorenz_view_shows_learned_trajectories_in_3d() {
         a.results.particles.as_ref().is_some_and(|f| f.dim == 3)
     });
     let app = h.state();
-    assert!(app.results.started.as_ref().unwrap().truth.is_some());
+    assert!(app.results.points().unwrap().truth.is_some());
     assert_eq!(
         app.results.particles.as_ref().unwrap().count(),
         app.state.particles_3d

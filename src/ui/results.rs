@@ -4,8 +4,8 @@ use crate::metrics::report::{Metrics, MmdCurve};
 use crate::train::job::Phase;
 use crate::train::turing::ImageMetrics;
 use crate::worker::event::{
-    Cloud, Event, ImageKind, Images, JobStarted, NcaRule, ParticleFrame, PatternFrame,
-    ProgressInfo, VectorField,
+    Cloud, Event, ImageKind, Images, JobMetrics, JobStarted, NcaRule, ParticleFrame, PatternFrame,
+    PointData, ProgressInfo, Shows, VectorField,
 };
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -45,7 +45,8 @@ impl Message {
 #[derive(Default)]
 pub struct Results {
     pub state: JobState,
-    pub started: Option<JobStarted>,
+    /// The running (or last) job: which, where, and what it showed first.
+    pub job: Option<JobStarted>,
     pub progress: Option<ProgressInfo>,
     /// `[epoch, loss]` per finished epoch.
     pub score_losses: Vec<[f64; 2]>,
@@ -63,8 +64,7 @@ pub struct Results {
     pub events: usize,
     /// Progress events received (tests watch progress move).
     pub progress_events: usize,
-    /// Image jobs: what runs, and the pictures it sent.
-    pub pattern: Option<PatternJob>,
+    /// Image jobs: the pictures they sent.
     pub data_images: Option<Images>,
     pub sample_images: Option<Images>,
     pub denoised: Option<Images>,
@@ -103,13 +103,6 @@ pub fn push_capped<T>(series: &mut Vec<T>, item: T) {
 /// Frames kept for the GIF export (at most about 64 MB of pictures).
 pub const GIF_FRAMES: usize = 120;
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct PatternJob {
-    pub preset: String,
-    pub backend: String,
-    pub size: usize,
-}
-
 impl Results {
     /// Take in a live pattern frame; artificial-life frames also extend the blob readouts
     /// and the GIF buffer, and the new picture `(w, h, rgba)` is returned (for a recording).
@@ -145,16 +138,21 @@ impl Results {
         self.recent_frames.back().filter(|_| picture)
     }
 
+    /// The data and view bounds of a point job.
+    pub fn points(&self) -> Option<&PointData> {
+        match &self.job.as_ref()?.shows {
+            Shows::Points(p) => Some(p),
+            Shows::Images { .. } => None,
+        }
+    }
+
     pub fn dim(&self) -> Option<usize> {
-        self.started.as_ref().map(|s| s.dim)
+        self.points().map(|s| s.dim)
     }
 
     /// The backend the running (or last) job uses.
     pub fn backend(&self) -> Option<&str> {
-        self.started
-            .as_ref()
-            .map(|s| s.backend.as_str())
-            .or(self.pattern.as_ref().map(|p| p.backend.as_str()))
+        self.job.as_ref().map(|s| s.backend.as_str())
     }
 
     pub fn is_running(&self) -> bool {
@@ -168,23 +166,7 @@ impl Results {
             Event::Started(s) => {
                 *self = Results {
                     state: JobState::Training,
-                    started: Some(*s),
-                    events: 1,
-                    ..Results::default()
-                };
-            }
-            Event::PatternJob {
-                preset,
-                backend,
-                size,
-            } => {
-                *self = Results {
-                    state: JobState::Training,
-                    pattern: Some(PatternJob {
-                        preset,
-                        backend,
-                        size,
-                    }),
+                    job: Some(*s),
                     events: 1,
                     ..Results::default()
                 };
@@ -194,7 +176,6 @@ impl Results {
                 ImageKind::Samples => self.sample_images = Some(i),
                 ImageKind::Denoised => self.denoised = Some(i),
             },
-            Event::PatternMetrics(m) => self.pattern_metrics = Some(*m),
             Event::NcaRule(r) => {
                 if let Some((at, c)) = r.cos {
                     // The final measurement comes after the last training step.
@@ -232,7 +213,10 @@ impl Results {
             Event::Samples(c) => self.samples = Some(c),
             Event::ScoreField(f) => self.score_field = Some(f),
             Event::Streamlines { len, lines } => self.streamlines = Some((len, lines)),
-            Event::Metrics { metrics, curves } => self.metrics = Some((*metrics, curves)),
+            Event::Metrics(m) => match *m {
+                JobMetrics::Points { metrics, curves } => self.metrics = Some((metrics, curves)),
+                JobMetrics::Images(m) => self.pattern_metrics = Some(m),
+            },
             Event::Finished {
                 stop,
                 failed,
@@ -255,8 +239,8 @@ impl Results {
                 });
             }
             Event::Failed(why) => {
-                // Image jobs announce themselves with `pattern`, point jobs with `started`.
-                self.state = if self.started.is_some() || self.pattern.is_some() {
+                // A job that announced itself failed; a failure before any job is no job.
+                self.state = if self.job.is_some() {
                     JobState::Failed
                 } else {
                     JobState::Idle
@@ -286,11 +270,11 @@ mod tests {
 
     fn image_job() -> Results {
         let mut r = Results::default();
-        r.apply(Event::PatternJob {
+        r.apply(Event::Started(Box::new(JobStarted {
             preset: "alife-dot".into(),
             backend: "cpu".into(),
-            size: 48,
-        });
+            shows: Shows::Images { size: 48 },
+        })));
         r
     }
 
@@ -317,7 +301,7 @@ mod tests {
             .unwrap();
         assert!(m.error && m.text.starts_with("Cannot train: no GPU"));
         assert_eq!(r.state, JobState::Training);
-        assert!(r.pattern.is_some());
+        assert!(r.job.is_some());
     }
 
     #[test]

@@ -25,11 +25,27 @@ impl Cloud {
     }
 }
 
-/// What a new job shows before anything is trained.
+/// A job began: which, where, and what it shows before anything is trained.
 #[derive(Debug, Clone)]
 pub struct JobStarted {
     pub preset: String,
     pub backend: String,
+    pub shows: Shows,
+}
+
+/// What a point job or an image job shows first.
+#[derive(Debug, Clone)]
+pub enum Shows {
+    Points(PointData),
+    /// Images of `size`² (Turing patterns, artificial life).
+    Images {
+        size: usize,
+    },
+}
+
+/// The data of a point job, and where the views look.
+#[derive(Debug, Clone)]
+pub struct PointData {
     pub dim: usize,
     /// A subset of the training data.
     pub data: Cloud,
@@ -184,19 +200,22 @@ pub enum Frame {
     Pattern(PatternFrame),
 }
 
+/// The metrics of a point job (with its MMD² curves) or of an image job.
+#[derive(Debug, Clone)]
+pub enum JobMetrics {
+    Points {
+        metrics: Metrics,
+        curves: Vec<MmdCurve>,
+    },
+    Images(crate::train::turing::ImageMetrics),
+}
+
 #[derive(Debug, Clone)]
 pub enum Event {
     Started(Box<JobStarted>),
-    /// An image job began (Turing patterns); images of `size`².
-    PatternJob {
-        preset: String,
-        backend: String,
-        size: usize,
-    },
     Images(Images),
     /// Answer to [`Command::Preview`](super::command::Command::Preview).
     Preview(Box<Preview>),
-    PatternMetrics(Box<crate::train::turing::ImageMetrics>),
     NcaRule(NcaRule),
     Progress(ProgressInfo),
     /// Mean loss of one finished epoch.
@@ -215,10 +234,8 @@ pub enum Event {
         len: usize,
         lines: Cloud,
     },
-    Metrics {
-        metrics: Box<Metrics>,
-        curves: Vec<MmdCurve>,
-    },
+    /// The job's metrics, once measured.
+    Metrics(Box<JobMetrics>),
     /// The job ended; `stop` says why when it did not run to the end.
     Finished {
         stop: Option<String>,

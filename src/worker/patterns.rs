@@ -5,7 +5,9 @@
 
 use super::command::{Restart, SimControls};
 use super::event::Frame;
-use super::event::{Event, ImageKind, Images, NcaRule, PatternFrame, ProgressInfo};
+use super::event::{
+    Event, ImageKind, Images, JobMetrics, JobStarted, NcaRule, PatternFrame, ProgressInfo, Shows,
+};
 use super::job::JobSession;
 use super::session::{Epochs, MetricsObserver, record};
 use crate::backend::Backend;
@@ -273,11 +275,11 @@ impl PatternSession {
         let alife = d.kind == DatasetKind::Alife;
         let params = (!alife).then(|| d.gray_scott_params().expect("validated pattern"));
         let controls = SimControls::from_preset(&preset);
-        out.push(Event::PatternJob {
+        out.push(Event::Started(Box::new(JobStarted {
             preset: preset.name.clone(),
             backend: backend.description.clone(),
-            size: d.size,
-        });
+            shows: Shows::Images { size: d.size },
+        })));
         Self {
             sched: Schedule::from_settings(&preset.score),
             rng: StdRng::seed_from_u64(preset.seed),
@@ -875,7 +877,7 @@ impl JobSession for PatternSession {
                         if let (Some(d), Some(_)) = (&self.data, &self.params) {
                             m.dataset_alive_fraction = Some(d.alive_fraction());
                         }
-                        out.push(Event::PatternMetrics(Box::new(m.clone())));
+                        out.push(Event::Metrics(Box::new(JobMetrics::Images(m.clone()))));
                         self.metrics = Some(m);
                         self.finish(None, false, out);
                     }

@@ -1,7 +1,10 @@
 //! One job as the app runs it: the same training as `train::job`, cut into single steps so
 //! the worker can pause, steer, animate and report between any two of them.
 
-use super::event::{Cloud, Event, Frame, JobStarted, ParticleFrame, ProgressInfo, VectorField};
+use super::event::{
+    Cloud, Event, Frame, JobMetrics, JobStarted, ParticleFrame, PointData, ProgressInfo, Shows,
+    VectorField,
+};
 use super::job::JobSession;
 use crate::backend::Backend;
 use crate::data::{Dataset, lorenz};
@@ -242,10 +245,12 @@ impl Session {
         out.push(Event::Started(Box::new(JobStarted {
             preset: preset.name.clone(),
             backend: backend.description.clone(),
-            dim,
-            data: Cloud { dim, points: shown },
-            bounds: bounds.clone(),
-            truth: truth_trajectory(&preset, &dataset),
+            shows: Shows::Points(PointData {
+                dim,
+                data: Cloud { dim, points: shown },
+                bounds: bounds.clone(),
+                truth: truth_trajectory(&preset, &dataset),
+            }),
         })));
         let s = &preset.score;
         let epochs = Epochs::new(Phase::Score, dataset.len(), s.batch, s.epochs);
@@ -371,10 +376,10 @@ impl Session {
         m.score_loss_final = final_loss(&self.losses, Phase::Score);
         m.flow_loss_final = final_loss(&self.losses, Phase::Flow);
         [m.seconds_score, m.seconds_flow] = self.seconds;
-        out.push(Event::Metrics {
-            metrics: Box::new(m.clone()),
+        out.push(Event::Metrics(Box::new(JobMetrics::Points {
+            metrics: m.clone(),
             curves,
-        });
+        })));
         self.metrics = Some(m);
     }
 

@@ -345,7 +345,7 @@ impl EquiflowApp {
                 .response
                 .on_hover_text("Auto takes a hardware GPU when there is one, else the CPU");
         });
-        if let Some(s) = &self.results.started {
+        if let Some(s) = &self.results.job {
             ui.weak(format!("in use: {}", s.backend));
         }
         if changed || lr_changed {

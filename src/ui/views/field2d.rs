@@ -15,7 +15,7 @@ fn canvas(ui: &mut Ui, sense: Sense) -> (egui::Response, Painter) {
 }
 
 fn plane_for(results: &Results, rect: egui::Rect) -> Option<Plane> {
-    let s = results.started.as_ref()?;
+    let s = results.points()?;
     Some(Plane::fit(
         rect.shrink(8.0),
         &s.bounds,
@@ -52,7 +52,7 @@ fn caption(painter: &Painter, rect: egui::Rect, text: &str, ui: &Ui) {
 pub fn data_view(ui: &mut Ui, results: &Results) {
     ui.columns(2, |cols| {
         let (resp, painter) = canvas(&mut cols[0], Sense::hover());
-        match (plane_for(results, resp.rect), &results.started) {
+        match (plane_for(results, resp.rect), results.points()) {
             (Some(plane), Some(s)) => {
                 scatter(&painter, &plane, &s.data, DATA.gamma_multiply(0.7), 1.5);
                 caption(
@@ -102,7 +102,7 @@ pub fn score_view(ui: &mut Ui, results: &Results) {
         );
         return;
     };
-    if let Some(s) = &results.started {
+    if let Some(s) = results.points() {
         scatter(&painter, &plane, &s.data, DATA.gamma_multiply(0.25), 1.2);
     }
     let n = field.origins.len();
@@ -141,7 +141,7 @@ pub fn flow_view(ui: &mut Ui, results: &Results, show_streamlines: bool) {
         );
         return;
     };
-    if let Some(s) = &results.started {
+    if let Some(s) = results.points() {
         scatter(&painter, &plane, &s.data, DATA.gamma_multiply(0.18), 1.2);
     }
     let mut mesh = Segments::default();

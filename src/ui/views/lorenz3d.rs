@@ -25,7 +25,7 @@ pub fn lorenz_view(ui: &mut Ui, results: &Results, cam: &mut OrbitCamera) -> boo
     let (resp, painter) = ui.allocate_painter(size, Sense::click_and_drag());
     let rect = resp.rect;
     painter.rect_filled(rect, 4.0, ui.visuals().extreme_bg_color);
-    let Some(started) = results.started.as_ref().filter(|s| s.dim == 3) else {
+    let Some(started) = results.points().filter(|s| s.dim == 3) else {
         painter.text(
             rect.center(),
             egui::Align2::CENTER_CENTER,
