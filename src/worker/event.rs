@@ -210,6 +210,20 @@ pub enum JobMetrics {
     Images(crate::train::turing::ImageMetrics),
 }
 
+impl Event {
+    /// A view of the job as it is now, replaced by the next one of its kind (the UI may
+    /// miss it without losing anything).
+    pub fn is_view_refresh(&self) -> bool {
+        matches!(
+            self,
+            Event::Progress(_)
+                | Event::Samples(_)
+                | Event::ScoreField(_)
+                | Event::Streamlines { .. }
+        ) || matches!(self, Event::Images(i) if i.kind == ImageKind::Denoised)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum Event {
     Started(Box<JobStarted>),

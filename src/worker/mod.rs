@@ -146,6 +146,20 @@ struct Loop {
     last_frame: Instant,
 }
 
+/// Events waiting for the UI past which views that a newer one replaces are dropped.
+const QUEUE_CAP: usize = 256;
+
+/// Send `e` to the UI. A window that stops draining (minimised, or stuck) must not make the
+/// queue grow for as long as training runs: past [`QUEUE_CAP`] waiting events, progress and
+/// view refreshes (each superseded by the next) are dropped; what the job records (losses,
+/// metrics, its end) always goes through, and that is bounded by the job's size, not its age.
+fn send_event(events: &Sender<Event>, e: Event) {
+    if events.len() >= QUEUE_CAP && e.is_view_refresh() {
+        return;
+    }
+    let _ = events.send(e);
+}
+
 /// Where a job's autosaves go (one directory per job, replaced at each autosave).
 fn autosave_dir(p: &crate::preset::Preset) -> std::path::PathBuf {
     let secs = std::time::SystemTime::now()
@@ -237,7 +251,7 @@ impl Loop {
     fn flush(&self, out: Vec<Event>) {
         let any = !out.is_empty();
         for e in out {
-            let _ = self.events.send(e);
+            send_event(&self.events, e);
         }
         if any {
             (self.waker)();
@@ -269,7 +283,7 @@ impl Loop {
                 let cancel = self.cancel.clone();
                 let (events, waker) = (self.events.clone(), self.waker.clone());
                 let live = Box::new(move |e: Event| {
-                    let _ = events.send(e);
+                    send_event(&events, e);
                     waker();
                 });
                 self.guarded(out, |lp, out| {
@@ -582,5 +596,44 @@ mod tests {
             );
         }
         let _ = std::fs::remove_dir_all(&tmp);
+    }
+
+    /// A UI that stops draining holds at most the cap of view refreshes; what the job
+    /// records still arrives, in order.
+    #[test]
+    fn a_stalled_ui_queues_a_bounded_number_of_view_refreshes() {
+        let (tx, rx) = unbounded();
+        let progress = || {
+            Event::Progress(event::ProgressInfo::starting(
+                crate::train::job::Phase::Score,
+            ))
+        };
+        for _ in 0..10 * QUEUE_CAP {
+            send_event(&tx, progress());
+            send_event(&tx, Event::Samples(event::Cloud::default()));
+        }
+        assert_eq!(rx.len(), QUEUE_CAP);
+        let loss = |epoch| Event::Loss {
+            phase: crate::train::job::Phase::Score,
+            epoch,
+            loss: 1.0,
+        };
+        for epoch in 0..3 {
+            send_event(&tx, loss(epoch));
+            send_event(&tx, progress());
+        }
+        let kept: Vec<Event> = rx.try_iter().collect();
+        assert_eq!(kept.len(), QUEUE_CAP + 3);
+        let epochs: Vec<usize> = kept
+            .iter()
+            .filter_map(|e| match e {
+                Event::Loss { epoch, .. } => Some(*epoch),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(epochs, [0, 1, 2]);
+        // Drained, the queue takes refreshes again.
+        send_event(&tx, progress());
+        assert_eq!(rx.len(), 1);
     }
 }
