@@ -106,7 +106,7 @@ pub fn run(backend: &Backend, steps: usize, progress: &mut dyn FnMut(&str)) -> V
         let x = Tensor::<4>::random([1, c, side, side], Distribution::Default, device);
         let mut st = Sde::start(x, &score);
         let ms = time(steps, || {
-            st = sde.step(st.clone(), &score, &v);
+            st = sde.step(st.clone(), &score, &v, &mut rng);
             let _ = st.x.clone().into_data();
         });
         row("sde_step_live", [c, side, side], 1, ms);

@@ -20,6 +20,7 @@ use crate::nn::score_unet::ScoreUnet;
 use crate::sim::sde::{Ema, Sde, State};
 use crate::tensor_util::to_vec;
 use burn::tensor::{Tensor, TensorData};
+use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy)]
@@ -127,6 +128,7 @@ fn simulate(
     p: &Protocol,
     x: Tensor<4>,
     v: &dyn Fn(Tensor<4>, Tensor<4>) -> Tensor<4>,
+    rng: &mut StdRng,
     tick: &mut dyn FnMut(usize) -> bool,
     each: &mut dyn FnMut(usize, &Ema),
 ) -> Option<Ema> {
@@ -141,7 +143,7 @@ fn simulate(
         if !tick(k) {
             return None;
         }
-        st = p.sde.step(st, &score, v);
+        st = p.sde.step(st, &score, v, rng);
         ema.update(denoised(st.x.clone(), st.s.clone(), sched, p.tau));
         each(k, &ema);
     }
@@ -167,8 +169,7 @@ pub fn motion(
         TensorData::new(starts.data.clone(), [n, starts.channels, h, w]),
         &device,
     );
-    device.seed(seed);
-    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed);
+    let mut rng = <StdRng as rand::SeedableRng>::seed_from_u64(seed);
     let x = diffusion::noised(x0, sched, p.tau, &mut rng);
     let mut trackers: Vec<Tracker> = (0..n).map(|_| p.finder.tracker(h, w)).collect();
     let mut counts = Vec::new();
@@ -192,7 +193,7 @@ pub fn motion(
             fidelity_end = fidelity();
         }
     };
-    simulate(model, sched, p, x, v, tick, &mut observe)?;
+    simulate(model, sched, p, x, v, &mut rng, tick, &mut observe)?;
     let tracks = trackers.iter().flat_map(|t| &t.tracks);
     Some(Motion {
         count_start: counts[0],
@@ -228,13 +229,12 @@ pub fn from_noise(
     use rand::{RngExt, SeedableRng};
     let device = model.device();
     let c = model.channels();
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut rng = StdRng::seed_from_u64(seed);
     let start: Vec<f32> = (0..n * c * canvas * canvas)
         .map(|_| rng.random_range(-1.0f32..=1.0))
         .collect();
     let x = Tensor::<4>::from_data(TensorData::new(start, [n, c, canvas, canvas]), &device);
-    device.seed(seed);
-    let ema = simulate(model, sched, p, x, v, tick, &mut |_, _| {})?;
+    let ema = simulate(model, sched, p, x, v, &mut rng, tick, &mut |_, _| {})?;
     let frame = to_vec(ema.value);
     let found = frame_blobs(&p.finder, &frame, n, canvas, canvas);
     Some(FromNoise {

@@ -129,8 +129,8 @@ pub fn displacement_from(
 }
 
 /// One run of the protocol: the starts noised to τ, `sde_steps` Heun steps under `v`, the
-/// final EMA of the denoised state. Every run reseeds the device with one fixed seed, so all
-/// runs share the start and every noise draw.
+/// final EMA of the denoised state. Every run draws from its own generator with one fixed
+/// seed, so all runs share the start and every noise draw.
 fn ema_end(
     model: &ScoreUnet,
     sched: &Schedule,
@@ -148,7 +148,6 @@ fn ema_end(
         &device,
     );
     let score = |x: Tensor<4>| image_diffusion::score(model, x, sched, p.tau, p.clip_x0);
-    device.seed(0x5DE_0001);
     let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0x5DE_0001);
     let x = diffusion::noised(x0, sched, p.tau, &mut rng);
     let mut st: State = Sde::start(x, &score);
@@ -160,7 +159,7 @@ fn ema_end(
         if !tick(k) {
             return None;
         }
-        st = p.sde.step(st, &score, v);
+        st = p.sde.step(st, &score, v, &mut rng);
         ema.update(denoised(st.x.clone(), st.s.clone(), sched, p.tau));
     }
     Some(ema.value)

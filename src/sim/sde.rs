@@ -2,7 +2,8 @@
 //! predictor–corrector with the same noise in both stages. The eta-terms alone are Langevin
 //! dynamics, which keep p_tau; v keeps it too, and moves it.
 
-use burn::tensor::{Distribution, Tensor};
+use burn::tensor::Tensor;
+use rand::rngs::StdRng;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Sde {
@@ -26,17 +27,17 @@ impl Sde {
     }
 
     /// One Heun step. `v(x, s)` is the flow at state x with score s (for the training-free
-    /// flow K * s, for a trained NCA a function of x).
+    /// flow K * s, for a trained NCA a function of x); the noise comes from `rng`.
     pub fn step(
         &self,
         st: State,
         score: &dyn Fn(Tensor<4>) -> Tensor<4>,
         v: &dyn Fn(Tensor<4>, Tensor<4>) -> Tensor<4>,
+        rng: &mut StdRng,
     ) -> State {
         let drift = |x: Tensor<4>, s: Tensor<4>| v(x, s.clone()) + s.mul_scalar(self.eta);
-        let noise =
-            Tensor::<4>::random(st.x.shape(), Distribution::Normal(0.0, 1.0), &st.x.device())
-                .mul_scalar((2.0 * self.eta * self.dt).sqrt());
+        let noise = crate::tensor_util::normal(st.x.dims(), rng, &st.x.device())
+            .mul_scalar((2.0 * self.eta * self.dt).sqrt());
         let f0 = drift(st.x.clone(), st.s);
         let xp = st.x.clone() + f0.clone().mul_scalar(self.dt) + noise.clone();
         let fp = drift(xp.clone(), score(xp));
@@ -67,9 +68,8 @@ mod tests {
     /// and Langevin keeps its variance: after many steps the pixel variance stays near 1.
     #[test]
     fn langevin_with_a_rotation_keeps_a_gaussian() {
-        let _rng = crate::tensor_util::rng_lock();
         let device = Device::flex();
-        device.seed(2);
+        let mut rng = <StdRng as rand::SeedableRng>::seed_from_u64(2);
         let sde = Sde { eta: 0.5, dt: 0.05 };
         let score = |x: Tensor<4>| x.neg();
         let rotate = |_x: Tensor<4>, s: Tensor<4>| {
@@ -77,10 +77,10 @@ mod tests {
             let (a, c) = (s.clone().narrow(1, 0, 1), s.narrow(1, 1, 1));
             Tensor::cat(vec![c, a.neg()], 1).reshape([b, 2, h, w])
         };
-        let x = Tensor::<4>::random([4, 2, 16, 16], Distribution::Normal(0.0, 1.0), &device);
+        let x = crate::tensor_util::normal([4, 2, 16, 16], &mut rng, &device);
         let mut st = Sde::start(x, &score);
         for _ in 0..200 {
-            st = sde.step(st, &score, &rotate);
+            st = sde.step(st, &score, &rotate, &mut rng);
         }
         let v = to_vec(st.x);
         let var = v.iter().map(|x| x * x).sum::<f32>() / v.len() as f32;

@@ -27,8 +27,9 @@ type Field<'a> = Box<dyn Fn(Tensor<2>) -> Tensor<2> + 'a>;
 
 /// An untrained flow with the preset's architecture, seeded, its norm calibrated on `points`.
 pub fn random_flow(preset: &Preset, dim: usize, points: &[f32], device: &Device) -> FlowMlp {
-    device.seed(preset.seed.wrapping_add(0x9E37));
-    let net = flow_config(preset, dim).init(device);
+    let seed = preset.seed.wrapping_add(0x9E37);
+    let net =
+        crate::tensor_util::init_seeded(|| flow_config(preset, dim).init(device), seed, device);
     let out = net.forward_jvp(from_rows(points, dim, device), None, BnMode::Batch);
     let (mean, var) = out.batch_stats.expect("batch mode returns statistics");
     FlowMlp {

@@ -348,7 +348,6 @@ pub fn evaluate(
     let alife = preset.dataset.kind == DatasetKind::Alife;
     let starts = held_out(preset, if alife { e.blob_starts } else { e.cos_starts })?;
     let device = score.device();
-    device.seed(preset.seed ^ HELD_OUT);
     let x0 = Tensor::<4>::from_data(
         TensorData::new(
             starts.data.clone(),

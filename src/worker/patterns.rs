@@ -270,7 +270,6 @@ impl PatternSession {
         live: Box<dyn Fn(Event) + Send>,
         out: &mut Vec<Event>,
     ) -> Self {
-        backend.device.seed(preset.seed);
         let d = &preset.dataset;
         let alife = d.kind == DatasetKind::Alife;
         let params = (!alife).then(|| d.gray_scott_params().expect("validated pattern"));
@@ -595,7 +594,7 @@ impl PatternSession {
         };
         let v = |x: Tensor<4>, s: Tensor<4>| velocity.at(x, s);
         for _ in 0..c.speed {
-            sim.state = sde.step(sim.state.clone(), &score_fn, &v);
+            sim.state = sde.step(sim.state.clone(), &score_fn, &v, &mut self.view_rng);
             sim.ema.update(denoised(
                 sim.state.x.clone(),
                 sim.state.s.clone(),

@@ -237,7 +237,6 @@ impl Session {
         out: &mut Vec<Event>,
     ) -> Self {
         let device = backend.device.clone();
-        device.seed(preset.seed);
         let dataset = Dataset::generate(&preset.dataset, preset.seed);
         let dim = dataset.dim;
         let shown = dataset.spread(2000.min(dataset.len()));
