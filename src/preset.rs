@@ -101,11 +101,27 @@ pub struct DatasetSettings {
     pub dt: f64,
     /// Gray–Scott: one of the fifteen named regimes (`data::gray_scott::PRESETS`).
     pub pattern: String,
-    /// Gray–Scott: feed and kill rates and diffusion rates; 0 takes the pattern's value.
-    pub f: f64,
-    pub k: f64,
-    pub du: f64,
-    pub dv: f64,
+    /// Gray–Scott: feed and kill rates and diffusion rates; unset, the pattern's own.
+    #[serde(
+        deserialize_with = "zero_is_none",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub f: Option<f64>,
+    #[serde(
+        deserialize_with = "zero_is_none",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub k: Option<f64>,
+    #[serde(
+        deserialize_with = "zero_is_none",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub du: Option<f64>,
+    #[serde(
+        deserialize_with = "zero_is_none",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub dv: Option<f64>,
     /// Gray–Scott: image side in pixels (a multiple of 4, for the UNet's two poolings).
     pub size: usize,
     /// Gray–Scott: Euler steps from the seeded discs to the snapshot.
@@ -135,7 +151,7 @@ impl DatasetSettings {
     /// (`None` for an unknown name).
     pub fn gray_scott_params(&self) -> Option<crate::data::gray_scott::Params> {
         let base = crate::data::gray_scott::preset(&self.pattern)?;
-        let pick = |v: f64, default: f32| if v > 0.0 { v as f32 } else { default };
+        let pick = |v: Option<f64>, default: f32| v.map_or(default, |v| v as f32);
         Some(crate::data::gray_scott::Params {
             f: pick(self.f, base.f),
             k: pick(self.k, base.k),
@@ -155,10 +171,10 @@ impl Default for DatasetSettings {
             steps_per_run: 5000,
             dt: 0.01,
             pattern: "waves".into(),
-            f: 0.0,
-            k: 0.0,
-            du: 0.0,
-            dv: 0.0,
+            f: None,
+            k: None,
+            du: None,
+            dv: None,
             size: 128,
             sim_steps: 4000,
             discs: 8,
@@ -445,8 +461,12 @@ pub struct SdeSettings {
     /// Weight of the newest denoised state in the displayed running average (1 = no EMA).
     pub ema: f64,
     /// Side of the live canvas (everything is convolutional, so it may exceed the training
-    /// size); 0 = the training size.
-    pub canvas: usize,
+    /// size); unset, the training size.
+    #[serde(
+        deserialize_with = "zero_is_none",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub canvas: Option<usize>,
     /// Clamp the denoised x̂0 to [-1, 1] before the score is formed from it (the reference):
     /// the score then never pulls a pixel past the data's range.
     pub clip_x0: bool,
@@ -465,7 +485,7 @@ impl Default for SdeSettings {
             dt: 0.01,
             steps: 300,
             ema: 0.1,
-            canvas: 0,
+            canvas: None,
             clip_x0: false,
         }
     }
@@ -811,8 +831,9 @@ impl Preset {
         if alife && !(self.eval.blob_threshold > 0.0 && self.eval.blob_threshold < 1.0) {
             return bad("eval.blob_threshold", "must lie in (0, 1)".into());
         }
-        let canvas = self.sde.canvas;
-        if canvas != 0 && (canvas < 8 || !canvas.is_multiple_of(4) || canvas > MAX_SIDE) {
+        if let Some(c) = self.sde.canvas
+            && (c < 8 || !c.is_multiple_of(4) || c > MAX_SIDE)
+        {
             return bad(
                 "sde.canvas",
                 format!(
@@ -820,11 +841,12 @@ impl Preset {
                 ),
             );
         }
+        let rate = |v: Option<f64>| v.unwrap_or(0.0);
         for (key, v) in [
-            ("dataset.f", d.f),
-            ("dataset.k", d.k),
-            ("dataset.du", d.du),
-            ("dataset.dv", d.dv),
+            ("dataset.f", rate(d.f)),
+            ("dataset.k", rate(d.k)),
+            ("dataset.du", rate(d.du)),
+            ("dataset.dv", rate(d.dv)),
             ("sde.eta", self.sde.eta),
             ("sde.gain", self.sde.gain),
         ] {
@@ -901,7 +923,26 @@ fn parse_value(raw: &str) -> toml::Value {
 }
 
 /// Settings that are `Option`s: absent from a serialised preset while unset, yet settable.
-const OPTIONAL_KEYS: &[&str] = &["score.grad_clip", "eval.noise_steps"];
+const OPTIONAL_KEYS: &[&str] = &[
+    "score.grad_clip",
+    "eval.noise_steps",
+    "dataset.f",
+    "dataset.k",
+    "dataset.du",
+    "dataset.dv",
+    "sde.canvas",
+];
+
+/// An optional setting that files (and runs written before it was optional) may give as 0
+/// for "unset".
+fn zero_is_none<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de> + Default + PartialEq,
+{
+    let v = Option::<T>::deserialize(d)?;
+    Ok(v.filter(|v| *v != T::default()))
+}
 
 fn set_path(table: &mut toml::Table, key: &str, value: toml::Value) -> Result<(), PresetError> {
     let unknown = PresetError::UnknownKey {
@@ -953,6 +994,27 @@ fn known_keys(table: &toml::Table) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Unset rates and canvas are `None`: a run written when they were 0-for-unset loads
+    /// the same, an explicit value survives the round trip through a saved preset, and
+    /// `--set` reaches them although a saved preset leaves them out.
+    #[test]
+    fn optional_settings_are_options_and_old_zeros_mean_unset() {
+        let old = std::fs::read_to_string("tests/fixtures/ring-run-2026-12/preset.toml").unwrap();
+        assert!(old.contains("f = 0.0") && old.contains("canvas = 0"));
+        let p = Preset::from_toml_str("old run", &old, false, &[]).unwrap();
+        assert_eq!((p.dataset.f, p.dataset.k, p.sde.canvas), (None, None, None));
+        let text = p.to_toml();
+        assert!(!text.contains("canvas") && !text.contains("f = "), "{text}");
+        let sets = ["sde.canvas=64".to_string(), "dataset.f=0.03".to_string()];
+        let waves = Preset::load("gs-waves", true, &sets).unwrap();
+        assert_eq!((waves.sde.canvas, waves.dataset.f), (Some(64), Some(0.03)));
+        let back = Preset::from_toml_str("saved", &waves.to_toml(), false, &[]).unwrap();
+        assert_eq!((back.sde.canvas, back.dataset.f), (Some(64), Some(0.03)));
+        assert_eq!(back.dataset.gray_scott_params().unwrap().f, 0.03);
+        let dot = Preset::load("alife-dot", true, &[]).unwrap();
+        assert_eq!(dot.sde.canvas, Some(96));
+    }
 
     #[test]
     fn huge_images_are_refused_with_a_sentence() {

@@ -522,11 +522,7 @@ fn blob_metrics(
     m.blob_speed_still = Some(runs[1].speed);
     if noise_steps > 0 {
         let d = &preset.dataset;
-        let canvas = if preset.sde.canvas == 0 {
-            d.size
-        } else {
-            preset.sde.canvas
-        };
+        let canvas = preset.sde.canvas.unwrap_or(d.size);
         let p = blob_motion::Protocol {
             steps: noise_steps,
             ..protocol

@@ -464,7 +464,7 @@ impl PatternSession {
     /// convolutional), else the training size.
     fn canvas(&self, data: &ImageSet) -> usize {
         match self.preset.sde.canvas {
-            c if c > 0 && self.params.is_none() => c,
+            Some(c) if self.params.is_none() => c,
             _ => data.h,
         }
     }

@@ -33,7 +33,7 @@ impl EquiflowApp {
                                     .clicked()
                                 {
                                     s.dataset.pattern = name.to_string();
-                                    (s.dataset.f, s.dataset.k) = (0.0, 0.0);
+                                    (s.dataset.f, s.dataset.k) = (None, None);
                                     changed = true;
                                 }
                             }
@@ -308,9 +308,9 @@ fn fk_map(ui: &mut Ui, d: &mut crate::preset::DatasetSettings) -> bool {
     let close = ((p.k as f64 - at.x) / 0.004).hypot((p.f as f64 - at.y) / 0.004) < 1.0;
     d.pattern = name.to_string();
     if close {
-        (d.f, d.k) = (0.0, 0.0);
+        (d.f, d.k) = (None, None);
     } else {
-        (d.f, d.k) = (at.y.max(1e-4), at.x.max(1e-4));
+        (d.f, d.k) = (Some(at.y.max(1e-4)), Some(at.x.max(1e-4)));
     }
     true
 }
@@ -388,13 +388,15 @@ fn alife_target(ui: &mut Ui, s: &mut Preset) -> bool {
                     16..=100_000,
                     "How many tiled images to train on",
                 );
+                let mut canvas = s.sde.canvas.unwrap_or(0);
                 changed |= number(
                     ui,
                     "live canvas (px)",
-                    &mut s.sde.canvas,
+                    &mut canvas,
                     0..=1024,
                     "Side of the live simulation (0: the training size); larger works too",
                 );
+                s.sde.canvas = (canvas > 0).then_some(canvas);
                 changed |= seed(ui, &mut s.seed);
             });
         });
