@@ -556,7 +556,7 @@ fn a_painted_target_trains_and_its_icons_play_with_trails_and_export() {
     let rule = app.results.nca_rule.as_ref().unwrap();
     assert_eq!(
         rule.steps,
-        usize::MAX,
+        equiflow::worker::event::RuleAt::Trained,
         "the trained rule arrives at the end"
     );
     assert_eq!(rule.kernels.len(), 8 * 3 * 9);

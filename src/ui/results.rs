@@ -5,7 +5,7 @@ use crate::train::job::Phase;
 use crate::train::turing::ImageMetrics;
 use crate::worker::event::{
     Cloud, Event, ImageKind, Images, JobMetrics, JobStarted, NcaRule, ParticleFrame, PatternFrame,
-    PointData, ProgressInfo, Shows, VectorField,
+    PointData, ProgressInfo, RuleAt, Shows, VectorField,
 };
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -180,9 +180,9 @@ impl Results {
                 if let Some((at, c)) = r.cos {
                     // The final measurement comes after the last training step.
                     let x = match (at, self.nca_cos.last()) {
-                        (usize::MAX, Some(p)) => p[0] + 1.0,
-                        (usize::MAX, None) => 0.0,
-                        (at, _) => at as f64,
+                        (RuleAt::Trained, Some(p)) => p[0] + 1.0,
+                        (RuleAt::Trained, None) => 0.0,
+                        (RuleAt::Step(at), _) => at as f64,
                     };
                     if self.nca_cos.last().is_none_or(|p| p[0] != x) {
                         push_capped(&mut self.nca_cos, [x, c]);

@@ -179,15 +179,21 @@ pub struct PatternFrame {
     pub icon_fidelity: Option<f32>,
 }
 
+/// Where in its training an NCA stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleAt {
+    /// Training, after this many steps.
+    Step(usize),
+    Trained,
+}
+
 /// The trained image flow's rule: the NCA's 3×3 stencil kernels `[hidden, channels, 3, 3]`
 /// row-major, and (Turing) the latest |cos| of its simulated displacement to the true
-/// Gray–Scott one on held-out patterns, with the training step it was measured at
-/// (`usize::MAX` = trained).
+/// Gray–Scott one on held-out patterns, with where in training it was measured.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NcaRule {
-    /// Training steps so far (`usize::MAX` once trained).
-    pub steps: usize,
-    pub cos: Option<(usize, f64)>,
+    pub steps: RuleAt,
+    pub cos: Option<(RuleAt, f64)>,
     pub hidden: usize,
     pub channels: usize,
     pub kernels: Vec<f32>,

@@ -6,7 +6,8 @@
 use super::command::{Restart, SimControls};
 use super::event::Frame;
 use super::event::{
-    Event, ImageKind, Images, JobMetrics, JobStarted, NcaRule, PatternFrame, ProgressInfo, Shows,
+    Event, ImageKind, Images, JobMetrics, JobStarted, NcaRule, PatternFrame, ProgressInfo, RuleAt,
+    Shows,
 };
 use super::job::JobSession;
 use super::session::{Epochs, MetricsObserver, record};
@@ -105,8 +106,8 @@ struct LiveCos {
     /// The protocol's v = 0 run from the starts: the score does not change while the NCA
     /// trains, so it is simulated once and each measurement costs one run, not two.
     still: Option<Tensor<4>>,
-    /// `[training step, |cos|]` of the latest measurement.
-    latest: Option<(usize, f64)>,
+    /// Where the latest measurement was taken, and its |cos|.
+    latest: Option<(RuleAt, f64)>,
 }
 
 impl LiveCos {
@@ -395,11 +396,11 @@ impl PatternSession {
     fn live_cos_due(&self, done: usize) -> bool {
         self.live_cos
             .as_ref()
-            .is_some_and(|l| l.latest.is_none_or(|(at, _)| at != done))
+            .is_some_and(|l| l.latest.is_none_or(|(at, _)| at != RuleAt::Step(done)))
     }
 
-    /// Measure the live |cos| of `nca` (Turing presets) at training step `done`.
-    fn measure_live_cos(&mut self, nca: Nca, done: usize) {
+    /// Measure the live |cos| of `nca` (Turing presets), at `done` in its training.
+    fn measure_live_cos(&mut self, nca: Nca, done: RuleAt) {
         let (Some(l), Some(score)) = (&mut self.live_cos, &self.score) else {
             return;
         };
@@ -412,9 +413,9 @@ impl PatternSession {
     /// The NCA as it is now: its 3×3 rule, and (Turing) its latest |cos| to the truth.
     fn push_rule(&self, out: &mut Vec<Event>) {
         let (nca, steps) = match &self.stage {
-            Stage::Flow(t, e) => (t.model(), e.done()),
+            Stage::Flow(t, e) => (t.model(), RuleAt::Step(e.done())),
             _ => match &self.nca {
-                Some(n) => (n.clone(), usize::MAX),
+                Some(n) => (n.clone(), RuleAt::Trained),
                 None => return,
             },
         };
@@ -759,7 +760,7 @@ impl JobSession for PatternSession {
             && self.live_cos_due(e.done())
         {
             let (model, done) = (t.model(), e.done());
-            self.measure_live_cos(model, done);
+            self.measure_live_cos(model, RuleAt::Step(done));
             self.push_rule(out);
             return;
         }
@@ -844,7 +845,7 @@ impl JobSession for PatternSession {
                     self.nca = Some(model.clone());
                     self.end_phase();
                     self.stage = Stage::Metrics;
-                    self.measure_live_cos(model, usize::MAX);
+                    self.measure_live_cos(model, RuleAt::Trained);
                     self.push_rule(out);
                     out.push(Event::Progress(ProgressInfo::starting(Phase::Metrics)));
                 }

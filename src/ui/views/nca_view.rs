@@ -4,7 +4,7 @@
 use super::pattern::Textures;
 use crate::ui::pixels::{pattern_image, rgb_image};
 use crate::ui::results::Results;
-use crate::worker::event::NcaRule;
+use crate::worker::event::{NcaRule, RuleAt};
 use egui::{Color32, ColorImage, Ui};
 use egui_plot::{Legend, Line, Plot};
 
@@ -57,12 +57,10 @@ pub fn nca_view(ui: &mut Ui, results: &Results, tex: &mut Textures, nca_chosen: 
         });
         return;
     };
-    let trained = rule.steps == usize::MAX;
     ui.horizontal(|ui| {
-        ui.label(if trained {
-            "NCA trained".to_string()
-        } else {
-            format!("NCA training · {} steps", rule.steps)
+        ui.label(match rule.steps {
+            RuleAt::Trained => "NCA trained".to_string(),
+            RuleAt::Step(n) => format!("NCA training · {n} steps"),
         });
         if let Some((_, c)) = rule.cos {
             ui.separator();
@@ -155,7 +153,7 @@ mod tests {
         kernels[(2 * 2) * 9 / 2 + 4] = 1.0;
         kernels[0] = -0.5;
         let img = kernels_image(&NcaRule {
-            steps: 0,
+            steps: RuleAt::Step(0),
             cos: None,
             hidden: 2,
             channels: 2,
