@@ -2,8 +2,8 @@
 //! same sessions through this one trait, so a preset and seed train the same models from
 //! either front.
 
+use super::command::SimControls;
 use super::event::{Event, Frame, ProgressInfo};
-use super::patterns::PatternSession;
 use crate::preset::Preset;
 use crate::train::checkpoint::{RunDir, RunDirError};
 use std::path::Path;
@@ -39,8 +39,10 @@ pub trait JobSession: Send {
     fn metric_lines(&self) -> Vec<String>;
     /// The next step panics (tests of the worker's recovery).
     fn inject_panic(&mut self);
-    /// The image session, for what only it does (steering the live canvas, its tracks).
-    fn patterns(&mut self) -> Option<&mut PatternSession> {
+    /// New live-simulation settings (image jobs; others have no live canvas).
+    fn steer(&mut self, _controls: SimControls, _restart: bool, _out: &mut Vec<Event>) {}
+    /// CSV of the live blob tracks (artificial life), if any.
+    fn tracks_csv(&self) -> Option<String> {
         None
     }
 

@@ -328,16 +328,12 @@ impl Loop {
             }
             Command::Animate(on) => self.animate = on,
             Command::Steer { controls, restart } => {
-                if let Some(s) = self.session.as_mut().and_then(|s| s.patterns()) {
+                if let Some(s) = &mut self.session {
                     s.steer(controls, restart, out);
                 }
             }
             Command::ExportTracks(path) => {
-                let csv = self
-                    .session
-                    .as_mut()
-                    .and_then(|s| s.patterns())
-                    .and_then(|s| s.tracks_csv());
+                let csv = self.session.as_ref().and_then(|s| s.tracks_csv());
                 out.push(Event::Notice(match csv {
                     None => {
                         "no blob tracks yet: train an artificial-life target and play it".into()

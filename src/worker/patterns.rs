@@ -552,22 +552,6 @@ impl PatternSession {
         }
     }
 
-    /// New simulation settings; a flipped sign, another kernel or a restart request takes
-    /// effect at once.
-    pub fn steer(&mut self, c: SimControls, restart: bool, out: &mut Vec<Event>) {
-        let old = self.controls;
-        let kernel = |c: &SimControls| (c.sign, c.kernel, c.kernel_seed, c.gain);
-        if kernel(&c) != kernel(&old) {
-            let mut sde = self.preset.sde.clone();
-            (sde.sign, sde.kernel, sde.kernel_seed, sde.gain) = kernel(&c);
-            self.kernel = ImageKernel::from_settings(&sde, self.preset.dataset.kind.dim());
-        }
-        self.controls = c;
-        if restart {
-            self.start_sim(out);
-        }
-    }
-
     /// Advance the learned dynamics (and the true ones) by one frame's worth of steps.
     pub fn animate(&mut self) -> Option<PatternFrame> {
         let score = self.score.as_ref()?;
@@ -662,11 +646,6 @@ impl PatternSession {
             blob_speed,
             icon_fidelity: sim.icon_fidelity,
         })
-    }
-
-    /// CSV of the live blob tracks (artificial life), if any.
-    pub fn tracks_csv(&self) -> Option<String> {
-        self.sim.as_ref()?.tracker.as_ref().map(Tracker::to_csv)
     }
 
     /// The metrics so far: all of them once measured; for a job that ended early, its
@@ -1002,8 +981,25 @@ impl JobSession for PatternSession {
         self.inject_panic = true;
     }
 
-    fn patterns(&mut self) -> Option<&mut PatternSession> {
-        Some(self)
+    /// New simulation settings; a flipped sign, another kernel or a restart request takes
+    /// effect at once.
+    fn steer(&mut self, c: SimControls, restart: bool, out: &mut Vec<Event>) {
+        let old = self.controls;
+        let kernel = |c: &SimControls| (c.sign, c.kernel, c.kernel_seed, c.gain);
+        if kernel(&c) != kernel(&old) {
+            let mut sde = self.preset.sde.clone();
+            (sde.sign, sde.kernel, sde.kernel_seed, sde.gain) = kernel(&c);
+            self.kernel = ImageKernel::from_settings(&sde, self.preset.dataset.kind.dim());
+        }
+        self.controls = c;
+        if restart {
+            self.start_sim(out);
+        }
+    }
+
+    /// CSV of the live blob tracks (artificial life), if any.
+    fn tracks_csv(&self) -> Option<String> {
+        self.sim.as_ref()?.tracker.as_ref().map(Tracker::to_csv)
     }
 }
 
