@@ -99,6 +99,11 @@ pub struct DatasetSettings {
     pub steps_per_run: usize,
     /// Lorenz: RK4 step of the data trajectories.
     pub dt: f64,
+    /// Lorenz: the system's parameters (classic: 10, 28, 8/3); the true field and every
+    /// truth metric follow them.
+    pub sigma: f64,
+    pub rho: f64,
+    pub beta: f64,
     /// Gray–Scott: one of the fifteen named regimes (`data::gray_scott::PRESETS`).
     pub pattern: String,
     /// Gray–Scott: feed and kill rates and diffusion rates; unset, the pattern's own.
@@ -137,6 +142,15 @@ pub struct DatasetSettings {
 }
 
 impl DatasetSettings {
+    /// Lorenz: the system these settings describe.
+    pub fn lorenz(&self) -> crate::data::lorenz::Lorenz {
+        crate::data::lorenz::Lorenz {
+            sigma: self.sigma,
+            rho: self.rho,
+            beta: self.beta,
+        }
+    }
+
     /// What the images show, as `metrics.json`'s `pattern`: the Gray–Scott regime, or the
     /// artificial-life target.
     pub fn pattern_name(&self) -> String {
@@ -170,6 +184,9 @@ impl Default for DatasetSettings {
             runs: 10,
             steps_per_run: 5000,
             dt: 0.01,
+            sigma: crate::data::lorenz::Lorenz::CLASSIC.sigma,
+            rho: crate::data::lorenz::Lorenz::CLASSIC.rho,
+            beta: crate::data::lorenz::Lorenz::CLASSIC.beta,
             pattern: "waves".into(),
             f: None,
             k: None,
@@ -722,6 +739,9 @@ impl Preset {
             ("eval.dt", self.eval.dt),
             ("eval.mmd_sigma", self.eval.mmd_sigma),
             ("dataset.dt", self.dataset.dt),
+            ("dataset.sigma", self.dataset.sigma),
+            ("dataset.rho", self.dataset.rho),
+            ("dataset.beta", self.dataset.beta),
         ];
         for (key, v) in positive_reals {
             if !(v.is_finite() && v > 0.0) {

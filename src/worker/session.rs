@@ -520,7 +520,7 @@ fn truth_trajectory(preset: &Preset, data: &Dataset) -> Option<Cloud> {
     let mut x: [f64; 3] = std::array::from_fn(|i| z0[i] as f64 * st.std[i] + st.mean[i]);
     let mut points = Vec::with_capacity(3 * 2000);
     for _ in 0..2000 {
-        x = lorenz::rk4_step(x, preset.dataset.dt);
+        x = lorenz::rk4_step(x, preset.dataset.dt, preset.dataset.lorenz());
         points.extend((0..3).map(|i| ((x[i] - st.mean[i]) / st.std[i]) as f32));
     }
     Some(Cloud { dim: 3, points })
