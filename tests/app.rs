@@ -239,7 +239,10 @@ fn failures_show_a_message_and_leave_the_app_usable() {
     // A crash inside the job (a bug): reported, and the worker lives on.
     h.state_mut().settings = tiny("ring", &["score.epochs=100000"]);
     click(&mut h, "Train");
-    step_until(&mut h, "training", |a| a.results.progress_events > 0);
+    // The new job's own progress (the failed one's results stay until it starts).
+    step_until(&mut h, "training", |a| {
+        a.results.state == JobState::Training && a.results.progress_events > 0
+    });
     h.state_mut().inject_failure();
     step_until(&mut h, "the crash report", |a| {
         a.results.state == JobState::Failed
