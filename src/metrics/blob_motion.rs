@@ -122,6 +122,7 @@ pub fn frame_fidelity(
 /// The SDE from the state `x` (at level tau) under `v`, keeping an EMA of the denoised
 /// state; `each(k, ema)` sees it at the start (k = 0) and after every step k. `tick(k)`
 /// returns false to cancel (then None).
+#[allow(clippy::too_many_arguments)]
 fn simulate(
     model: &ScoreUnet,
     sched: &Schedule,

@@ -213,9 +213,9 @@ impl Results {
             Event::Samples(c) => self.samples = Some(c),
             Event::ScoreField(f) => self.score_field = Some(f),
             Event::Streamlines { len, lines } => self.streamlines = Some((len, lines)),
-            Event::Metrics(m) => match *m {
-                JobMetrics::Points { metrics, curves } => self.metrics = Some((metrics, curves)),
-                JobMetrics::Images(m) => self.pattern_metrics = Some(m),
+            Event::Metrics(m) => match m {
+                JobMetrics::Points { metrics, curves } => self.metrics = Some((*metrics, curves)),
+                JobMetrics::Images(m) => self.pattern_metrics = Some(*m),
             },
             Event::Finished {
                 stop,

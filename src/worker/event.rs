@@ -210,10 +210,10 @@ pub enum Frame {
 #[derive(Debug, Clone)]
 pub enum JobMetrics {
     Points {
-        metrics: Metrics,
+        metrics: Box<Metrics>,
         curves: Vec<MmdCurve>,
     },
-    Images(crate::train::turing::ImageMetrics),
+    Images(Box<crate::train::turing::ImageMetrics>),
 }
 
 impl Event {
@@ -255,7 +255,7 @@ pub enum Event {
         lines: Cloud,
     },
     /// The job's metrics, once measured.
-    Metrics(Box<JobMetrics>),
+    Metrics(JobMetrics),
     /// The job ended; `stop` says why when it did not run to the end.
     Finished {
         stop: Option<String>,

@@ -856,7 +856,8 @@ impl JobSession for PatternSession {
                         if let (Some(d), Some(_)) = (&self.data, &self.params) {
                             m.dataset_alive_fraction = Some(d.alive_fraction());
                         }
-                        out.push(Event::Metrics(Box::new(JobMetrics::Images(m.clone()))));
+                        let job = JobMetrics::Images(Box::new(m.clone()));
+                        out.push(Event::Metrics(job));
                         self.metrics = Some(m);
                         self.finish(None, false, out);
                     }

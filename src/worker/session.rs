@@ -375,10 +375,10 @@ impl Session {
         m.score_loss_final = final_loss(&self.losses, Phase::Score);
         m.flow_loss_final = final_loss(&self.losses, Phase::Flow);
         [m.seconds_score, m.seconds_flow] = self.seconds;
-        out.push(Event::Metrics(Box::new(JobMetrics::Points {
-            metrics: m.clone(),
+        out.push(Event::Metrics(JobMetrics::Points {
+            metrics: Box::new(m.clone()),
             curves,
-        })));
+        }));
         self.metrics = Some(m);
     }
 
