@@ -583,6 +583,8 @@ mod tests {
             cli_run(&preset, &cli);
             app_run(&preset, &app);
             same_files(&cli, &app, files);
+            // Tiled images are drawn again when needed, never stored.
+            assert!(!cli.join("dataset.bin").exists() && !app.join("dataset.bin").exists());
             let (c, a) = (weights(&cli, &preset), weights(&app, &preset));
             assert!(!c[0].is_empty() && !c[1].is_empty());
             assert!(

@@ -952,9 +952,12 @@ impl JobSession for PatternSession {
             run.write_image_samples(&self.samples, [d.channels, d.h, d.w])?;
         }
         let path = run.path.join(checkpoint::DATASET);
-        // The CLI generates straight into its run's cache; no need to write it twice.
+        // The CLI generates straight into its run's cache; no need to write it twice. Tiled
+        // artificial-life images are never cached: tiling is fast, and the full profile's
+        // snapshots would take 1.6 GB.
         let cached_there = self.cache.as_deref() == Some(path.as_path()) && path.exists();
-        if let Some(d) = self.data.as_ref().filter(|_| !cached_there) {
+        let simulated = self.params.is_some();
+        if let Some(d) = self.data.as_ref().filter(|_| simulated && !cached_there) {
             turing::write_cached(&self.preset.dataset, self.preset.seed, &path, d).map_err(
                 |e| RunDirError::Io {
                     path,
