@@ -361,7 +361,7 @@ fn train(args: TrainArgs) -> Result<()> {
                 Box::new(PatternSession::new(p, b, cache, cancel, live, &mut out).headless())
             } else {
                 let (p, b) = (preset.clone(), backend.clone());
-                Box::new(Session::new(p, b, cancel, live, &mut out).without_curves())
+                Box::new(Session::new(p, b, cancel, live, &mut out).headless())
             };
             run_job(job, &dir, &bars)
         });

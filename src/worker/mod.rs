@@ -463,7 +463,7 @@ mod tests {
         let mut job: Box<dyn JobSession> = if p.dataset.kind.is_image() {
             Box::new(PatternSession::new(p, b, None, cancel, Box::new(|_| {}), &mut out).headless())
         } else {
-            Box::new(Session::new(p, b, cancel, Box::new(|_| {}), &mut out).without_curves())
+            Box::new(Session::new(p, b, cancel, Box::new(|_| {}), &mut out).headless())
         };
         let ended = drive::run_to_end(&mut *job, &|| None, &mut |_| {});
         assert_eq!(ended.stop, None);

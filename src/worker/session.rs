@@ -465,7 +465,7 @@ impl Session {
     }
 
     /// The CLI plots nothing: the MMD² is measured at the end of the RK4 run only.
-    pub fn without_curves(mut self) -> Self {
+    pub fn headless(mut self) -> Self {
         self.curve_every = self.preset.eval.rk4_steps.max(1);
         self
     }
