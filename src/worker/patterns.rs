@@ -10,7 +10,7 @@ use super::event::{
     Shows,
 };
 use super::job::JobSession;
-use super::session::{Epochs, MetricsObserver, record};
+use super::session::{Epochs, JobClock, MetricsObserver, record};
 use crate::backend::Backend;
 use crate::data::gray_scott::{self, Grid, Params};
 use crate::data::snapshots::SnapshotMaker;
@@ -40,7 +40,6 @@ use rand::rngs::StdRng;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
 
 /// Dataset images shown while training (and offered as starts).
 const SHOWN: usize = 8;
@@ -183,12 +182,9 @@ pub struct PatternSession {
     templates: Option<IconTemplates>,
     sim: Option<PatternSim>,
     next_start: usize,
-    started: Instant,
-    /// When the running phase began; the seconds data, score and flow took.
-    phase_started: Instant,
+    clock: JobClock,
+    /// The seconds data, score and flow took.
     seconds: [f64; 3],
-    /// Why the job ended early (`None` while it runs or once it finished).
-    stopped: Option<String>,
     /// Noise for the views and the live canvas, never the training's own `rng`: watching a
     /// job does not change what it learns.
     view_rng: StdRng,
@@ -258,7 +254,7 @@ impl PatternSession {
         s.data = Some(data);
         s.score = Some(score);
         s.begin_flow(out);
-        s.phase_started = Instant::now();
+        s.clock.lap();
         s
     }
 
@@ -284,9 +280,8 @@ impl PatternSession {
             sched: Schedule::from_settings(&preset.score),
             rng: StdRng::seed_from_u64(preset.seed),
             view_rng: StdRng::seed_from_u64(preset.seed ^ VIEW_SEED),
-            phase_started: Instant::now(),
+            clock: JobClock::new(),
             seconds: [f64::NAN; 3],
-            stopped: None,
             live_views: true,
             stage: Stage::Done,
             data: None,
@@ -304,7 +299,6 @@ impl PatternSession {
             controls,
             sim: None,
             next_start: 0,
-            started: Instant::now(),
             cancel,
             live,
             inject_panic: false,
@@ -333,17 +327,11 @@ impl PatternSession {
             Stage::Flow(..) => 2,
             _ => return,
         };
-        self.seconds[i] = self.phase_started.elapsed().as_secs_f64();
-        self.phase_started = Instant::now();
+        self.seconds[i] = self.clock.lap();
     }
 
     fn finish(&mut self, stop: Option<String>, failed: bool, out: &mut Vec<Event>) {
-        self.stopped = stop.clone();
-        out.push(Event::Finished {
-            stop,
-            failed,
-            seconds: self.started.elapsed().as_secs_f64(),
-        });
+        self.clock.finish(stop, failed, out);
     }
 
     fn begin_score(&mut self, set: ImageSet, out: &mut Vec<Event>) {
@@ -360,8 +348,7 @@ impl PatternSession {
         let trainer =
             ImageScoreTrainer::new(set.channels, s, epochs.total(), self.preset.seed, device);
         self.stage = Stage::Score(Box::new(trainer), epochs);
-        self.seconds[0] = self.phase_started.elapsed().as_secs_f64();
-        self.phase_started = Instant::now();
+        self.seconds[0] = self.clock.lap();
         self.data = Some(set);
     }
 
@@ -654,7 +641,7 @@ impl PatternSession {
         if let Some(m) = &self.metrics {
             return Some(m.clone());
         }
-        let why = self.stopped.clone()?;
+        let why = self.clock.stopped.clone()?;
         let trained_flow = self.losses.iter().any(|l| l.phase == Phase::Flow);
         let mut m = ImageMetrics {
             backend: self.backend.kind.to_string(),
@@ -713,7 +700,7 @@ impl JobSession for PatternSession {
         match &self.stage {
             Stage::Data(g) => {
                 let (done, total) = (g.done(), g.total());
-                let elapsed = self.started.elapsed().as_secs_f64();
+                let elapsed = self.clock.elapsed();
                 Some(ProgressInfo {
                     phase: Phase::Data,
                     epoch: 1,

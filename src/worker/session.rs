@@ -30,6 +30,47 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+/// When a job and its running phase began, and why the job ended early: what both kinds of
+/// session keep to time their phases and to end.
+pub(super) struct JobClock {
+    started: Instant,
+    phase: Instant,
+    /// Why the job ended early (`None` while it runs or once it finished).
+    pub(super) stopped: Option<String>,
+}
+
+impl JobClock {
+    pub(super) fn new() -> Self {
+        Self {
+            started: Instant::now(),
+            phase: Instant::now(),
+            stopped: None,
+        }
+    }
+
+    /// Seconds since the running phase began; the next phase begins now.
+    pub(super) fn lap(&mut self) -> f64 {
+        let s = self.phase.elapsed().as_secs_f64();
+        self.phase = Instant::now();
+        s
+    }
+
+    /// Seconds since the job began.
+    pub(super) fn elapsed(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+
+    /// The job ends: `stop` says why when early, `failed` when it broke.
+    pub(super) fn finish(&mut self, stop: Option<String>, failed: bool, out: &mut Vec<Event>) {
+        self.stopped = stop.clone();
+        out.push(Event::Finished {
+            stop,
+            failed,
+            seconds: self.elapsed(),
+        });
+    }
+}
+
 /// Samples sent to the views (the run keeps all `score.samples`).
 const SHOWN_SAMPLES: usize = 2000;
 /// The views' noise stream (xor the job's seed).
@@ -171,12 +212,9 @@ pub struct Session {
     metrics: Option<Metrics>,
     bounds: Vec<[f32; 2]>,
     particles: Option<Particles>,
-    started: Instant,
-    /// When the running phase began, and the seconds the score and flow phases took.
-    phase_started: Instant,
+    clock: JobClock,
+    /// The seconds the score and flow phases took.
     seconds: [f64; 2],
-    /// Why the job ended early (`None` while it runs or once it finished).
-    stopped: Option<String>,
     /// Noise for what the views show (samples drawn while the score trains): never the
     /// training's own `rng`, so watching a job does not change what it learns.
     view_rng: StdRng,
@@ -258,9 +296,8 @@ impl Session {
             sched: Schedule::cosine(s.diffusion_steps),
             rng: StdRng::seed_from_u64(preset.seed),
             view_rng: StdRng::seed_from_u64(preset.seed ^ VIEW_SEED),
-            phase_started: Instant::now(),
+            clock: JobClock::new(),
             seconds: [f64::NAN; 2],
-            stopped: None,
             curve_every: (preset.eval.rk4_steps / 10).max(1),
             stage: Stage::Score(Box::new(trainer), epochs),
             score: None,
@@ -270,7 +307,6 @@ impl Session {
             metrics: None,
             bounds,
             particles: None,
-            started: Instant::now(),
             cancel,
             live,
             inject_panic: false,
@@ -291,17 +327,11 @@ impl Session {
             Stage::Flow { .. } => 1,
             _ => return,
         };
-        self.seconds[i] = self.phase_started.elapsed().as_secs_f64();
-        self.phase_started = Instant::now();
+        self.seconds[i] = self.clock.lap();
     }
 
     fn finish(&mut self, stop: Option<String>, failed: bool, out: &mut Vec<Event>) {
-        self.stopped = stop.clone();
-        out.push(Event::Finished {
-            stop,
-            failed,
-            seconds: self.started.elapsed().as_secs_f64(),
-        });
+        self.clock.finish(stop, failed, out);
     }
 
     /// Copy the models being trained into the inference slots the views use.
@@ -476,7 +506,7 @@ impl Session {
         if let Some(m) = &self.metrics {
             return Some(m.clone());
         }
-        let why = self.stopped.clone()?;
+        let why = self.clock.stopped.clone()?;
         let mut m = Metrics {
             backend: self.backend.kind.to_string(),
             seconds_score: self.seconds[0],
