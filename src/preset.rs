@@ -545,6 +545,28 @@ pub struct EvalSettings {
     pub noise_steps: Option<usize>,
     /// Artificial life: canvases run from noise at once.
     pub noise_starts: usize,
+    /// Which measuring protocols run: ours, the paper's (`_ref` fields), or both.
+    pub protocol: Protocols,
+}
+
+/// The measuring protocols a run reports (`eval.protocol`). The paper's (METHOD §7) are
+/// written with a `_ref` suffix beside ours, so our numbers can be set beside its honestly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocols {
+    Ours,
+    Reference,
+    Both,
+}
+
+impl Protocols {
+    pub fn ours(self) -> bool {
+        self != Protocols::Reference
+    }
+
+    pub fn reference(self) -> bool {
+        self != Protocols::Ours
+    }
 }
 
 impl Default for EvalSettings {
@@ -569,6 +591,7 @@ impl Default for EvalSettings {
             blob_threshold: 0.3,
             noise_steps: None,
             noise_starts: 1,
+            protocol: Protocols::Both,
         }
     }
 }

@@ -349,6 +349,8 @@ fn tiny_pattern() -> Preset {
         "score.samples=2",
         "eval.cos_starts=1",
         "eval.cos_sde_steps=5",
+        // The paper's protocol is fixed at 199 SDE steps per kernel: tested in tests/cli.rs.
+        "eval.protocol=\"ours\"",
     ]
     .iter()
     .map(|s| s.to_string())

@@ -165,6 +165,92 @@ fn ema_end(
     Some(ema.value)
 }
 
+/// The paper's Turing protocol (METHOD §7), measured beside ours: the SDE starts from the
+/// clean snapshot (not noised to τ), runs with dt 0.01 and η 0.1 whatever the preset says,
+/// keeps an EMA (decay 0.9) of the raw state over steps 0…199, and the displacement is
+/// that EMA minus the start, with no v = 0 run subtracted. The paper runs 300 steps; the
+/// ones after 199 do not enter the EMA, so they are not simulated.
+#[derive(Debug, Clone, Copy)]
+pub struct Reference {
+    pub tau: usize,
+    pub clip_x0: bool,
+}
+
+impl Reference {
+    pub const SDE: Sde = Sde { eta: 0.1, dt: 0.01 };
+    /// The EMA's weight of each new state (decay 0.9).
+    pub const EMA_W: f64 = 0.1;
+    /// States 0…199 enter the EMA: 199 SDE steps after the start.
+    pub const SDE_STEPS: usize = 199;
+
+    pub fn from_preset(p: &crate::preset::Preset) -> Self {
+        Self {
+            tau: p.score.tau_step,
+            clip_x0: p.sde.clip_x0,
+        }
+    }
+}
+
+/// The displacements of the starts under each flow of `fields` by the paper's protocol
+/// ([`Reference`]). Every run draws the same noise (one fixed seed), so fields differ only
+/// by their flow. `tick(done, total)` returns false to cancel.
+pub fn reference_displacements(
+    model: &ScoreUnet,
+    sched: &Schedule,
+    starts: &ImageSet,
+    fields: &[Field],
+    p: &Reference,
+    tick: &mut dyn FnMut(usize, usize) -> bool,
+) -> Option<Vec<Vec<f32>>> {
+    let score = |x: Tensor<4>| image_diffusion::score(model, x, sched, p.tau, p.clip_x0);
+    reference_runs(&score, &model.device(), starts, fields, tick)
+}
+
+/// [`reference_displacements`] for any score function.
+fn reference_runs(
+    score: &dyn Fn(Tensor<4>) -> Tensor<4>,
+    device: &burn::tensor::Device,
+    starts: &ImageSet,
+    fields: &[Field],
+    tick: &mut dyn FnMut(usize, usize) -> bool,
+) -> Option<Vec<Vec<f32>>> {
+    let steps = Reference::SDE_STEPS;
+    let total = fields.len() * steps;
+    let x0 = Tensor::<4>::from_data(
+        TensorData::new(
+            starts.data.clone(),
+            [starts.n, starts.channels, starts.h, starts.w],
+        ),
+        device,
+    );
+    let mut out = Vec::with_capacity(fields.len());
+    for (i, v) in fields.iter().enumerate() {
+        let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0x5DE_0002);
+        let mut st: State = Sde::start(x0.clone(), score);
+        let mut ema = Ema {
+            value: x0.clone(),
+            w: Reference::EMA_W,
+        };
+        for k in 0..steps {
+            if !tick(i * steps + k, total) {
+                return None;
+            }
+            st = Reference::SDE.step(st, score, *v, &mut rng);
+            ema.update(st.x.clone());
+        }
+        out.push(to_vec(ema.value - x0.clone()));
+    }
+    Some(out)
+}
+
+/// |cos| between two stacks of per-image fields, image by image.
+pub fn abs_cos_per_image(a: &[f32], b: &[f32], n: usize) -> Vec<f64> {
+    let len = a.len() / n.max(1);
+    (0..n)
+        .map(|i| abs_cosine(&a[i * len..(i + 1) * len], &b[i * len..(i + 1) * len]))
+        .collect()
+}
+
 /// Mean and sample standard deviation (0 for fewer than two values).
 pub fn mean_sd(xs: &[f64]) -> (f64, f64) {
     let n = xs.len() as f64;
@@ -178,11 +264,7 @@ pub fn mean_sd(xs: &[f64]) -> (f64, f64) {
 
 /// Mean over images of |cos| between two stacks of per-image fields.
 pub fn mean_abs_cos(a: &[f32], b: &[f32], n: usize) -> f64 {
-    let len = a.len() / n.max(1);
-    (0..n)
-        .map(|i| abs_cosine(&a[i * len..(i + 1) * len], &b[i * len..(i + 1) * len]))
-        .sum::<f64>()
-        / n.max(1) as f64
+    abs_cos_per_image(a, b, n).iter().sum::<f64>() / n.max(1) as f64
 }
 
 #[cfg(test)]
@@ -206,6 +288,66 @@ mod tests {
         assert!((mean_abs_cos(&a, &b, 2) - 0.5).abs() < 1e-12);
         assert_eq!(mean_sd(&[1.0, 3.0]), (2.0, 2f64.sqrt()));
         assert_eq!(mean_sd(&[0.5]), (0.5, 0.0));
+    }
+
+    /// The paper's protocol on a field whose answer is known: with no score and a constant
+    /// flow c, the state drifts by c·dt per step plus noise, so EMA − start (decay 0.9 over
+    /// states 0…199 from the clean start) has mean c·dt·Σₖ 0.1·0.9^(199−k)·k ≈ c·dt·190.
+    /// A protocol that noised the start, subtracted a still run, used another dt or decay,
+    /// or averaged x̂0 would miss it.
+    #[test]
+    fn the_reference_protocol_averages_the_raw_state_from_the_clean_start() {
+        let device = burn::tensor::Device::flex();
+        let starts = ImageSet {
+            n: 2,
+            channels: 2,
+            h: 16,
+            w: 16,
+            data: (0..2 * 2 * 256)
+                .map(|i| (i % 7) as f32 / 7.0 - 0.5)
+                .collect(),
+        };
+        let no_score = |x: Tensor<4>| x.zeros_like();
+        let drift = |_x: Tensor<4>, s: Tensor<4>| s.ones_like();
+        let still = |_x: Tensor<4>, s: Tensor<4>| s.zeros_like();
+        let mut ticks = 0;
+        let d = reference_runs(
+            &no_score,
+            &device,
+            &starts,
+            &[&drift, &still],
+            &mut |_, t| {
+                ticks += 1;
+                assert_eq!(t, 2 * Reference::SDE_STEPS);
+                true
+            },
+        )
+        .unwrap();
+        assert_eq!(ticks, 2 * 199);
+        let n = Reference::SDE_STEPS;
+        let lag: f64 = (1..=n)
+            .map(|k| 0.1 * 0.9f64.powi((n - k) as i32) * k as f64)
+            .sum();
+        let expected = 0.01 * lag;
+        let mean = |v: &[f32]| v.iter().map(|&x| x as f64).sum::<f64>() / v.len() as f64;
+        // Noise: per pixel the EMA of a random walk of step sd √(2·0.1·0.01) has sd ≈ 0.6;
+        // over 1024 pixels the mean's sd is ≈ 0.02.
+        assert!(
+            (mean(&d[0]) - expected).abs() < 0.1,
+            "drift {} vs {expected}",
+            mean(&d[0])
+        );
+        assert!(mean(&d[1]).abs() < 0.1, "no drift: {}", mean(&d[1]));
+        // Both runs drew the same noise: their difference is the drift alone.
+        let diff: Vec<f64> = d[0]
+            .iter()
+            .zip(&d[1])
+            .map(|(a, b)| (a - b) as f64)
+            .collect();
+        assert!(diff.iter().all(|x| (x - expected).abs() < 1e-4));
+        // A cancel stops it.
+        let cancelled = reference_runs(&no_score, &device, &starts, &[&still], &mut |k, _| k < 3);
+        assert!(cancelled.is_none());
     }
 
     #[test]

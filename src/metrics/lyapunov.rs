@@ -18,12 +18,38 @@ pub struct LyapunovConfig {
     pub delta: f64,
 }
 
+impl LyapunovConfig {
+    /// The paper's protocol (METHOD §7 and §8).
+    pub const REFERENCE: LyapunovConfig = LyapunovConfig {
+        dt: 0.1,
+        steps: 5000,
+        window: 2500,
+        keep: 64,
+        bound: 4.0,
+        delta: 1e-5,
+    };
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Lyapunov {
     /// Exponents of the kept trajectories (per unit time).
     pub exponents: Vec<f64>,
     pub mean: f64,
     pub positive_fraction: f64,
+    /// Mean |v| over the kept trajectories at the end of every window (state units per
+    /// unit time): the exponent divided by it is per unit of path, comparable between
+    /// fields that run at different speeds.
+    pub mean_speed: f64,
+}
+
+impl Lyapunov {
+    pub fn min(&self) -> f64 {
+        self.exponents.iter().copied().fold(f64::NAN, f64::min)
+    }
+
+    pub fn max(&self) -> f64 {
+        self.exponents.iter().copied().fold(f64::NAN, f64::max)
+    }
 }
 
 pub fn largest_exponent(
@@ -42,6 +68,7 @@ pub fn largest_exponent(
         .collect();
     let mut log_growth = vec![0.0f64; m];
     let mut bounded = vec![true; m];
+    let mut speed_sum = vec![0.0f64; m];
     let windows = cfg.steps.div_ceil(cfg.window);
     for _ in 0..windows {
         let both = from_rows(&[x.as_slice(), y.as_slice()].concat(), dim, device);
@@ -49,6 +76,14 @@ pub fn largest_exponent(
         let (nx, ny) = out.split_at(m * dim);
         x = nx.to_vec();
         y = ny.to_vec();
+        let vx = to_vec(v(from_rows(&x, dim, device)));
+        for (i, sum) in speed_sum.iter_mut().enumerate() {
+            *sum += vx[i * dim..(i + 1) * dim]
+                .iter()
+                .map(|a| (*a as f64).powi(2))
+                .sum::<f64>()
+                .sqrt();
+        }
         for i in 0..m {
             let (xi, yi) = (&x[i * dim..(i + 1) * dim], &mut y[i * dim..(i + 1) * dim]);
             let norm = xi.iter().map(|a| (*a as f64).powi(2)).sum::<f64>().sqrt();
@@ -69,15 +104,16 @@ pub fn largest_exponent(
         }
     }
     let time = (windows * cfg.window) as f64 * cfg.dt;
-    let exponents: Vec<f64> = (0..m)
+    let kept: Vec<usize> = (0..m)
         .filter(|&i| bounded[i] && log_growth[i].is_finite())
         .take(cfg.keep)
-        .map(|i| log_growth[i] / time)
         .collect();
+    let exponents: Vec<f64> = kept.iter().map(|&i| log_growth[i] / time).collect();
     let n = exponents.len().max(1) as f64;
     Lyapunov {
         mean: exponents.iter().sum::<f64>() / n,
         positive_fraction: exponents.iter().filter(|&&l| l > 0.0).count() as f64 / n,
+        mean_speed: kept.iter().map(|&i| speed_sum[i]).sum::<f64>() / (n * windows as f64),
         exponents,
     }
 }
@@ -115,10 +151,14 @@ mod tests {
         let l = largest_exponent(&rot, &starts, 2, &cfg(), &device);
         assert_eq!(l.exponents.len(), 2);
         assert!(l.mean.abs() < 5e-3, "{}", l.mean);
+        // A rotation keeps |x|, and |v| = |x|: the two starts have |x| 0.539 and 0.5.
+        let expected = (0.29f64.sqrt() + 0.5) / 2.0;
+        assert!((l.mean_speed - expected).abs() < 1e-3, "{}", l.mean_speed);
         // Contraction v = −0.5 x: λ = −0.5.
         let shrink = |x: Tensor<2>| x.mul_scalar(-0.5);
         let l = largest_exponent(&shrink, &starts, 2, &cfg(), &device);
         assert!((l.mean + 0.5).abs() < 1e-2, "{}", l.mean);
         assert_eq!(l.positive_fraction, 0.0);
+        assert!(l.min() <= l.mean && l.mean <= l.max());
     }
 }

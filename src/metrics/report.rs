@@ -84,6 +84,39 @@ pub struct Metrics {
         deserialize_with = "nullable::opt"
     )]
     pub lyapunov_positive_fraction: Option<f64>,
+    /// Lorenz, the paper's protocol (`eval.protocol`): 64 bounded trajectories, RK4 dt 0.1,
+    /// 5000 steps, the separation renormalised after each window of 2500 steps; the exponents'
+    /// mean, range over trajectories and positive share, and the mean divided by the mean speed.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "nullable::opt"
+    )]
+    pub lyapunov_mean_ref: Option<f64>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "nullable::opt"
+    )]
+    pub lyapunov_min_ref: Option<f64>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "nullable::opt"
+    )]
+    pub lyapunov_max_ref: Option<f64>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "nullable::opt"
+    )]
+    pub lyapunov_positive_fraction_ref: Option<f64>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "nullable::opt"
+    )]
+    pub lyapunov_per_speed_ref: Option<f64>,
     #[serde(
         skip_serializing_if = "Option::is_none",
         default,

@@ -185,9 +185,19 @@ pub fn evaluate_with_curves(
         };
         if let Some(learned) = &learned {
             let starts = data.spread(e.lyapunov_candidates);
-            let l = largest_exponent(learned, &starts, dim, &cfg, device);
-            m.lyapunov_mean = Some(l.mean);
-            m.lyapunov_positive_fraction = Some(l.positive_fraction);
+            if e.protocol.ours() {
+                let l = largest_exponent(learned, &starts, dim, &cfg, device);
+                m.lyapunov_mean = Some(l.mean);
+                m.lyapunov_positive_fraction = Some(l.positive_fraction);
+            }
+            if e.protocol.reference() && !obs.cancelled() {
+                let l = largest_exponent(learned, &starts, dim, &LyapunovConfig::REFERENCE, device);
+                m.lyapunov_mean_ref = Some(l.mean);
+                m.lyapunov_min_ref = Some(l.min());
+                m.lyapunov_max_ref = Some(l.max());
+                m.lyapunov_positive_fraction_ref = Some(l.positive_fraction);
+                m.lyapunov_per_speed_ref = Some(l.mean / l.mean_speed);
+            }
             tick(obs);
         }
         let pts = data.spread(e.cos_points);

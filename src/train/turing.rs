@@ -210,6 +210,46 @@ pub struct ImageMetrics {
         deserialize_with = "nullable::opt"
     )]
     pub cos_truth_random_kernel_sd: Option<f64>,
+    /// Turing, the paper's protocol (`gs_alignment::Reference`, `eval.protocol`): the skew
+    /// 1×1 mixer's |cos| for the better of g = ±1 (`cos_truth_ref_sign`), its mean over the
+    /// starts, their sd, and the first start alone (the paper measured one), and the random
+    /// non-skew kernels' mean and sd over `eval.random_draws` draws (each a mean over starts).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "nullable::opt"
+    )]
+    pub cos_truth_training_free_ref: Option<f64>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "nullable::opt"
+    )]
+    pub cos_truth_training_free_ref_sd: Option<f64>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "nullable::opt"
+    )]
+    pub cos_truth_training_free_ref_first: Option<f64>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "nullable::opt"
+    )]
+    pub cos_truth_ref_sign: Option<f64>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "nullable::opt"
+    )]
+    pub cos_truth_random_kernel_mean_ref: Option<f64>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "nullable::opt"
+    )]
+    pub cos_truth_random_kernel_sd_ref: Option<f64>,
     /// Runs with a trained NCA (`sde.flow = "nca"`): the same |cos| for the trained NCA and
     /// for the same NCA untrained (its norms calibrated on the held-out images).
     #[serde(
@@ -422,46 +462,105 @@ fn truth_metrics(
         .gray_scott_params()
         .expect("validated pattern");
     let truth = gs_alignment::true_displacement(starts, &params, e.cos_gs_steps);
-    let protocol = Protocol::from_preset(preset);
+    let c = starts.channels;
     // The first random kernel is the one `sde.kernel_seed` draws (the single baseline of
     // earlier runs); the others give the baseline its spread.
     let draws = e.random_draws.max(1);
-    let mut fields = vec![Velocity::Kernel(ImageKernel::from_settings(
-        &preset.sde,
-        starts.channels,
-    ))];
-    fields.extend((0..draws as u64).map(|k| {
+    let random = |k: usize| {
         Velocity::Kernel(ImageKernel::random_mix(
-            starts.channels,
-            preset.sde.kernel_seed.wrapping_add(k),
+            c,
+            preset.sde.kernel_seed.wrapping_add(k as u64),
         ))
-    }));
-    fields.extend(ncas.into_iter().flat_map(|(a, b)| [a, b]));
-    let per_field = e.cos_sde_steps;
-    let total = (fields.len() + 1) * per_field;
+    };
+    let mut ours = vec![Velocity::Kernel(ImageKernel::from_settings(&preset.sde, c))];
+    ours.extend((0..draws).map(random));
+    ours.extend(ncas.into_iter().flat_map(|(a, b)| [a, b]));
+    // The paper's protocol: the skew 1×1 mixer with both signs, then the random kernels.
+    let mut paper: Vec<Velocity> = [1.0, -1.0]
+        .iter()
+        .map(|&g| Velocity::Kernel(ImageKernel::mix(c, g, preset.sde.kernel_seed)))
+        .collect();
+    paper.extend((0..draws).map(random));
+    let ours_steps = if e.protocol.ours() {
+        (ours.len() + 1) * e.cos_sde_steps
+    } else {
+        0
+    };
+    let paper_steps = if e.protocol.reference() {
+        paper.len() * gs_alignment::Reference::SDE_STEPS
+    } else {
+        0
+    };
+    let total = ours_steps + paper_steps;
     let mut tick = metrics_tick(obs, total);
-    let vs: Vec<_> = fields
+    if e.protocol.ours() {
+        let vs = fields_of(&ours);
+        let refs: Vec<gs_alignment::Field> = vs.iter().map(|v| v as gs_alignment::Field).collect();
+        let protocol = Protocol::from_preset(preset);
+        let learned = gs_alignment::learned_displacements(
+            score,
+            sched,
+            starts,
+            &refs,
+            &protocol,
+            &mut |done, _| tick(done),
+        )?;
+        let cos: Vec<f64> = learned
+            .iter()
+            .map(|d| gs_alignment::mean_abs_cos(d, &truth, starts.n))
+            .collect();
+        let random = &cos[1..1 + draws];
+        let (mean, sd) = gs_alignment::mean_sd(random);
+        m.cos_truth_training_free = Some(cos[0]);
+        m.cos_truth_random_kernel = Some(random[0]);
+        m.cos_truth_random_kernel_mean = Some(mean);
+        m.cos_truth_random_kernel_sd = Some(sd);
+        m.cos_truth_nca = cos.get(1 + draws).copied();
+        m.cos_truth_nca_random = cos.get(2 + draws).copied();
+    }
+    if e.protocol.reference() {
+        let vs = fields_of(&paper);
+        let refs: Vec<gs_alignment::Field> = vs.iter().map(|v| v as gs_alignment::Field).collect();
+        let protocol = gs_alignment::Reference::from_preset(preset);
+        let moved = gs_alignment::reference_displacements(
+            score,
+            sched,
+            starts,
+            &refs,
+            &protocol,
+            &mut |done, _| tick(ours_steps + done),
+        )?;
+        let per_start: Vec<Vec<f64>> = moved
+            .iter()
+            .map(|d| gs_alignment::abs_cos_per_image(d, &truth, starts.n))
+            .collect();
+        let mean = |xs: &[f64]| gs_alignment::mean_sd(xs).0;
+        // The better sign over the starts (the paper: the larger of the two).
+        let best = if mean(&per_start[0]) >= mean(&per_start[1]) {
+            0
+        } else {
+            1
+        };
+        let (tf, tf_sd) = gs_alignment::mean_sd(&per_start[best]);
+        m.cos_truth_training_free_ref = Some(tf);
+        m.cos_truth_training_free_ref_sd = Some(tf_sd);
+        m.cos_truth_training_free_ref_first = Some(per_start[0][0].max(per_start[1][0]));
+        m.cos_truth_ref_sign = Some(if best == 0 { 1.0 } else { -1.0 });
+        let random: Vec<f64> = per_start[2..].iter().map(|c| mean(c)).collect();
+        let (r_mean, r_sd) = gs_alignment::mean_sd(&random);
+        m.cos_truth_random_kernel_mean_ref = Some(r_mean);
+        m.cos_truth_random_kernel_sd_ref = Some(r_sd);
+    }
+    tick(total);
+    Some(())
+}
+
+/// The flows as the protocols take them, `v(x, s)`.
+fn fields_of(fields: &[Velocity]) -> Vec<impl Fn(Tensor<4>, Tensor<4>) -> Tensor<4> + '_> {
+    fields
         .iter()
         .map(|f| move |x: Tensor<4>, s: Tensor<4>| f.at(x, s))
-        .collect();
-    let refs: Vec<gs_alignment::Field> = vs.iter().map(|v| v as gs_alignment::Field).collect();
-    let mut step = |done: usize, _: usize| tick(done);
-    let learned =
-        gs_alignment::learned_displacements(score, sched, starts, &refs, &protocol, &mut step)?;
-    tick(total);
-    let cos: Vec<f64> = learned
-        .iter()
-        .map(|d| gs_alignment::mean_abs_cos(d, &truth, starts.n))
-        .collect();
-    let random = &cos[1..1 + draws];
-    let (mean, sd) = gs_alignment::mean_sd(random);
-    m.cos_truth_training_free = Some(cos[0]);
-    m.cos_truth_random_kernel = Some(random[0]);
-    m.cos_truth_random_kernel_mean = Some(mean);
-    m.cos_truth_random_kernel_sd = Some(sd);
-    m.cos_truth_nca = cos.get(1 + draws).copied();
-    m.cos_truth_nca_random = cos.get(2 + draws).copied();
-    Some(())
+        .collect()
 }
 
 #[allow(clippy::too_many_arguments)]

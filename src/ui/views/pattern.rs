@@ -365,6 +365,32 @@ pub fn metrics_view(ui: &mut Ui, results: &Results) {
                     "how much the baseline varies from one random kernel to the next",
                 ),
                 (
+                    "|cos| training-free, paper's protocol",
+                    m.cos_truth_training_free_ref,
+                    "the paper's protocol: from the clean snapshot, EMA of the raw state over 200 \
+                     steps, the 1×1 skew mixer with the better sign; mean over the starts",
+                ),
+                (
+                    "  sd over starts (paper's)",
+                    m.cos_truth_training_free_ref_sd,
+                    "how much it varies from one start to the next",
+                ),
+                (
+                    "  first start alone (paper's)",
+                    m.cos_truth_training_free_ref_first,
+                    "the paper measured one start: this is that number",
+                ),
+                (
+                    "|cos| random, mean of draws (paper's)",
+                    m.cos_truth_random_kernel_mean_ref,
+                    "random non-skew 1×1 kernels under the paper's protocol",
+                ),
+                (
+                    "|cos| random, sd of draws (paper's)",
+                    m.cos_truth_random_kernel_sd_ref,
+                    "their spread over draws",
+                ),
+                (
                     "|cos| trained NCA vs truth",
                     m.cos_truth_nca,
                     "the same protocol with v = the trained neural cellular automaton",

@@ -96,6 +96,36 @@ pub fn metrics_view(ui: &mut Ui, results: &Results) {
         );
         row(
             ui,
+            "Lyapunov, paper's protocol",
+            m.lyapunov_mean_ref,
+            "mean over 64 trajectories, 5000 RK4 steps renormalised every 2500 (paper: 0.025)",
+        );
+        row(
+            ui,
+            "  smallest (paper's)",
+            m.lyapunov_min_ref,
+            "the smallest over this model's trajectories (the paper's 0.006–0.044 is over models)",
+        );
+        row(
+            ui,
+            "  largest (paper's)",
+            m.lyapunov_max_ref,
+            "the largest over this model's trajectories",
+        );
+        row(
+            ui,
+            "  > 0 (paper's)",
+            m.lyapunov_positive_fraction_ref,
+            "share of positive exponents (paper: all 100 models positive)",
+        );
+        row(
+            ui,
+            "  per unit speed (paper's)",
+            m.lyapunov_per_speed_ref,
+            "the exponent divided by the mean speed along the trajectories",
+        );
+        row(
+            ui,
             "|cos| to true field",
             m.cos_truth_learned,
             "Lorenz: alignment of the learned flow with the true Lorenz field",
