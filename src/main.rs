@@ -12,7 +12,7 @@ use equiflow::preset::{self, DatasetKind, ImageFlow, Preset};
 use equiflow::train::checkpoint::{self, RunDir};
 use equiflow::train::evaluate::evaluate;
 use equiflow::train::job::{self, Observer, Phase, Progress};
-use equiflow::train::turing;
+use equiflow::train::{sweep, turing};
 use equiflow::ui::Renderer;
 use equiflow::worker::drive;
 use equiflow::worker::event::Event;
@@ -91,6 +91,44 @@ enum Cmd {
         /// Override a setting of the run, e.g. --set flow.epochs=4 (repeatable).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         sets: Vec<String>,
+        #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
+        backend: BackendChoice,
+    },
+    /// Train one score model and N flows that differ only in their seed, then summarise
+    /// what they agree on (DIR/seed-K run dirs, DIR/models.csv, DIR/summary.json).
+    Sweep {
+        /// A built-in point preset name or a path to a .toml file.
+        #[arg(long, default_value = "lorenz")]
+        preset: String,
+        /// Flow models to train (seeds: the preset's seed, then the next N − 1).
+        #[arg(long, default_value_t = 10)]
+        seeds: usize,
+        /// Overrides the preset's seed (the first model's, and the data's and score's).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Sweep directory (default: runs/<preset>[-quick]-sweep<N>-seed<seed>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
+        backend: BackendChoice,
+        /// Scale the preset down (its [quick] table).
+        #[arg(long)]
+        quick: bool,
+        /// Override one setting, e.g. --set flow.epochs=30 (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        /// Replace a sweep already in the directory.
+        #[arg(long)]
+        force: bool,
+    },
+    /// The sweep summary (models.csv, summary.json) of point run directories trained anywhere.
+    Aggregate {
+        /// Run directories written by `train` or `sweep`.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Where models.csv and summary.json go (default: print the summary only).
+        #[arg(long)]
+        out: Option<PathBuf>,
         #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
         backend: BackendChoice,
     },
@@ -190,6 +228,26 @@ fn run(cli: Cli) -> Result<()> {
             ..
         }) => bench_cmd(json, steps, backend),
         Some(Cmd::Target { name, out, size }) => draw_target(&name, &out, size),
+        Some(Cmd::Sweep {
+            preset,
+            seeds,
+            seed,
+            out,
+            backend,
+            quick,
+            sets,
+            force,
+        }) => sweep(SweepArgs {
+            preset,
+            seeds,
+            seed,
+            out,
+            backend,
+            quick,
+            sets,
+            force,
+        }),
+        Some(Cmd::Aggregate { dirs, out, backend }) => aggregate(&dirs, out, backend),
         Some(Cmd::Presets) => {
             for (name, text) in preset::BUILTIN {
                 let about = text.lines().next().unwrap_or("").trim_start_matches("# ");
@@ -355,7 +413,7 @@ fn train(args: TrainArgs) -> Result<()> {
             let bars = Bars::shared();
             let (cancel, live) = (cancel_flag(), Bars::live(&bars));
             let mut out = Vec::new();
-            let job: Box<dyn JobSession> = if preset.dataset.kind.is_image() {
+            let mut job: Box<dyn JobSession> = if preset.dataset.kind.is_image() {
                 let cache = Some(dir.path.join(checkpoint::DATASET));
                 let (p, b) = (preset.clone(), backend.clone());
                 Box::new(PatternSession::new(p, b, cache, cancel, live, &mut out).headless())
@@ -363,7 +421,11 @@ fn train(args: TrainArgs) -> Result<()> {
                 let (p, b) = (preset.clone(), backend.clone());
                 Box::new(Session::new(p, b, cancel, live, &mut out).headless())
             };
-            run_job(job, &dir, &bars)
+            run_job(&mut *job, &dir, &bars)?;
+            for line in job.metric_lines() {
+                println!("{line}");
+            }
+            Ok(())
         });
     if let Err(e) = trained {
         if dir.destination() != dir.path {
@@ -416,21 +478,18 @@ fn cancel_flag() -> Arc<AtomicBool> {
 /// Step `job` to its end with progress bars, then write what it has into `dir`: the models,
 /// losses, samples and metrics; a job that ended early keeps its last good models beside a
 /// partial `metrics.json` that says why, and the run fails with that reason.
-fn run_job(mut job: Box<dyn JobSession>, dir: &RunDir, bars: &Arc<Mutex<Bars>>) -> Result<()> {
+fn run_job(job: &mut dyn JobSession, dir: &RunDir, bars: &Arc<Mutex<Bars>>) -> Result<()> {
     let interrupted = || {
         INTERRUPTED
             .load(Ordering::SeqCst)
             .then(|| "interrupted (Ctrl-C)".to_string())
     };
-    let ended = drive::run_to_end(&mut *job, &interrupted, &mut |e| {
+    let ended = drive::run_to_end(job, &interrupted, &mut |e| {
         bars.lock().expect("bars").render(e)
     });
     bars.lock().expect("bars").finish();
     let Some(why) = ended.stop else {
         job.write_into(dir)?;
-        for line in job.metric_lines() {
-            println!("{line}");
-        }
         return Ok(());
     };
     if !job.has_models() {
@@ -444,6 +503,146 @@ fn run_job(mut job: Box<dyn JobSession>, dir: &RunDir, bars: &Arc<Mutex<Bars>>) 
         }
     };
     bail!("{why}; {saved} {}", dir.path.display())
+}
+
+struct SweepArgs {
+    preset: String,
+    seeds: usize,
+    seed: Option<u64>,
+    out: Option<PathBuf>,
+    backend: BackendChoice,
+    quick: bool,
+    sets: Vec<String>,
+    force: bool,
+}
+
+/// `equiflow sweep`: the score once (DIR/score), then each flow as an ordinary run dir
+/// (DIR/seed-K, the score copied in), then the summary of them all.
+fn sweep(a: SweepArgs) -> Result<()> {
+    if a.seeds == 0 {
+        bail!("--seeds must be at least 1");
+    }
+    let mut base = Preset::load(&a.preset, a.quick, &a.sets)?;
+    if base.dataset.kind.is_image() {
+        bail!(
+            "sweep compares the flows of point systems (ring, two_peaks, two_moons, lorenz); \
+             '{}' is an image preset",
+            base.name
+        );
+    }
+    if let Some(seed) = a.seed {
+        base.seed = seed;
+    }
+    let out = a.out.unwrap_or_else(|| {
+        let quick = if a.quick { "-quick" } else { "" };
+        PathBuf::from(format!(
+            "runs/{}{quick}-sweep{}-seed{}",
+            base.file_stem(),
+            a.seeds,
+            base.seed
+        ))
+    });
+    if out.join(sweep::SUMMARY).exists() && !a.force {
+        bail!(
+            "{} already holds a sweep; choose another --out or pass --force to replace it",
+            out.display()
+        );
+    }
+    let backend = select_backend(a.backend)?;
+    let t0 = std::time::Instant::now();
+    eprintln!(
+        "sweep of '{}': one score, {} flows, into {}",
+        base.name,
+        a.seeds,
+        out.display()
+    );
+    let bars = Bars::shared();
+    let cancel = cancel_flag();
+    let score_dir = RunDir::create(&out.join("score"), a.force)?;
+    let shared = sweep::model_preset(&base, base.seed);
+    let mut events = Vec::new();
+    let live = Bars::live(&bars);
+    let mut scorer =
+        Session::new(shared, backend.clone(), cancel.clone(), live, &mut events).score_only();
+    run_job(&mut scorer, &score_dir, &bars)?;
+    score_dir.commit()?;
+    let score = scorer
+        .trained_score()
+        .context("the score phase did not end")?;
+    let mut dirs = Vec::with_capacity(a.seeds);
+    for k in 0..a.seeds as u64 {
+        let seed = base.seed.wrapping_add(k);
+        let path = out.join(format!("seed-{seed}"));
+        eprintln!("model {} of {} (seed {seed})", k + 1, a.seeds);
+        let dir = RunDir::create(&path, a.force)?;
+        let preset = sweep::model_preset(&base, seed);
+        let (b, live) = (backend.clone(), Bars::live(&bars));
+        let data = scorer.dataset().clone();
+        let mut job = Session::from_score(
+            preset,
+            b,
+            data,
+            score.clone(),
+            cancel.clone(),
+            live,
+            &mut events,
+        )
+        .headless();
+        run_job(&mut job, &dir, &bars)?;
+        dirs.push(dir.commit()?);
+    }
+    let mut summary = sweep::aggregate(&dirs, &backend)?;
+    // A sweep trains its score once: its cost is the wall time, not the runs' sum.
+    summary.json["seconds_total"] = serde_json::json!(t0.elapsed().as_secs_f64());
+    summary.write(&out)?;
+    print_summary(&summary.json);
+    eprintln!("wrote {}", out.display());
+    Ok(())
+}
+
+/// `equiflow aggregate`: the sweep summary of run dirs made anywhere.
+fn aggregate(dirs: &[PathBuf], out: Option<PathBuf>, choice: BackendChoice) -> Result<()> {
+    let backend = select_backend(choice)?;
+    let summary = sweep::aggregate(dirs, &backend)?;
+    if let Some(out) = out {
+        std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+        summary.write(&out)?;
+        eprintln!(
+            "wrote {} and {} in {}",
+            sweep::MODELS_CSV,
+            sweep::SUMMARY,
+            out.display()
+        );
+    }
+    println!("{}", serde_json::to_string_pretty(&summary.json)?);
+    Ok(())
+}
+
+/// The consistency table of a summary, one line each.
+fn print_summary(s: &serde_json::Value) {
+    for key in [
+        "consistency_learned",
+        "consistency_training_free",
+        "learned_vs_training_free",
+        "cos_truth_learned",
+        "cos_truth_training_free",
+        "cos_truth_random",
+        "cos_truth_score",
+    ] {
+        let v = &s[key];
+        if let (Some(m), Some(sd)) = (v["mean"].as_f64(), v["sd"].as_f64()) {
+            println!("{key:<28} {m:.4} ± {sd:.4}");
+        }
+    }
+    for key in [
+        "lyapunov_positive_fraction",
+        "lyapunov_positive_fraction_ref",
+        "seconds_total",
+    ] {
+        if let Some(x) = s[key].as_f64() {
+            println!("{key:<28} {x:.4}");
+        }
+    }
 }
 
 /// A TOML string literal (a `--set` value with any characters).
@@ -517,7 +716,11 @@ fn train_nca(path: PathBuf, sets: Vec<String>, choice: BackendChoice) -> Result<
         live,
         &mut out,
     );
-    run_job(Box::new(job.headless()), &dir, &bars)?;
+    let mut job = job.headless();
+    run_job(&mut job, &dir, &bars)?;
+    for line in job.metric_lines() {
+        println!("{line}");
+    }
     eprintln!("wrote {}", path.display());
     Ok(())
 }
@@ -593,7 +796,7 @@ fn eval(path: PathBuf, json: bool, choice: BackendChoice) -> Result<()> {
     if preset.dataset.kind.is_image() {
         return eval_turing(&dir, &preset, json, &backend);
     }
-    let data = Dataset::generate(&preset.dataset, preset.seed);
+    let data = Dataset::generate(&preset.dataset, preset.data_seed());
     let score = dir.load_score(&preset, data.dim, &backend.device)?;
     let flow = if dir.has_flow() {
         Some(dir.load_flow(&preset, data.dim, &backend.device)?)

@@ -139,6 +139,10 @@ pub struct DatasetSettings {
     pub icon_size: usize,
     /// Artificial life: icons per image.
     pub icons: usize,
+    /// The seed the data are drawn with; unset, the preset's `seed`. A sweep's models share
+    /// one dataset (and one score) while their seeds differ.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
 }
 
 impl DatasetSettings {
@@ -198,6 +202,7 @@ impl Default for DatasetSettings {
             target: "dot".into(),
             icon_size: 64,
             icons: 10,
+            seed: None,
         }
     }
 }
@@ -642,6 +647,11 @@ pub fn builtin_names() -> String {
 }
 
 impl Preset {
+    /// The seed the data are drawn with (`dataset.seed`, else `seed`).
+    pub fn data_seed(&self) -> u64 {
+        self.dataset.seed.unwrap_or(self.seed)
+    }
+
     /// The preset's name made safe as one file-name component (a name like `../x` or
     /// `a/b` must not place files outside the folder they are meant for).
     pub fn file_stem(&self) -> String {
@@ -968,6 +978,7 @@ fn parse_value(raw: &str) -> toml::Value {
 /// Settings that are `Option`s: absent from a serialised preset while unset, yet settable.
 const OPTIONAL_KEYS: &[&str] = &[
     "score.grad_clip",
+    "dataset.seed",
     "eval.noise_steps",
     "dataset.f",
     "dataset.k",

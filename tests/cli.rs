@@ -612,3 +612,114 @@ fn any_picture_is_a_target_and_bad_ones_are_refused_clearly() {
     let o = equiflow(&["target", "unicorn", "--out", "x.png"]);
     assert!(!o.status.success() && stderr(&o).contains("taiji"));
 }
+
+/// A sweep trains one score and N flows that differ only in their seed, each an ordinary run
+/// dir; its summary compares their fields, and `aggregate` rebuilds the same summary from the
+/// run dirs alone (as it would from dirs a cluster job array wrote).
+#[test]
+fn a_sweep_shares_one_score_and_aggregate_rebuilds_its_summary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("sweep");
+    let mut args = vec![
+        "sweep",
+        "--preset",
+        "ring",
+        "--quick",
+        "--seeds",
+        "3",
+        "--seed",
+        "5",
+        "--backend",
+        "cpu",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    for set in [
+        "dataset.n=512",
+        "score.epochs=20",
+        "flow.epochs=20",
+        "score.samples=64",
+        "eval.mmd_points=128",
+        "eval.rk4_steps=10",
+        "eval.cos_points=128",
+    ] {
+        args.extend(["--set", set]);
+    }
+    let o = equiflow(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["models"], 3);
+    assert!(num(&summary, "seconds_total") > 0.0);
+    let csv = std::fs::read_to_string(out.join("models.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 4, "{csv}");
+    let dirs: Vec<_> = (5..8).map(|s| out.join(format!("seed-{s}"))).collect();
+    // One score, one dataset: every model measures the same score field; the flows differ.
+    let ms: Vec<Value> = dirs.iter().map(|d| metrics(d)).collect();
+    assert!(ms.iter().all(|m| m["mmd2_score"] == ms[0]["mmd2_score"]));
+    assert!(
+        ms.iter()
+            .all(|m| m["score_loss_final"] == ms[0]["score_loss_final"])
+    );
+    assert_ne!(ms[0]["mmd2_learned"], ms[1]["mmd2_learned"]);
+    let c = &summary["consistency_learned"];
+    assert_eq!(c["count"], 3);
+    assert!(num(c, "max") < 0.9999, "three seeds, three fields: {c}");
+    assert!(
+        summary["cos_truth_learned"].is_null(),
+        "the ring has no true dynamics"
+    );
+    // Each model is an ordinary run: eval accepts it.
+    let o = equiflow(&[
+        "eval",
+        dirs[1].to_str().unwrap(),
+        "--json",
+        "--backend",
+        "cpu",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let again: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let (a, b) = (num(&again, "mmd2_learned"), num(&ms[1], "mmd2_learned"));
+    assert!((a - b).abs() < 1e-9, "eval {a} vs sweep {b}");
+    // aggregate of the run dirs gives the same table.
+    let agg = tmp.path().join("agg");
+    let mut args = vec![
+        "aggregate",
+        "--backend",
+        "cpu",
+        "--out",
+        agg.to_str().unwrap(),
+    ];
+    args.extend(dirs.iter().map(|d| d.to_str().unwrap()));
+    let o = equiflow(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rebuilt: Value =
+        serde_json::from_str(&std::fs::read_to_string(agg.join("summary.json")).unwrap()).unwrap();
+    for key in [
+        "consistency_learned",
+        "consistency_training_free",
+        "learned_vs_training_free",
+    ] {
+        let (x, y) = (num(&rebuilt[key], "mean"), num(&summary[key], "mean"));
+        assert!((x - y).abs() < 1e-12, "{key}: {x} vs {y}");
+    }
+    // A sweep already there is not overwritten without --force.
+    let o = equiflow(&["sweep", "--preset", "ring", "--out", out.to_str().unwrap()]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("--force"),
+        "{}",
+        stderr(&o)
+    );
+    let o = equiflow(&[
+        "sweep",
+        "--preset",
+        "gs-waves",
+        "--out",
+        tmp.path().join("x").to_str().unwrap(),
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("point systems"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -109,7 +109,8 @@ pub fn largest_exponent(
         .take(cfg.keep)
         .collect();
     let exponents: Vec<f64> = kept.iter().map(|&i| log_growth[i] / time).collect();
-    let n = exponents.len().max(1) as f64;
+    // No bounded trajectory: nothing was measured (NaN), not an exponent of 0.
+    let n = exponents.len() as f64;
     Lyapunov {
         mean: exponents.iter().sum::<f64>() / n,
         positive_fraction: exponents.iter().filter(|&&l| l > 0.0).count() as f64 / n,
@@ -142,6 +143,10 @@ mod tests {
         let starts = [0.5f32, 0.2, -0.3, 0.4];
         let l = largest_exponent(&grow, &starts, 2, &cfg(), &device);
         assert!(l.exponents.is_empty());
+        assert!(
+            l.mean.is_nan() && l.positive_fraction.is_nan(),
+            "none measured, not 0"
+        );
         // A rotation keeps separations: λ ≈ 0, bounded.
         let rot = |x: Tensor<2>| {
             let [b, _] = x.dims();

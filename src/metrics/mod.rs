@@ -3,6 +3,7 @@
 pub mod alignment;
 pub mod blob_motion;
 pub mod blobs;
+pub mod consistency;
 pub mod gs_alignment;
 pub mod icon_fidelity;
 pub mod lyapunov;

@@ -4,4 +4,5 @@ pub mod checkpoint;
 pub mod evaluate;
 pub mod job;
 pub mod nca;
+pub mod sweep;
 pub mod turing;

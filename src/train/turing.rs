@@ -116,7 +116,7 @@ pub fn dataset(
         });
         !obs.cancelled()
     };
-    let (d, n, seed) = (&preset.dataset, preset.dataset.n, preset.seed);
+    let (d, n, seed) = (&preset.dataset, preset.dataset.n, preset.data_seed());
     if d.kind == DatasetKind::Alife {
         return Ok(turing::Generated {
             set: tiler::generate(Tiling::from_settings(d)?, n, seed, &mut progress)?,
@@ -132,13 +132,13 @@ pub fn dataset(
 
 /// Held-out start images for the metrics (never in the training set).
 pub fn held_out(preset: &Preset, n: usize) -> Result<ImageSet, DataError> {
-    drawn(preset, n, preset.seed ^ HELD_OUT)
+    drawn(preset, n, preset.data_seed() ^ HELD_OUT)
 }
 
 /// `n` images drawn like the training data, with the training seed: what a job will learn,
 /// shown before it runs. A regime in which every sample dies is the same error training gives.
 pub fn examples(preset: &Preset, n: usize) -> Result<ImageSet, DataError> {
-    let set = drawn(preset, n, preset.seed)?;
+    let set = drawn(preset, n, preset.data_seed())?;
     if preset.dataset.kind == DatasetKind::GrayScott {
         set.check_alive(&preset.dataset)?;
     }

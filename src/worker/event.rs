@@ -121,7 +121,7 @@ pub struct Preview {
 
 impl Preview {
     pub fn matches(&self, p: &crate::preset::Preset) -> bool {
-        self.dataset == p.dataset && self.seed == p.seed
+        self.dataset == p.dataset && self.seed == p.data_seed()
     }
 }
 

@@ -84,7 +84,7 @@ pub fn preview(preset: &Preset) -> super::event::Preview {
         });
     super::event::Preview {
         dataset: preset.dataset.clone(),
-        seed: preset.seed,
+        seed: preset.data_seed(),
         images,
     }
 }
@@ -210,7 +210,7 @@ impl PatternSession {
         live: Box<dyn Fn(Event) + Send>,
         out: &mut Vec<Event>,
     ) -> Self {
-        let maker = SnapshotMaker::new(&preset.dataset, preset.dataset.n, preset.seed);
+        let maker = SnapshotMaker::new(&preset.dataset, preset.dataset.n, preset.data_seed());
         let mut s = Self::blank(preset, backend, cache, cancel, live, out);
         match maker {
             Ok(m) => s.stage = Stage::Data(Box::new(m)),
@@ -219,7 +219,7 @@ impl PatternSession {
                 return s;
             }
         }
-        let (d, seed) = (&s.preset.dataset, s.preset.seed);
+        let (d, seed) = (&s.preset.dataset, s.preset.data_seed());
         let cached = s
             .cache
             .as_deref()
@@ -749,8 +749,12 @@ impl JobSession for PatternSession {
                         }
                     };
                     if let Some(path) = &self.cache
-                        && let Err(e) =
-                            turing::write_cached(&self.preset.dataset, self.preset.seed, path, &set)
+                        && let Err(e) = turing::write_cached(
+                            &self.preset.dataset,
+                            self.preset.data_seed(),
+                            path,
+                            &set,
+                        )
                     {
                         out.push(Event::Notice(format!("{e}; the snapshots stay in memory")));
                     }
@@ -945,7 +949,7 @@ impl JobSession for PatternSession {
         let cached_there = self.cache.as_deref() == Some(path.as_path()) && path.exists();
         let simulated = self.params.is_some();
         if let Some(d) = self.data.as_ref().filter(|_| simulated && !cached_there) {
-            turing::write_cached(&self.preset.dataset, self.preset.seed, &path, d).map_err(
+            turing::write_cached(&self.preset.dataset, self.preset.data_seed(), &path, d).map_err(
                 |e| RunDirError::Io {
                     path,
                     source: std::io::Error::other(e.to_string()),

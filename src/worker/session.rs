@@ -225,6 +225,8 @@ pub struct Session {
     /// Sends an event at once, for the long metrics step that would otherwise report at its end.
     live: Box<dyn Fn(Event) + Send>,
     pub inject_panic: bool,
+    /// Stop once the score is trained ([`Session::score_only`]).
+    score_only: bool,
 }
 
 /// Forwards metric progress to the UI and honours Stop during the long metrics step.
@@ -274,8 +276,72 @@ impl Session {
         live: Box<dyn Fn(Event) + Send>,
         out: &mut Vec<Event>,
     ) -> Self {
-        let device = backend.device.clone();
-        let dataset = Dataset::generate(&preset.dataset, preset.seed);
+        let dataset = Dataset::generate(&preset.dataset, preset.data_seed());
+        let s = &preset.score;
+        let epochs = Epochs::new(Phase::Score, dataset.len(), s.batch, s.epochs);
+        let trainer =
+            ScoreTrainer::new(dataset.dim, s, epochs.total(), preset.seed, &backend.device);
+        let stage = Stage::Score(Box::new(trainer), epochs);
+        Self::assemble(preset, backend, dataset, stage, cancel, live, out)
+    }
+
+    /// A job that trains only the flow on a score trained elsewhere (a sweep's models share
+    /// one score and one dataset, drawn with `dataset.seed`): the flow, its batches and
+    /// probes, and the metrics' random baselines follow `preset.seed`. The score's losses
+    /// and training time are kept so the run directory is complete.
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_score(
+        preset: Preset,
+        backend: Backend,
+        dataset: Dataset,
+        score: (ScoreMlp, Vec<LossPoint>, f64),
+        cancel: Arc<AtomicBool>,
+        live: Box<dyn Fn(Event) + Send>,
+        out: &mut Vec<Event>,
+    ) -> Self {
+        let mut s = Self::assemble(preset, backend, dataset, Stage::Done, cancel, live, out);
+        let (model, losses, seconds) = score;
+        s.score = Some(model);
+        s.losses = losses;
+        s.seconds[0] = seconds;
+        s.start_flow(out);
+        s
+    }
+
+    /// End the job once its score is trained (a sweep's shared score).
+    pub fn score_only(mut self) -> Self {
+        self.score_only = true;
+        self
+    }
+
+    /// The trained score with its losses and training time, once the score phase is over.
+    pub fn trained_score(&self) -> Option<(ScoreMlp, Vec<LossPoint>, f64)> {
+        let score = self
+            .score
+            .clone()
+            .filter(|_| !matches!(self.stage, Stage::Score(..)))?;
+        let losses = self
+            .losses
+            .iter()
+            .filter(|l| l.phase == Phase::Score)
+            .cloned()
+            .collect();
+        Some((score, losses, self.seconds[0]))
+    }
+
+    pub fn dataset(&self) -> &Dataset {
+        &self.dataset
+    }
+
+    fn assemble(
+        preset: Preset,
+        backend: Backend,
+        dataset: Dataset,
+        stage: Stage,
+        cancel: Arc<AtomicBool>,
+        live: Box<dyn Fn(Event) + Send>,
+        out: &mut Vec<Event>,
+    ) -> Self {
         let dim = dataset.dim;
         let shown = dataset.spread(2000.min(dataset.len()));
         let bounds = bounds_of(&shown, dim, 0.15);
@@ -289,17 +355,15 @@ impl Session {
                 truth: truth_trajectory(&preset, &dataset),
             }),
         })));
-        let s = &preset.score;
-        let epochs = Epochs::new(Phase::Score, dataset.len(), s.batch, s.epochs);
-        let trainer = ScoreTrainer::new(dim, s, epochs.total(), preset.seed, &device);
         Self {
-            sched: Schedule::cosine(s.diffusion_steps),
+            sched: Schedule::cosine(preset.score.diffusion_steps),
             rng: StdRng::seed_from_u64(preset.seed),
             view_rng: StdRng::seed_from_u64(preset.seed ^ VIEW_SEED),
             clock: JobClock::new(),
             seconds: [f64::NAN; 2],
             curve_every: (preset.eval.rk4_steps / 10).max(1),
-            stage: Stage::Score(Box::new(trainer), epochs),
+            stage,
+            score_only: false,
             score: None,
             flow: None,
             losses: Vec::new(),
@@ -607,7 +671,13 @@ impl JobSession for Session {
                 }
                 None => {
                     self.score = Some(trainer.model());
-                    self.start_flow(out);
+                    if self.score_only {
+                        self.end_phase();
+                        self.stage = Stage::Done;
+                        self.finish(None, false, out);
+                    } else {
+                        self.start_flow(out);
+                    }
                 }
             },
             Stage::Flow {
