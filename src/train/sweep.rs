@@ -209,9 +209,10 @@ pub fn aggregate(dirs: &[PathBuf], backend: &Backend) -> Result<Summary, SweepEr
         "learned_vs_training_free".into(),
         stats_json(&across(&learned, &free)),
     );
-    let truth = (data.kind == DatasetKind::Lorenz)
-        .then(|| data.standardizer.as_ref())
-        .flatten()
+    let truth = data
+        .standardizer
+        .as_ref()
+        .filter(|_| data.kind == DatasetKind::Lorenz)
         .map(|st| lorenz::field_standardised(&pts, st, p0.dataset.lorenz()));
     for (key, fields) in [
         ("cos_truth_learned", &learned),
