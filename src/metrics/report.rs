@@ -66,6 +66,32 @@ pub struct Metrics {
     pub mmd2_score: f64,
     #[serde(deserialize_with = "nullable::f64")]
     pub mmd2_training_free: f64,
+    /// The same by the paper's protocol (`eval.protocol`): 256 data states, 100 RK4 steps of
+    /// dt 0.1 (its mean ± sd is over models: `equiflow sweep`).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "nullable::opt"
+    )]
+    pub mmd2_learned_ref: Option<f64>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "nullable::opt"
+    )]
+    pub mmd2_random_ref: Option<f64>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "nullable::opt"
+    )]
+    pub mmd2_score_ref: Option<f64>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "nullable::opt"
+    )]
+    pub mmd2_training_free_ref: Option<f64>,
     #[serde(
         skip_serializing_if = "Option::is_none",
         default,

@@ -25,6 +25,9 @@ use burn::tensor::{Device, Tensor};
 
 type Field<'a> = Box<dyn Fn(Tensor<2>) -> Tensor<2> + 'a>;
 
+/// Data states of the paper's MMD protocol.
+const REF_MMD_STATES: usize = 256;
+
 /// An untrained flow with the preset's architecture, seeded, its norm calibrated on `points`.
 pub fn random_flow(preset: &Preset, dim: usize, points: &[f32], device: &Device) -> FlowMlp {
     let seed = preset.seed.wrapping_add(0x9E37);
@@ -168,6 +171,18 @@ pub fn evaluate_with_curves(
     ] = values;
     if obs.cancelled() {
         return (m, curves);
+    }
+    if e.protocol.reference() {
+        // The paper's MMD protocol: 256 data states, 100 RK4 steps of dt 0.1.
+        let x_ref = data.spread(REF_MMD_STATES);
+        let mmd_ref = |field: &Field| {
+            let x = integrate(field, from_rows(&x_ref, dim, device), 0.1, 100);
+            mmd2_rbf(&x_ref, &to_vec(x), dim, e.mmd_sigma)
+        };
+        m.mmd2_learned_ref = learned.as_ref().map(mmd_ref);
+        m.mmd2_random_ref = Some(mmd_ref(&random_field));
+        m.mmd2_score_ref = Some(mmd_ref(&score_field));
+        m.mmd2_training_free_ref = Some(mmd_ref(&training_free));
     }
 
     if let Some(learned) = learned.as_ref().filter(|_| data.kind == DatasetKind::Ring) {
