@@ -1071,8 +1071,11 @@ mod tests {
             "dataset.size=24",
             "dataset.icon_size=12",
             "dataset.icons=2",
+            // The plain net, with which this size was tuned: the residual one (the quick
+            // profiles' since today) ended here at 0.82, under the blurred copy's 0.87; at
+            // the CLI test's 32² with three icons it passes with seeds 0–2 (README).
+            "score.arch=\"plain\"",
             "score.channels=[8, 16, 16]",
-            "score.blocks=1",
             "score.epochs=40",
             "score.levels=tau",
             "score.warmup=50",
