@@ -96,31 +96,7 @@ enum Cmd {
     },
     /// Train one score model and N flows that differ only in their seed, then summarise
     /// what they agree on (DIR/seed-K run dirs, DIR/models.csv, DIR/summary.json).
-    Sweep {
-        /// A built-in point preset name or a path to a .toml file.
-        #[arg(long, default_value = "lorenz")]
-        preset: String,
-        /// Flow models to train (seeds: the preset's seed, then the next N − 1).
-        #[arg(long, default_value_t = 10)]
-        seeds: usize,
-        /// Overrides the preset's seed (the first model's, and the data's and score's).
-        #[arg(long)]
-        seed: Option<u64>,
-        /// Sweep directory (default: runs/<preset>[-quick]-sweep<N>-seed<seed>).
-        #[arg(long)]
-        out: Option<PathBuf>,
-        #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
-        backend: BackendChoice,
-        /// Scale the preset down (its [quick] table).
-        #[arg(long)]
-        quick: bool,
-        /// Override one setting, e.g. --set flow.epochs=30 (repeatable).
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        sets: Vec<String>,
-        /// Replace a sweep already in the directory.
-        #[arg(long)]
-        force: bool,
-    },
+    Sweep(SweepArgs),
     /// The sweep summary (models.csv, summary.json) of point run directories trained anywhere.
     Aggregate {
         /// Run directories written by `train` or `sweep`.
@@ -146,15 +122,13 @@ enum Cmd {
     },
 }
 
+/// What every training command takes besides its preset.
 #[derive(Args)]
-struct TrainArgs {
-    /// A built-in preset name or a path to a .toml file.
-    #[arg(long, default_value = "ring")]
-    preset: String,
+struct RunArgs {
     /// Overrides the preset's seed.
     #[arg(long)]
     seed: Option<u64>,
-    /// Run directory (default: runs/<preset>[-quick]-seed<seed>).
+    /// Output directory (default: under runs/, named for the preset, --quick and the seed).
     #[arg(long)]
     out: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
@@ -168,6 +142,39 @@ struct TrainArgs {
     /// Overwrite an output directory that already holds a run.
     #[arg(long)]
     force: bool,
+}
+
+impl RunArgs {
+    /// The preset with the --quick table, --set overrides and --seed applied.
+    fn preset(&self, name: &str, extra_sets: &[String]) -> Result<Preset> {
+        let sets: Vec<String> = self.sets.iter().chain(extra_sets).cloned().collect();
+        let mut preset = Preset::load(name, self.quick, &sets)?;
+        if let Some(seed) = self.seed {
+            preset.seed = seed;
+        }
+        Ok(preset)
+    }
+
+    /// --out, or `runs/<preset>[-quick]<what>-seed<seed>`.
+    fn out(&self, preset: &Preset, what: &str) -> PathBuf {
+        self.out.clone().unwrap_or_else(|| {
+            let quick = if self.quick { "-quick" } else { "" };
+            PathBuf::from(format!(
+                "runs/{}{quick}{what}-seed{}",
+                preset.file_stem(),
+                preset.seed
+            ))
+        })
+    }
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// A built-in preset name or a path to a .toml file.
+    #[arg(long, default_value = "ring")]
+    preset: String,
+    #[command(flatten)]
+    run: RunArgs,
     /// Artificial-life presets: this PNG or JPEG as the target icon (fitted to the icon size).
     #[arg(long, value_name = "FILE")]
     target: Option<PathBuf>,
@@ -228,25 +235,7 @@ fn run(cli: Cli) -> Result<()> {
             ..
         }) => bench_cmd(json, steps, backend),
         Some(Cmd::Target { name, out, size }) => draw_target(&name, &out, size),
-        Some(Cmd::Sweep {
-            preset,
-            seeds,
-            seed,
-            out,
-            backend,
-            quick,
-            sets,
-            force,
-        }) => sweep(SweepArgs {
-            preset,
-            seeds,
-            seed,
-            out,
-            backend,
-            quick,
-            sets,
-            force,
-        }),
+        Some(Cmd::Sweep(args)) => sweep(args),
         Some(Cmd::Aggregate { dirs, out, backend }) => aggregate(&dirs, out, backend),
         Some(Cmd::Presets) => {
             for (name, text) in preset::BUILTIN {
@@ -359,7 +348,7 @@ fn select_backend(choice: BackendChoice) -> Result<Backend> {
 }
 
 fn train(args: TrainArgs) -> Result<()> {
-    let mut sets = args.sets.clone();
+    let mut sets = Vec::new();
     if let Some(target) = &args.target {
         sets.push(format!(
             "dataset.target={}",
@@ -373,7 +362,7 @@ fn train(args: TrainArgs) -> Result<()> {
         };
         sets.push(format!("sde.flow=\"{name}\""));
     }
-    let mut preset = Preset::load(&args.preset, args.quick, &sets)?;
+    let preset = args.run.preset(&args.preset, &sets)?;
     if args.flow.is_some() && !preset.dataset.kind.is_image() {
         bail!(
             "--flow chooses the flow of image presets (Turing patterns, artificial life); \
@@ -392,19 +381,9 @@ fn train(args: TrainArgs) -> Result<()> {
         // Fail before any work when the target cannot be read.
         Icon::load(&preset.dataset.target, preset.dataset.icon_size)?;
     }
-    if let Some(seed) = args.seed {
-        preset.seed = seed;
-    }
-    let out = args.out.unwrap_or_else(|| {
-        let quick = if args.quick { "-quick" } else { "" };
-        PathBuf::from(format!(
-            "runs/{}{quick}-seed{}",
-            preset.file_stem(),
-            preset.seed
-        ))
-    });
-    let backend = select_backend(args.backend)?;
-    let dir = RunDir::create(&out, args.force)?;
+    let out = args.run.out(&preset, "");
+    let backend = select_backend(args.run.backend)?;
+    let dir = RunDir::create(&out, args.run.force)?;
     eprintln!("training '{}' into {}", preset.name, out.display());
     let trained = dir
         .write_preset(&preset)
@@ -505,15 +484,16 @@ fn run_job(job: &mut dyn JobSession, dir: &RunDir, bars: &Arc<Mutex<Bars>>) -> R
     bail!("{why}; {saved} {}", dir.path.display())
 }
 
+#[derive(Args)]
 struct SweepArgs {
+    /// A built-in point preset name or a path to a .toml file.
+    #[arg(long, default_value = "lorenz")]
     preset: String,
+    /// Flow models to train (seeds: the preset's seed, then the next N − 1).
+    #[arg(long, default_value_t = 10)]
     seeds: usize,
-    seed: Option<u64>,
-    out: Option<PathBuf>,
-    backend: BackendChoice,
-    quick: bool,
-    sets: Vec<String>,
-    force: bool,
+    #[command(flatten)]
+    run: RunArgs,
 }
 
 /// `equiflow sweep`: the score once (DIR/score), then each flow as an ordinary run dir
@@ -522,7 +502,7 @@ fn sweep(a: SweepArgs) -> Result<()> {
     if a.seeds == 0 {
         bail!("--seeds must be at least 1");
     }
-    let mut base = Preset::load(&a.preset, a.quick, &a.sets)?;
+    let base = a.run.preset(&a.preset, &[])?;
     if base.dataset.kind.is_image() {
         bail!(
             "sweep compares the flows of point systems (ring, two_peaks, two_moons, lorenz); \
@@ -530,25 +510,14 @@ fn sweep(a: SweepArgs) -> Result<()> {
             base.name
         );
     }
-    if let Some(seed) = a.seed {
-        base.seed = seed;
-    }
-    let out = a.out.unwrap_or_else(|| {
-        let quick = if a.quick { "-quick" } else { "" };
-        PathBuf::from(format!(
-            "runs/{}{quick}-sweep{}-seed{}",
-            base.file_stem(),
-            a.seeds,
-            base.seed
-        ))
-    });
-    if out.join(sweep::SUMMARY).exists() && !a.force {
+    let out = a.run.out(&base, &format!("-sweep{}", a.seeds));
+    if out.join(sweep::SUMMARY).exists() && !a.run.force {
         bail!(
             "{} already holds a sweep; choose another --out or pass --force to replace it",
             out.display()
         );
     }
-    let backend = select_backend(a.backend)?;
+    let backend = select_backend(a.run.backend)?;
     let t0 = std::time::Instant::now();
     eprintln!(
         "sweep of '{}': one score, {} flows, into {}",
@@ -558,7 +527,7 @@ fn sweep(a: SweepArgs) -> Result<()> {
     );
     let bars = Bars::shared();
     let cancel = cancel_flag();
-    let score_dir = RunDir::create(&out.join("score"), a.force)?;
+    let score_dir = RunDir::create(&out.join("score"), a.run.force)?;
     let shared = sweep::model_preset(&base, base.seed);
     let mut events = Vec::new();
     let live = Bars::live(&bars);
@@ -574,7 +543,7 @@ fn sweep(a: SweepArgs) -> Result<()> {
         let seed = base.seed.wrapping_add(k);
         let path = out.join(format!("seed-{seed}"));
         eprintln!("model {} of {} (seed {seed})", k + 1, a.seeds);
-        let dir = RunDir::create(&path, a.force)?;
+        let dir = RunDir::create(&path, a.run.force)?;
         let preset = sweep::model_preset(&base, seed);
         let (b, live) = (backend.clone(), Bars::live(&bars));
         let data = scorer.dataset().clone();

@@ -79,7 +79,10 @@ fn quick_ring_learns_a_circulating_flow_that_keeps_the_ring() {
     assert!(learned < random, "learned {learned} vs random {random}");
     // The paper's MMD protocol (256 states) says the same.
     let (l_ref, r_ref) = (num(&m, "mmd2_learned_ref"), num(&m, "mmd2_random_ref"));
-    assert!(l_ref < r_ref, "paper's protocol: learned {l_ref} vs random {r_ref}");
+    assert!(
+        l_ref < r_ref,
+        "paper's protocol: learned {l_ref} vs random {r_ref}"
+    );
     let tang = num(&m, "tangential_ratio");
     assert!(tang < 0.3, "tangential ratio {tang}");
     let losses = std::fs::read_to_string(out.join("losses.csv")).unwrap();

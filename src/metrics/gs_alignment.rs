@@ -139,14 +139,7 @@ fn ema_end(
     p: &Protocol,
     tick: &mut dyn FnMut(usize) -> bool,
 ) -> Option<Tensor<4>> {
-    let device = model.device();
-    let x0 = Tensor::<4>::from_data(
-        TensorData::new(
-            starts.data.clone(),
-            [starts.n, starts.channels, starts.h, starts.w],
-        ),
-        &device,
-    );
+    let x0 = starts_tensor(starts, &model.device());
     let score = |x: Tensor<4>| image_diffusion::score(model, x, sched, p.tau, p.clip_x0);
     let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0x5DE_0001);
     let x = diffusion::noised(x0, sched, p.tau, &mut rng);
@@ -216,13 +209,7 @@ fn reference_runs(
 ) -> Option<Vec<Vec<f32>>> {
     let steps = Reference::SDE_STEPS;
     let total = fields.len() * steps;
-    let x0 = Tensor::<4>::from_data(
-        TensorData::new(
-            starts.data.clone(),
-            [starts.n, starts.channels, starts.h, starts.w],
-        ),
-        device,
-    );
+    let x0 = starts_tensor(starts, device);
     let mut out = Vec::with_capacity(fields.len());
     for (i, v) in fields.iter().enumerate() {
         let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(0x5DE_0002);
@@ -241,6 +228,17 @@ fn reference_runs(
         out.push(to_vec(ema.value - x0.clone()));
     }
     Some(out)
+}
+
+/// The start images as one `[n, c, h, w]` tensor.
+fn starts_tensor(starts: &ImageSet, device: &burn::tensor::Device) -> Tensor<4> {
+    Tensor::<4>::from_data(
+        TensorData::new(
+            starts.data.clone(),
+            [starts.n, starts.channels, starts.h, starts.w],
+        ),
+        device,
+    )
 }
 
 /// |cos| between two stacks of per-image fields, image by image.
