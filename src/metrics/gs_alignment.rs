@@ -249,15 +249,9 @@ pub fn abs_cos_per_image(a: &[f32], b: &[f32], n: usize) -> Vec<f64> {
         .collect()
 }
 
-/// Mean and sample standard deviation (0 for fewer than two values).
+/// Mean and sample standard deviation (0 for fewer than two values; both 0 for none).
 pub fn mean_sd(xs: &[f64]) -> (f64, f64) {
-    let n = xs.len() as f64;
-    let mean = xs.iter().sum::<f64>() / n.max(1.0);
-    if xs.len() < 2 {
-        return (mean, 0.0);
-    }
-    let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
-    (mean, var.sqrt())
+    super::consistency::Stats::of(xs).map_or((0.0, 0.0), |s| (s.mean, s.sd))
 }
 
 /// Mean over images of |cos| between two stacks of per-image fields.

@@ -121,7 +121,7 @@ fn stats_json(xs: &[f64]) -> Value {
 /// untrained flow.
 pub fn aggregate(dirs: &[PathBuf], backend: &Backend) -> Result<Summary, SweepError> {
     let first = dirs.first().ok_or(SweepError::Empty)?;
-    let mut presets: Vec<Preset> = Vec::with_capacity(dirs.len());
+    let mut opened: Vec<(RunDir, Preset)> = Vec::with_capacity(dirs.len());
     let device = &backend.device;
     for d in dirs {
         let run = RunDir::open(d)?;
@@ -132,7 +132,7 @@ pub fn aggregate(dirs: &[PathBuf], backend: &Backend) -> Result<Summary, SweepEr
         if !run.has_flow() {
             return Err(SweepError::NoFlow(d.clone()));
         }
-        if let Some(p0) = presets.first()
+        if let Some((_, p0)) = opened.first()
             && p.dataset.kind != p0.dataset.kind
         {
             return Err(SweepError::Mixed(
@@ -142,9 +142,9 @@ pub fn aggregate(dirs: &[PathBuf], backend: &Backend) -> Result<Summary, SweepEr
                 p0.dataset.kind,
             ));
         }
-        presets.push(p);
+        opened.push((run, p));
     }
-    let p0 = &presets[0];
+    let p0 = &opened[0].1;
     let data = Dataset::generate(&p0.dataset, p0.data_seed());
     let dim = data.dim;
     let pts = data.spread(p0.eval.cos_points);
@@ -152,8 +152,7 @@ pub fn aggregate(dirs: &[PathBuf], backend: &Backend) -> Result<Summary, SweepEr
 
     let (mut learned, mut free, mut random, mut scores) = (vec![], vec![], vec![], vec![]);
     let mut runs = Vec::with_capacity(dirs.len());
-    for (d, p) in dirs.iter().zip(&presets) {
-        let run = RunDir::open(d)?;
+    for (d, (run, p)) in dirs.iter().zip(&opened) {
         let score = run.load_score(p, dim, device)?;
         let flow = run.load_flow(p, dim, device)?;
         let sched = Schedule::cosine(p.score.diffusion_steps);
