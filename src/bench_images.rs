@@ -99,7 +99,7 @@ pub fn run(backend: &Backend, steps: usize, progress: &mut dyn FnMut(&str)) -> V
         progress(&format!("sde_step_live ({name})"));
         let (c, side) = (3, 96);
         let net = ScoreUnet::new(c, &s, device);
-        let kernel = ImageKernel::from_settings(&SdeSettings::default(), c);
+        let kernel = ImageKernel::from_settings(&SdeSettings::default(), c, None);
         let sde = Sde { eta: 0.1, dt: 0.05 };
         let score = |x: Tensor<4>| image_diffusion::score(&net, x, &sched, 10, true);
         let v = |_x: Tensor<4>, s: Tensor<4>| kernel.apply(s);

@@ -449,6 +449,18 @@ pub enum KernelKind {
     Shared,
 }
 
+/// The axis a three-channel mixer K x = ω × x turns colours about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MixerAxis {
+    /// Drawn from `sde.kernel_seed` alone (every run before this setting existed).
+    #[default]
+    Random,
+    /// Seeded, but across the target's ink colours, so that every ink is turned and moves
+    /// (artificial life; a colour along the axis would stay put).
+    Inks,
+}
+
 /// Which v drives an image simulation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -475,8 +487,10 @@ pub struct SdeSettings {
     /// Strength of the flow: K is scaled to this norm. Too strong a flow outruns the
     /// score's pull back to the data, and shapes come apart.
     pub gain: f64,
-    /// Seeds the spatial kernel.
+    /// Seeds the kernel (for `axis = "inks"`, which axis across the ink).
     pub kernel_seed: u64,
+    /// The axis of a three-channel mixer: random, or across the target's inks.
+    pub axis: MixerAxis,
     pub eta: f64,
     pub dt: f64,
     pub steps: usize,
@@ -503,6 +517,7 @@ impl Default for SdeSettings {
             sign: 1.0,
             gain: 1.0,
             kernel_seed: 0,
+            axis: MixerAxis::Random,
             eta: 0.1,
             dt: 0.01,
             steps: 300,
@@ -879,6 +894,12 @@ impl Preset {
             return bad(
                 "dataset.icon_size",
                 format!("must lie between 4 and the canvas side ({})", d.size),
+            );
+        }
+        if !alife && self.sde.axis == MixerAxis::Inks {
+            return bad(
+                "sde.axis",
+                "\"inks\" needs a target's colours: only artificial-life presets have one".into(),
             );
         }
         if alife && !(self.eval.blob_threshold > 0.0 && self.eval.blob_threshold < 1.0) {

@@ -405,14 +405,15 @@ fn quick_gs_waves_moves_patterns_like_the_true_dynamics() {
         "dataset.n=256",
         "--set",
         "score.epochs=20",
+        // The NCA loss halves within two epochs here (13.5, 5.3, 4.4, … with seed 0).
         "--set",
-        "flow.epochs=8",
+        "flow.epochs=3",
         "--set",
         "eval.cos_starts=4",
         "--set",
         "eval.cos_sde_steps=100",
         "--set",
-        "eval.random_draws=3",
+        "eval.random_draws=2",
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let m: serde_json::Value =
@@ -425,9 +426,9 @@ fn quick_gs_waves_moves_patterns_like_the_true_dynamics() {
     );
     assert!(
         tf > random && tf > mean && tf > 0.25,
-        "training-free {tf} vs random {random} (mean {mean} ± {sd} over 3 draws)"
+        "training-free {tf} vs random {random} (mean {mean} ± {sd} over 2 draws)"
     );
-    assert!(sd > 0.0, "three different kernels, three different |cos|");
+    assert!(sd > 0.0, "two different kernels, two different |cos|");
     // The paper's protocol beside ours (clean start, EMA of the raw state, better of ±g):
     // with seed 0 here 0.32 ± 0.13 over the starts against 0.13 ± 0.08 for random kernels.
     let (tf_ref, r_mean, r_sd) = (
@@ -472,13 +473,23 @@ fn quick_gs_waves_moves_patterns_like_the_true_dynamics() {
     ] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
-    // eval reproduces the metrics from the saved model and the cached snapshots.
+    // eval reproduces the metrics from the saved model and the cached snapshots, and honours
+    // an edited [eval] section: asked for our protocol only (to halve the test's time), it
+    // gives the same numbers for it and no paper's-protocol fields.
+    let settings = std::fs::read_to_string(out.join("preset.toml")).unwrap();
+    let ours = settings.replacen("protocol = \"both\"", "protocol = \"ours\"", 1);
+    assert_ne!(ours, settings, "the run records its protocol");
+    std::fs::write(out.join("preset.toml"), ours).unwrap();
     let o = equiflow(&["eval", out.to_str().unwrap(), "--json", "--backend", "cpu"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let again: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let tf2 = again["cos_truth_training_free"].as_f64().unwrap();
     assert!((tf - tf2).abs() < 1e-6, "eval gave {tf2}, train {tf}");
-    assert!((num(&again, "cos_truth_training_free_ref") - tf_ref).abs() < 1e-6);
+    assert!((num(&again, "cos_truth_random_kernel_mean") - mean).abs() < 1e-6);
+    assert!(
+        again.get("cos_truth_training_free_ref").is_none(),
+        "{again}"
+    );
     assert!((num(&again, "cos_truth_nca") - nca).abs() < 1e-6);
 }
 

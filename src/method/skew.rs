@@ -7,7 +7,7 @@
 //! map on the torus.
 
 use crate::nn::circular::pad_circular;
-use crate::preset::{KernelKind, SdeSettings};
+use crate::preset::{KernelKind, MixerAxis, SdeSettings};
 use crate::tensor_util::from_rows;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
@@ -38,6 +38,77 @@ pub fn apply(d_matrix: &[f32], s: Tensor<2>, device: &Device) -> Tensor<2> {
     s.matmul(dt)
 }
 
+/// The colours a target paints with, for choosing the axis of a three-channel mixer.
+///
+/// The mixer K x = ω × x turns a colour about ω, and a colour along ω is not turned at all:
+/// an icon whose ink lies near the axis hardly moves (`alife-dot` with mixer seed 0: its blue
+/// kept 0.40 of its length under K and moved 1.03× its still speed; seed 1, 0.65 and 3.0×).
+/// Held as the coverage-weighted second moment M of the unit directions d̂ from the white
+/// background to each painted pixel's colour, so that uᵀMu / tr M is the mean cos² between
+/// an axis u and the ink.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Inks([[f64; 3]; 3]);
+
+impl Inks {
+    /// Candidate axes drawn per seed; the first within `NEAR_BEST` of the best is taken, so
+    /// another seed gives another axis wherever the ink leaves a choice (one ink colour: any
+    /// axis across it) and about the same where it does not (two inks: their cross product).
+    const CANDIDATES: usize = 256;
+    const NEAR_BEST: f64 = 0.9;
+
+    /// From a premultiplied RGBA icon in [0, 1] (composited on white, a pixel's offset from
+    /// white is rgb − alpha); None when nothing is painted.
+    pub fn from_premultiplied(rgba: &[f32]) -> Option<Self> {
+        let mut m = [[0f64; 3]; 3];
+        let mut total = 0.0;
+        for px in rgba.chunks_exact(4) {
+            let a = f64::from(px[3]);
+            let d = [0, 1, 2].map(|i| f64::from(px[i]) - a);
+            let len = d.iter().map(|x| x * x).sum::<f64>().sqrt();
+            // Near-white paint does not show, so it cannot move visibly either.
+            if len < 0.05 {
+                continue;
+            }
+            for i in 0..3 {
+                for j in 0..3 {
+                    m[i][j] += a * d[i] * d[j] / (len * len);
+                }
+            }
+            total += a;
+        }
+        (total > 0.0).then_some(Self(m))
+    }
+
+    /// The share of the ink a turn about `u` moves: the mean sin² between `u` and the ink
+    /// directions, 0 (every ink along u) to 1 (every ink across it).
+    pub fn moved(&self, u: [f64; 3]) -> f64 {
+        let uu: f64 = u.iter().map(|x| x * x).sum::<f64>().max(1e-300);
+        let trace = self.0[0][0] + self.0[1][1] + self.0[2][2];
+        let umu: f64 = (0..3)
+            .flat_map(|i| (0..3).map(move |j| (i, j)))
+            .map(|(i, j)| u[i] * self.0[i][j] * u[j])
+            .sum();
+        1.0 - umu / (uu * trace)
+    }
+
+    /// A seeded axis across the ink: of `CANDIDATES` random directions, the first that moves
+    /// at least `NEAR_BEST` of what the best of them moves.
+    pub fn axis(&self, seed: u64) -> [f64; 3] {
+        let mut rng = StdRng::seed_from_u64(seed ^ 0x1_4C5_A715);
+        let candidates: Vec<[f64; 3]> = (0..Self::CANDIDATES)
+            .map(|_| [0; 3].map(|_| StandardNormal.sample(&mut rng)))
+            .collect();
+        let best = candidates
+            .iter()
+            .map(|&u| self.moved(u))
+            .fold(f64::NEG_INFINITY, f64::max);
+        *candidates
+            .iter()
+            .find(|&&u| self.moved(u) >= Self::NEAR_BEST * best)
+            .expect("the best candidate qualifies")
+    }
+}
+
 /// A convolution kernel over image channels, `[c_out = c, c_in = c, k, k]` row-major.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImageKernel {
@@ -47,13 +118,17 @@ pub struct ImageKernel {
 }
 
 impl ImageKernel {
-    /// The kernel the simulation settings ask for, on `c` channels.
-    pub fn from_settings(sde: &SdeSettings, c: usize) -> Self {
+    /// The kernel the simulation settings ask for, on `c` channels; `inks` are the colours
+    /// of the target, where there is one (artificial life), for `sde.axis = "inks"`.
+    pub fn from_settings(sde: &SdeSettings, c: usize, inks: Option<&Inks>) -> Self {
         let g = (sde.sign * sde.gain) as f32;
-        match sde.kernel {
-            KernelKind::Mix => Self::mix(c, g, sde.kernel_seed),
-            KernelKind::Spatial => Self::spatial(c, sde.kernel_size, g, sde.kernel_seed),
-            KernelKind::Shared => Self::shared(c, sde.kernel_size, g, sde.kernel_seed),
+        match (sde.kernel, sde.axis, inks) {
+            (KernelKind::Mix, MixerAxis::Inks, Some(inks)) if c == 3 => {
+                Self::mix_about(g, inks.axis(sde.kernel_seed))
+            }
+            (KernelKind::Mix, ..) => Self::mix(c, g, sde.kernel_seed),
+            (KernelKind::Spatial, ..) => Self::spatial(c, sde.kernel_size, g, sde.kernel_seed),
+            (KernelKind::Shared, ..) => Self::shared(c, sde.kernel_size, g, sde.kernel_seed),
         }
     }
 
@@ -70,6 +145,18 @@ impl ImageKernel {
                 .collect()
         };
         Self { c, k: 1, w }
+    }
+
+    /// The three-channel skew mixer K x = g ω × x about `axis` (any length), unit norm.
+    pub fn mix_about(g: f32, axis: [f64; 3]) -> Self {
+        let len = axis.iter().map(|a| a * a).sum::<f64>().sqrt().max(1e-12);
+        // |[ω]×|_F = √2 |ω|: unit norm for |ω| = 1/√2.
+        let [x, y, z] = axis.map(|a| (f64::from(g) * a / (len * 2f64.sqrt())) as f32);
+        Self {
+            c: 3,
+            k: 1,
+            w: vec![0.0, -z, y, z, 0.0, -x, -y, x, 0.0],
+        }
     }
 
     /// A seeded random skew k×k kernel of unit norm: W minus its flipped transpose.
@@ -127,6 +214,13 @@ impl ImageKernel {
             k: 1,
             w: raw.iter().map(|x| (x / norm) as f32).collect(),
         }
+    }
+
+    /// The axis ω of a three-channel skew mixer K x = ω × x; None for any other kernel.
+    pub fn mixer_axis(&self) -> Option<[f64; 3]> {
+        let w = |o: usize, i: usize| f64::from(self.at(o, i, 0, 0));
+        let skew = (0..3).all(|o| (0..3).all(|i| self.at(o, i, 0, 0) == -self.at(i, o, 0, 0)));
+        (self.c == 3 && self.k == 1 && skew).then(|| [w(2, 1), w(0, 2), w(1, 0)])
     }
 
     /// Weight of output `o` from input `i` at kernel cell (`a`, `b`) (offset a − k/2, b − k/2).
@@ -249,6 +343,97 @@ mod tests {
         let v = to_vec(r.apply(s.clone()));
         let dot: f32 = v.iter().zip(to_vec(s)).map(|(a, b)| a * b).sum();
         assert!(dot.abs() > 1.0, "{dot}");
+    }
+
+    /// One premultiplied RGBA pixel of colour `rgb` at full coverage.
+    fn painted(colours: &[[f32; 3]]) -> Vec<f32> {
+        colours
+            .iter()
+            .flat_map(|c| [c[0], c[1], c[2], 1.0])
+            .chain([0.0; 4]) // a transparent pixel counts for nothing
+            .collect()
+    }
+
+    /// K d for a colour offset d, with the kernel's 1×1 weights.
+    fn turned(k: &ImageKernel, d: [f64; 3]) -> [f64; 3] {
+        [0, 1, 2].map(|o| (0..3).map(|i| f64::from(k.at(o, i, 0, 0)) * d[i]).sum())
+    }
+
+    #[test]
+    fn a_mixer_about_an_axis_is_skew_leaves_the_axis_and_turns_what_is_across_it() {
+        let axis = [0.3, -1.2, 0.5];
+        let k = ImageKernel::mix_about(1.0, axis);
+        for o in 0..3 {
+            for i in 0..3 {
+                assert_eq!(k.at(o, i, 0, 0), -k.at(i, o, 0, 0));
+            }
+        }
+        let norm: f32 = k.w.iter().map(|x| x * x).sum();
+        assert!((norm - 1.0).abs() < 1e-5, "{norm}");
+        let back_axis = k.mixer_axis().unwrap();
+        let len = axis.iter().map(|a| a * a).sum::<f64>().sqrt();
+        assert!((0..3).all(|i| (back_axis[i] * 2f64.sqrt() * len - axis[i]).abs() < 1e-5));
+        assert_eq!(ImageKernel::random_mix(3, 1).mixer_axis(), None);
+        let along = turned(&k, axis);
+        assert!(along.iter().all(|x| x.abs() < 1e-6), "{along:?}");
+        let across = turned(&k, [1.2, 0.3, 0.0]);
+        assert!(across.iter().map(|x| x * x).sum::<f64>() > 0.5);
+        // The sign reverses the turn.
+        let back = ImageKernel::mix_about(-1.0, axis);
+        assert!(k.w.iter().zip(&back.w).all(|(a, b)| *a == -*b));
+    }
+
+    #[test]
+    fn the_axis_goes_across_the_inks_and_the_seed_chooses_where_there_is_a_choice() {
+        assert_eq!(Inks::from_premultiplied(&[0.0; 8]), None, "nothing painted");
+        // The dot's blue: offset from white (−1, −1, 0) up to scale.
+        let blue = Inks::from_premultiplied(&painted(&[[0.1, 0.1, 1.0]])).unwrap();
+        let ink = [-1.0, -1.0, 0.0];
+        let axes: Vec<[f64; 3]> = (0..4).map(|seed| blue.axis(seed)).collect();
+        for u in &axes {
+            assert!(blue.moved(*u) >= 0.9, "{u:?} moves {}", blue.moved(*u));
+            // The mixer about it turns the ink by at least 0.9 of the most any axis can.
+            let k = ImageKernel::mix_about(1.0, *u);
+            let t = turned(&k, ink);
+            let len = t.iter().map(|x| x * x).sum::<f64>().sqrt() / 2f64.sqrt();
+            assert!(len >= 0.9f64.sqrt() / 2f64.sqrt(), "{len}");
+        }
+        let cos = |a: [f64; 3], b: [f64; 3]| {
+            let dot: f64 = (0..3).map(|i| a[i] * b[i]).sum();
+            let n = |v: [f64; 3]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
+            (dot / (n(a) * n(b))).abs()
+        };
+        assert!(
+            cos(axes[0], axes[1]) < 0.99 || cos(axes[0], axes[2]) < 0.99,
+            "one ink leaves a circle of axes, and seeds should spread over it: {axes:?}"
+        );
+        // An axis along the ink moves none of it; one across, all of it.
+        assert!(blue.moved(ink) < 1e-9 && (blue.moved([1.0, -1.0, 0.0]) - 1.0).abs() < 1e-9);
+        // Two inks (the dots' blue and red, as much of each): near the one axis across both,
+        // and each ink on its own is turned, not only their mean.
+        let two = Inks::from_premultiplied(&painted(&[[0.1, 0.1, 1.0], [1.0, 0.1, 0.1]])).unwrap();
+        let across_both = [1.0, -1.0, 1.0]; // (−1, −1, 0) × (0, −1, −1) up to scale
+        let red = [0.0, -1.0, -1.0];
+        for seed in 0..4 {
+            let u = two.axis(seed);
+            assert!(cos(u, across_both) > 0.75, "seed {seed}: {u:?}");
+            for d in [ink, red] {
+                let sin2 = 1.0 - cos(u, d).powi(2);
+                assert!(sin2 > 0.8, "seed {seed}: {u:?} turns {d:?} by sin² {sin2}");
+            }
+        }
+        // Settings pick it only when asked, for three channels, with inks known.
+        let mut sde = SdeSettings::default();
+        let random = ImageKernel::from_settings(&sde, 3, Some(&two));
+        assert_eq!(random, ImageKernel::mix(3, 1.0, 0));
+        sde.axis = MixerAxis::Inks;
+        let chosen = ImageKernel::from_settings(&sde, 3, Some(&two));
+        assert_eq!(chosen, ImageKernel::mix_about(1.0, two.axis(0)));
+        assert_eq!(ImageKernel::from_settings(&sde, 3, None), random);
+        assert_eq!(
+            ImageKernel::from_settings(&sde, 2, Some(&two)),
+            ImageKernel::mix(2, 1.0, 0)
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use crate::data::turing::{self, DataError, ImageSet};
 use crate::method::diffusion::Schedule;
 use crate::method::image_diffusion::{self, StepDraw, denoised};
 use crate::method::image_flow::Velocity;
-use crate::method::skew::ImageKernel;
+use crate::method::skew::{ImageKernel, Inks};
 use crate::metrics::blob_motion::{self, Finder};
 use crate::metrics::gs_alignment::{self, Protocol};
 use crate::metrics::icon_fidelity::IconTemplates;
@@ -279,6 +279,13 @@ pub struct ImageMetrics {
         deserialize_with = "nullable::opt"
     )]
     pub blob_count_end: Option<f64>,
+    /// The same at the end of the run with v = 0: whether the score alone keeps the count.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "nullable::opt"
+    )]
+    pub blob_count_end_still: Option<f64>,
     #[serde(
         skip_serializing_if = "Option::is_none",
         default,
@@ -318,6 +325,14 @@ pub struct ImageMetrics {
         deserialize_with = "nullable::opt"
     )]
     pub icon_fidelity_end_still: Option<f64>,
+    /// Artificial life with a three-channel mixer K x = ω × x: the share of the target's
+    /// ink it turns (mean sin² between ω and the ink colours; near 0, the icons cannot move).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "nullable::opt"
+    )]
+    pub mixer_ink_turned: Option<f64>,
     /// Artificial life, `eval.noise_steps`: blobs grown from uniform noise on the live
     /// canvas, per training-image area (compare with `dataset.icons`), and their look.
     #[serde(
@@ -472,7 +487,11 @@ fn truth_metrics(
             preset.sde.kernel_seed.wrapping_add(k as u64),
         ))
     };
-    let mut ours = vec![Velocity::Kernel(ImageKernel::from_settings(&preset.sde, c))];
+    let mut ours = vec![Velocity::Kernel(ImageKernel::from_settings(
+        &preset.sde,
+        c,
+        None,
+    ))];
     ours.extend((0..draws).map(random));
     ours.extend(ncas.into_iter().flat_map(|(a, b)| [a, b]));
     // The paper's protocol: the skew 1×1 mixer with both signs, then the random kernels.
@@ -587,10 +606,10 @@ fn blob_metrics(
         clip_x0: preset.sde.clip_x0,
         finder: Finder::from_preset(preset),
     };
-    let mut fields = vec![
-        Velocity::Kernel(ImageKernel::from_settings(&preset.sde, starts.channels)),
-        Velocity::Still,
-    ];
+    let inks = Inks::from_premultiplied(&tiling.icon);
+    let kernel = ImageKernel::from_settings(&preset.sde, starts.channels, inks.as_ref());
+    m.mixer_ink_turned = inks.zip(kernel.mixer_axis()).map(|(i, u)| i.moved(u));
+    let mut fields = vec![Velocity::Kernel(kernel), Velocity::Still];
     fields.extend(ncas.map(|(trained, _)| trained));
     let noise_steps = e.noise_steps.unwrap_or(0);
     let mut tick = metrics_tick(obs, fields.len() * e.blob_steps + noise_steps);
@@ -617,6 +636,7 @@ fn blob_metrics(
     }
     m.blob_count_start = Some(runs[0].count_start);
     m.blob_count_end = Some(runs[0].count_end);
+    m.blob_count_end_still = Some(runs[1].count_end);
     m.blob_speed_mean = Some(runs[0].speed);
     m.blob_speed_still = Some(runs[1].speed);
     if noise_steps > 0 {

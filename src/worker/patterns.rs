@@ -19,7 +19,7 @@ use crate::data::turing::{self, ImageSet};
 use crate::method::diffusion::{self, Schedule};
 use crate::method::image_diffusion::{self, denoised};
 use crate::method::image_flow::Velocity;
-use crate::method::skew::ImageKernel;
+use crate::method::skew::{ImageKernel, Inks};
 use crate::metrics::blob_motion::Finder;
 use crate::metrics::blobs::{Tracker, mean_speed};
 use crate::metrics::gs_alignment;
@@ -178,6 +178,8 @@ pub struct PatternSession {
     metrics: Option<ImageMetrics>,
     controls: SimControls,
     kernel: ImageKernel,
+    /// The target's colours (artificial life), which a mixer's axis may be chosen across.
+    inks: Option<Inks>,
     /// Artificial life: the target at every rotation, for the live icon fidelity.
     templates: Option<IconTemplates>,
     sim: Option<PatternSim>,
@@ -271,6 +273,10 @@ impl PatternSession {
         let alife = d.kind == DatasetKind::Alife;
         let params = (!alife).then(|| d.gray_scott_params().expect("validated pattern"));
         let controls = SimControls::from_preset(&preset);
+        let tiling = alife.then(|| Tiling::from_settings(d).ok()).flatten();
+        let inks = tiling
+            .as_ref()
+            .and_then(|t| Inks::from_premultiplied(&t.icon));
         out.push(Event::Started(Box::new(JobStarted {
             preset: preset.name.clone(),
             backend: backend.description.clone(),
@@ -291,11 +297,11 @@ impl PatternSession {
             losses: Vec::new(),
             samples: Vec::new(),
             metrics: None,
-            kernel: ImageKernel::from_settings(&preset.sde, d.kind.dim()),
-            templates: alife
-                .then(|| Tiling::from_settings(d).ok())
-                .flatten()
-                .map(|t| IconTemplates::new(&t, preset.eval.blob_threshold as f32)),
+            kernel: ImageKernel::from_settings(&preset.sde, d.kind.dim(), inks.as_ref()),
+            inks,
+            templates: tiling
+                .as_ref()
+                .map(|t| IconTemplates::new(t, preset.eval.blob_threshold as f32)),
             controls,
             sim: None,
             next_start: 0,
@@ -984,7 +990,8 @@ impl JobSession for PatternSession {
         if kernel(&c) != kernel(&old) {
             let mut sde = self.preset.sde.clone();
             (sde.sign, sde.kernel, sde.kernel_seed, sde.gain) = kernel(&c);
-            self.kernel = ImageKernel::from_settings(&sde, self.preset.dataset.kind.dim());
+            let c = self.preset.dataset.kind.dim();
+            self.kernel = ImageKernel::from_settings(&sde, c, self.inks.as_ref());
         }
         self.controls = c;
         if restart {

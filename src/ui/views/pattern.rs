@@ -426,6 +426,11 @@ pub fn metrics_view(ui: &mut Ui, results: &Results) {
                     "icons found after the tracked run: close to the start if the pattern persists",
                 ),
                 (
+                    "blobs at the end, v = 0",
+                    m.blob_count_end_still,
+                    "the same without the flow: what the score alone keeps",
+                ),
+                (
                     "blob speed",
                     m.blob_speed_mean,
                     "mean speed of the tracked icons, pixels per unit of SDE time",
@@ -449,6 +454,11 @@ pub fn metrics_view(ui: &mut Ui, results: &Results) {
                     "icon fidelity, end",
                     m.icon_fidelity_end,
                     "the same for the last frame: near the data's if the icons keep their look",
+                ),
+                (
+                    "ink the mixer turns",
+                    m.mixer_ink_turned,
+                    "share of the target's colours the 3-channel mixer turns: near 0, icons cannot move",
                 ),
                 (
                     "denoising error",
