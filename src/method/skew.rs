@@ -94,7 +94,7 @@ impl Inks {
     /// A seeded axis across the ink: of `CANDIDATES` random directions, the first that moves
     /// at least `NEAR_BEST` of what the best of them moves.
     pub fn axis(&self, seed: u64) -> [f64; 3] {
-        let mut rng = StdRng::seed_from_u64(seed ^ 0x1_4C5_A715);
+        let mut rng = StdRng::seed_from_u64(seed ^ 0x14C5_A715);
         let candidates: Vec<[f64; 3]> = (0..Self::CANDIDATES)
             .map(|_| [0; 3].map(|_| StandardNormal.sample(&mut rng)))
             .collect();
