@@ -95,17 +95,21 @@ impl Inks {
     /// at least `NEAR_BEST` of what the best of them moves.
     pub fn axis(&self, seed: u64) -> [f64; 3] {
         let mut rng = StdRng::seed_from_u64(seed ^ 0x14C5_A715);
-        let candidates: Vec<[f64; 3]> = (0..Self::CANDIDATES)
-            .map(|_| [0; 3].map(|_| StandardNormal.sample(&mut rng)))
+        let candidates: Vec<([f64; 3], f64)> = (0..Self::CANDIDATES)
+            .map(|_| {
+                let u = [0; 3].map(|_| StandardNormal.sample(&mut rng));
+                (u, self.moved(u))
+            })
             .collect();
         let best = candidates
             .iter()
-            .map(|&u| self.moved(u))
+            .map(|&(_, moved)| moved)
             .fold(f64::NEG_INFINITY, f64::max);
-        *candidates
+        candidates
             .iter()
-            .find(|&&u| self.moved(u) >= Self::NEAR_BEST * best)
+            .find(|&&(_, moved)| moved >= Self::NEAR_BEST * best)
             .expect("the best candidate qualifies")
+            .0
     }
 }
 

@@ -990,8 +990,8 @@ impl JobSession for PatternSession {
         if kernel(&c) != kernel(&old) {
             let mut sde = self.preset.sde.clone();
             (sde.sign, sde.kernel, sde.kernel_seed, sde.gain) = kernel(&c);
-            let c = self.preset.dataset.kind.dim();
-            self.kernel = ImageKernel::from_settings(&sde, c, self.inks.as_ref());
+            let channels = self.preset.dataset.kind.dim();
+            self.kernel = ImageKernel::from_settings(&sde, channels, self.inks.as_ref());
         }
         self.controls = c;
         if restart {
