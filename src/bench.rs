@@ -159,7 +159,7 @@ pub struct StencilBench {
 
 pub fn gray_scott(size: usize, steps: usize) -> StencilBench {
     use crate::data::gray_scott::{self as gs, Grid};
-    let p = gs::preset("maze").expect("built-in preset");
+    let p = gs::Regime::Maze.params();
     let mut start = Grid::rest(size, size);
     for i in 0..8 {
         start.seed_disc(i * size / 8, (i * 37) % size, size / 16 + 1);

@@ -264,13 +264,39 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// Progress bars on stderr, one per phase.
+/// Progress bars on stderr, one per phase; plain lines where stderr is not a terminal (a log
+/// file, `nohup`), where a bar would print nothing.
 struct Bars {
     bar: Option<(Phase, ProgressBar)>,
+    /// Not a terminal: when the last plain line was written, and for which phase.
+    plain: Option<Option<(Phase, std::time::Instant)>>,
+    last_loss: Option<f64>,
 }
+
+/// Plain progress lines at most this often per phase (and at its start and end).
+const PLAIN_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Observer for Bars {
     fn progress(&mut self, p: &Progress) {
+        if let Some(l) = p.loss {
+            self.last_loss = Some(l);
+        }
+        if let Some(last) = &mut self.plain {
+            let new_phase = last.map(|(ph, _)| ph) != Some(p.phase);
+            if new_phase {
+                self.last_loss = p.loss;
+            }
+            let due = last.is_none_or(|(_, t)| t.elapsed() >= PLAIN_EVERY);
+            if new_phase || due || p.done >= p.total {
+                let loss = self
+                    .last_loss
+                    .map(|l| format!(" loss {l:.5}"))
+                    .unwrap_or_default();
+                eprintln!("{:>8} {}/{}{loss}", p.phase.label(), p.done, p.total);
+                *last = Some((p.phase, std::time::Instant::now()));
+            }
+            return;
+        }
         if self.bar.as_ref().map(|(ph, _)| *ph) != Some(p.phase) {
             if let Some((_, b)) = self.bar.take() {
                 b.finish();
@@ -300,8 +326,17 @@ impl Observer for Bars {
 }
 
 impl Bars {
+    fn new() -> Bars {
+        use std::io::IsTerminal;
+        Bars {
+            bar: None,
+            plain: (!std::io::stderr().is_terminal()).then_some(None),
+            last_loss: None,
+        }
+    }
+
     fn shared() -> Arc<Mutex<Bars>> {
-        Arc::new(Mutex::new(Bars { bar: None }))
+        Arc::new(Mutex::new(Bars::new()))
     }
 
     /// What a session reports from inside a long step (the metrics' progress).
@@ -320,6 +355,7 @@ impl Bars {
                 loss: None,
             }),
             Event::Loss { phase, loss, .. } => {
+                self.last_loss = Some(*loss);
                 if let Some((ph, b)) = &self.bar
                     && ph == phase
                 {
@@ -363,23 +399,23 @@ fn train(args: TrainArgs) -> Result<()> {
         sets.push(format!("sde.flow=\"{name}\""));
     }
     let preset = args.run.preset(&args.preset, &sets)?;
-    if args.flow.is_some() && !preset.dataset.kind.is_image() {
+    if args.flow.is_some() && !preset.dataset.kind().is_image() {
         bail!(
             "--flow chooses the flow of image presets (Turing patterns, artificial life); \
              '{}' always trains its flow network",
             preset.name
         );
     }
-    if args.target.is_some() && preset.dataset.kind != DatasetKind::Alife {
+    if args.target.is_some() && preset.dataset.kind() != DatasetKind::Alife {
         bail!(
             "--target needs an artificial-life preset ({}); '{}' is not one",
             alife_presets(),
             preset.name
         );
     }
-    if preset.dataset.kind == DatasetKind::Alife {
+    if let Some(a) = preset.dataset.alife() {
         // Fail before any work when the target cannot be read.
-        Icon::load(&preset.dataset.target, preset.dataset.icon_size)?;
+        Icon::load(&a.target, a.icon_size)?;
     }
     let out = args.run.out(&preset, "");
     let backend = select_backend(args.run.backend)?;
@@ -392,7 +428,7 @@ fn train(args: TrainArgs) -> Result<()> {
             let bars = Bars::shared();
             let (cancel, live) = (cancel_flag(), Bars::live(&bars));
             let mut out = Vec::new();
-            let mut job: Box<dyn JobSession> = if preset.dataset.kind.is_image() {
+            let mut job: Box<dyn JobSession> = if preset.dataset.kind().is_image() {
                 let cache = Some(dir.path.join(checkpoint::DATASET));
                 let (p, b) = (preset.clone(), backend.clone());
                 Box::new(PatternSession::new(p, b, cache, cancel, live, &mut out).headless())
@@ -503,7 +539,7 @@ fn sweep(a: SweepArgs) -> Result<()> {
         bail!("--seeds must be at least 1");
     }
     let base = a.run.preset(&a.preset, &[])?;
-    if base.dataset.kind.is_image() {
+    if base.dataset.kind().is_image() {
         bail!(
             "sweep compares the flows of point systems (ring, two_peaks, two_moons, lorenz); \
              '{}' is an image preset",
@@ -652,7 +688,7 @@ fn train_nca(path: PathBuf, sets: Vec<String>, choice: BackendChoice) -> Result<
         false,
         &sets,
     )?;
-    if !preset.dataset.kind.is_image() {
+    if !preset.dataset.kind().is_image() {
         bail!(
             "{} holds a '{}' run; an NCA learns image flows (Turing patterns, artificial life)",
             path.display(),
@@ -661,7 +697,7 @@ fn train_nca(path: PathBuf, sets: Vec<String>, choice: BackendChoice) -> Result<
     }
     let backend = select_backend(choice)?;
     let score = dir.load_image_score(&preset, &backend.device)?;
-    let mut bars = Bars { bar: None };
+    let mut bars = Bars::new();
     let cache = path.join(checkpoint::DATASET);
     let Some(data) = turing::dataset(&preset, Some(&cache), &mut bars)?.set else {
         bail!("cancelled while generating the dataset");
@@ -729,7 +765,7 @@ fn eval_turing(dir: &RunDir, preset: &Preset, json: bool, backend: &Backend) -> 
         }
         ImageFlow::TrainingFree => None,
     };
-    let mut bars = Bars { bar: None };
+    let mut bars = Bars::new();
     let Some(mut m) = turing::evaluate(preset, &score, nca.as_ref(), backend, &mut bars)? else {
         bail!("cancelled while computing the metrics");
     };
@@ -762,7 +798,7 @@ fn eval(path: PathBuf, json: bool, choice: BackendChoice) -> Result<()> {
     let dir = RunDir::open(&path)?;
     let preset = dir.read_preset()?;
     let backend = select_backend(choice)?;
-    if preset.dataset.kind.is_image() {
+    if preset.dataset.kind().is_image() {
         return eval_turing(&dir, &preset, json, &backend);
     }
     let data = Dataset::generate(&preset.dataset, preset.data_seed());
@@ -777,7 +813,7 @@ fn eval(path: PathBuf, json: bool, choice: BackendChoice) -> Result<()> {
         );
         None
     };
-    let mut bars = Bars { bar: None };
+    let mut bars = Bars::new();
     let mut metrics = evaluate(&preset, &data, &score, flow.as_ref(), &backend, &mut bars);
     bars.finish();
     // Training times and final losses belong to the training run; keep what it recorded.

@@ -4,6 +4,7 @@
 //! `--set key=value` pairs. Every step is checked, so a typo never silently falls back to a
 //! default: unknown keys and malformed TOML are errors that name the place.
 
+use crate::data::gray_scott::Regime;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -85,125 +86,561 @@ pub enum Estimator {
     Hutchinson,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+/// What the snapshots are, with the seed they are drawn with. In a preset file this is the
+/// `[dataset]` table tagged by `kind`; each kind has only its own settings.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(try_from = "FlatDataset", into = "FlatDataset")]
 pub struct DatasetSettings {
-    pub kind: DatasetKind,
-    /// Number of points (2-D systems).
-    pub n: usize,
-    /// Two moons: standard deviation of the Gaussian noise before standardising.
-    pub noise: f64,
-    /// Lorenz: independent trajectories.
-    pub runs: usize,
-    /// Lorenz: RK4 steps kept per trajectory (after a burn-in onto the attractor).
-    pub steps_per_run: usize,
-    /// Lorenz: RK4 step of the data trajectories.
-    pub dt: f64,
-    /// Lorenz: the system's parameters (classic: 10, 28, 8/3); the true field and every
-    /// truth metric follow them.
-    pub sigma: f64,
-    pub rho: f64,
-    pub beta: f64,
-    /// Gray–Scott: one of the fifteen named regimes (`data::gray_scott::PRESETS`).
-    pub pattern: String,
-    /// Gray–Scott: feed and kill rates and diffusion rates; unset, the pattern's own.
-    #[serde(
-        deserialize_with = "zero_is_none",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub f: Option<f64>,
-    #[serde(
-        deserialize_with = "zero_is_none",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub k: Option<f64>,
-    #[serde(
-        deserialize_with = "zero_is_none",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub du: Option<f64>,
-    #[serde(
-        deserialize_with = "zero_is_none",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub dv: Option<f64>,
-    /// Gray–Scott: image side in pixels (a multiple of 4, for the UNet's two poolings).
-    pub size: usize,
-    /// Gray–Scott: Euler steps from the seeded discs to the snapshot.
-    pub sim_steps: usize,
-    /// Gray–Scott: at most this many random seed discs per sample (at least one).
-    pub discs: usize,
-    /// Artificial life: the target, a built-in name (`data::icon::BUILTIN`) or a PNG/JPEG path.
-    pub target: String,
-    /// Artificial life: side of a stamped icon in pixels (the canvas side is `size`).
-    pub icon_size: usize,
-    /// Artificial life: icons per image.
-    pub icons: usize,
+    pub source: Source,
     /// The seed the data are drawn with; unset, the preset's `seed`. A sweep's models share
     /// one dataset (and one score) while their seeds differ.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
 }
 
-impl DatasetSettings {
-    /// Lorenz: the system these settings describe.
-    pub fn lorenz(&self) -> crate::data::lorenz::Lorenz {
+/// One variant per kind of data.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    Ring(PointCount),
+    TwoPeaks(PointCount),
+    TwoMoons(Moons),
+    Lorenz(LorenzData),
+    /// Turing patterns: images of the Gray–Scott system (the image pipeline, `train::turing`).
+    GrayScott(GrayScottData),
+    /// Artificial life: a target icon stamped at random positions and rotations
+    /// (`data::tiler`), RGB images on the image pipeline.
+    Alife(AlifeData),
+}
+
+impl Default for Source {
+    fn default() -> Self {
+        Source::Ring(PointCount::default())
+    }
+}
+
+/// Ring, two peaks: how many points.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PointCount {
+    pub n: usize,
+}
+
+impl Default for PointCount {
+    fn default() -> Self {
+        Self { n: 10_000 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Moons {
+    pub n: usize,
+    /// Standard deviation of the Gaussian noise before standardising.
+    pub noise: f64,
+}
+
+impl Default for Moons {
+    fn default() -> Self {
+        Self {
+            n: 10_000,
+            noise: 0.1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LorenzData {
+    /// Independent trajectories.
+    pub runs: usize,
+    /// RK4 steps kept per trajectory (after a burn-in onto the attractor).
+    pub steps_per_run: usize,
+    /// RK4 step of the data trajectories.
+    pub dt: f64,
+    /// The system's parameters (classic: 10, 28, 8/3); the true field and every truth
+    /// metric follow them.
+    pub sigma: f64,
+    pub rho: f64,
+    pub beta: f64,
+}
+
+impl Default for LorenzData {
+    fn default() -> Self {
+        let c = crate::data::lorenz::Lorenz::CLASSIC;
+        Self {
+            runs: 10,
+            steps_per_run: 5000,
+            dt: 0.01,
+            sigma: c.sigma,
+            rho: c.rho,
+            beta: c.beta,
+        }
+    }
+}
+
+impl LorenzData {
+    /// The system these settings describe.
+    pub fn system(&self) -> crate::data::lorenz::Lorenz {
         crate::data::lorenz::Lorenz {
             sigma: self.sigma,
             rho: self.rho,
             beta: self.beta,
         }
     }
-
-    /// What the images show, as `metrics.json`'s `pattern`: the Gray–Scott regime, or the
-    /// artificial-life target.
-    pub fn pattern_name(&self) -> String {
-        if self.kind == DatasetKind::Alife {
-            self.target.clone()
-        } else {
-            self.pattern.clone()
-        }
-    }
-
-    /// Gray–Scott: the named pattern's parameters with any non-zero override of F, k, Du, Dv
-    /// (`None` for an unknown name).
-    pub fn gray_scott_params(&self) -> Option<crate::data::gray_scott::Params> {
-        let base = crate::data::gray_scott::preset(&self.pattern)?;
-        let pick = |v: Option<f64>, default: f32| v.map_or(default, |v| v as f32);
-        Some(crate::data::gray_scott::Params {
-            f: pick(self.f, base.f),
-            k: pick(self.k, base.k),
-            du: pick(self.du, base.du),
-            dv: pick(self.dv, base.dv),
-        })
-    }
 }
 
-impl Default for DatasetSettings {
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GrayScottData {
+    /// Snapshots.
+    pub n: usize,
+    /// Image side in pixels (a multiple of 4, for the UNet's two poolings).
+    pub size: usize,
+    /// One of the fifteen named regimes.
+    pub pattern: Regime,
+    /// Feed and kill rates and diffusion rates; unset, the regime's own.
+    pub f: Option<f64>,
+    pub k: Option<f64>,
+    pub du: Option<f64>,
+    pub dv: Option<f64>,
+    /// Euler steps from the seeded discs to the snapshot.
+    pub sim_steps: usize,
+    /// At most this many random seed discs per sample (at least one).
+    pub discs: usize,
+}
+
+impl Default for GrayScottData {
     fn default() -> Self {
         Self {
-            kind: DatasetKind::Ring,
             n: 10_000,
-            noise: 0.1,
-            runs: 10,
-            steps_per_run: 5000,
-            dt: 0.01,
-            sigma: crate::data::lorenz::Lorenz::CLASSIC.sigma,
-            rho: crate::data::lorenz::Lorenz::CLASSIC.rho,
-            beta: crate::data::lorenz::Lorenz::CLASSIC.beta,
-            pattern: "waves".into(),
+            size: 128,
+            pattern: Regime::Waves,
             f: None,
             k: None,
             du: None,
             dv: None,
-            size: 128,
             sim_steps: 4000,
             discs: 8,
+        }
+    }
+}
+
+impl GrayScottData {
+    /// The regime's parameters with any override of F, k, Du, Dv.
+    pub fn params(&self) -> crate::data::gray_scott::Params {
+        let base = self.pattern.params();
+        let pick = |v: Option<f64>, default: f32| v.map_or(default, |v| v as f32);
+        crate::data::gray_scott::Params {
+            f: pick(self.f, base.f),
+            k: pick(self.k, base.k),
+            du: pick(self.du, base.du),
+            dv: pick(self.dv, base.dv),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlifeData {
+    /// Snapshots.
+    pub n: usize,
+    /// Canvas side in pixels (a multiple of 4).
+    pub size: usize,
+    /// The target, a built-in name (`data::icon::BUILTIN`) or a PNG/JPEG path.
+    pub target: String,
+    /// Side of a stamped icon in pixels.
+    pub icon_size: usize,
+    /// Icons per image.
+    pub icons: usize,
+}
+
+impl Default for AlifeData {
+    fn default() -> Self {
+        Self {
+            n: 10_000,
+            size: 128,
             target: "dot".into(),
             icon_size: 64,
             icons: 10,
+        }
+    }
+}
+
+impl Source {
+    pub fn kind(&self) -> DatasetKind {
+        match self {
+            Source::Ring(_) => DatasetKind::Ring,
+            Source::TwoPeaks(_) => DatasetKind::TwoPeaks,
+            Source::TwoMoons(_) => DatasetKind::TwoMoons,
+            Source::Lorenz(_) => DatasetKind::Lorenz,
+            Source::GrayScott(_) => DatasetKind::GrayScott,
+            Source::Alife(_) => DatasetKind::Alife,
+        }
+    }
+
+    /// A kind's own defaults.
+    pub fn of_kind(kind: DatasetKind) -> Source {
+        match kind {
+            DatasetKind::Ring => Source::Ring(Default::default()),
+            DatasetKind::TwoPeaks => Source::TwoPeaks(Default::default()),
+            DatasetKind::TwoMoons => Source::TwoMoons(Default::default()),
+            DatasetKind::Lorenz => Source::Lorenz(Default::default()),
+            DatasetKind::GrayScott => Source::GrayScott(Default::default()),
+            DatasetKind::Alife => Source::Alife(Default::default()),
+        }
+    }
+}
+
+impl DatasetSettings {
+    pub fn new(source: Source) -> Self {
+        Self { source, seed: None }
+    }
+
+    pub fn kind(&self) -> DatasetKind {
+        self.source.kind()
+    }
+
+    pub fn lorenz(&self) -> Option<&LorenzData> {
+        match &self.source {
+            Source::Lorenz(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    pub fn gray_scott(&self) -> Option<&GrayScottData> {
+        match &self.source {
+            Source::GrayScott(g) => Some(g),
+            _ => None,
+        }
+    }
+
+    pub fn gray_scott_mut(&mut self) -> Option<&mut GrayScottData> {
+        match &mut self.source {
+            Source::GrayScott(g) => Some(g),
+            _ => None,
+        }
+    }
+
+    pub fn alife(&self) -> Option<&AlifeData> {
+        match &self.source {
+            Source::Alife(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    pub fn alife_mut(&mut self) -> Option<&mut AlifeData> {
+        match &mut self.source {
+            Source::Alife(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// Image kinds: how many snapshots and their side in pixels.
+    pub fn images(&self) -> Option<(usize, usize)> {
+        match &self.source {
+            Source::GrayScott(g) => Some((g.n, g.size)),
+            Source::Alife(a) => Some((a.n, a.size)),
+            _ => None,
+        }
+    }
+
+    /// Image kinds: the snapshot count and side, to edit.
+    pub fn images_mut(&mut self) -> Option<(&mut usize, &mut usize)> {
+        match &mut self.source {
+            Source::GrayScott(g) => Some((&mut g.n, &mut g.size)),
+            Source::Alife(a) => Some((&mut a.n, &mut a.size)),
+            _ => None,
+        }
+    }
+
+    /// What the images show, as `metrics.json`'s `pattern`: the Gray–Scott regime, or the
+    /// artificial-life target (empty for point data).
+    pub fn pattern_name(&self) -> String {
+        match &self.source {
+            Source::GrayScott(g) => g.pattern.name().into(),
+            Source::Alife(a) => a.target.clone(),
+            _ => String::new(),
+        }
+    }
+}
+
+/// The `[dataset]` table as a file holds it: every kind's keys, each optional. Files written
+/// before the settings were typed hold every key of every kind; a key of another kind is
+/// accepted only at the value those files wrote for it, so a setting that would do nothing
+/// is an error, not a silent no-op.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FlatDataset {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    kind: Option<DatasetKind>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    n: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    noise: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    runs: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    steps_per_run: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dt: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sigma: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rho: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    beta: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pattern: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "zero_is_none",
+        skip_serializing_if = "Option::is_none"
+    )]
+    f: Option<f64>,
+    #[serde(
+        default,
+        deserialize_with = "zero_is_none",
+        skip_serializing_if = "Option::is_none"
+    )]
+    k: Option<f64>,
+    #[serde(
+        default,
+        deserialize_with = "zero_is_none",
+        skip_serializing_if = "Option::is_none"
+    )]
+    du: Option<f64>,
+    #[serde(
+        default,
+        deserialize_with = "zero_is_none",
+        skip_serializing_if = "Option::is_none"
+    )]
+    dv: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    size: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sim_steps: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    discs: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    target: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    icon_size: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    icons: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    seed: Option<u64>,
+}
+
+/// Every `[dataset]` key a file may hold, and the kinds it belongs to.
+const DATASET_KEYS: &[(&str, &[DatasetKind])] = {
+    use DatasetKind::*;
+    &[
+        (
+            "kind",
+            &[Ring, TwoPeaks, TwoMoons, Lorenz, GrayScott, Alife],
+        ),
+        (
+            "seed",
+            &[Ring, TwoPeaks, TwoMoons, Lorenz, GrayScott, Alife],
+        ),
+        ("n", &[Ring, TwoPeaks, TwoMoons, GrayScott, Alife]),
+        ("noise", &[TwoMoons]),
+        ("runs", &[Lorenz]),
+        ("steps_per_run", &[Lorenz]),
+        ("dt", &[Lorenz]),
+        ("sigma", &[Lorenz]),
+        ("rho", &[Lorenz]),
+        ("beta", &[Lorenz]),
+        ("pattern", &[GrayScott]),
+        ("f", &[GrayScott]),
+        ("k", &[GrayScott]),
+        ("du", &[GrayScott]),
+        ("dv", &[GrayScott]),
+        ("sim_steps", &[GrayScott]),
+        ("discs", &[GrayScott]),
+        ("size", &[GrayScott, Alife]),
+        ("target", &[Alife]),
+        ("icon_size", &[Alife]),
+        ("icons", &[Alife]),
+    ]
+};
+
+impl DatasetKind {
+    /// Its name in a preset file.
+    pub fn name(self) -> &'static str {
+        match self {
+            DatasetKind::Ring => "ring",
+            DatasetKind::TwoPeaks => "two_peaks",
+            DatasetKind::TwoMoons => "two_moons",
+            DatasetKind::Lorenz => "lorenz",
+            DatasetKind::GrayScott => "gray_scott",
+            DatasetKind::Alife => "alife",
+        }
+    }
+}
+
+impl TryFrom<FlatDataset> for DatasetSettings {
+    type Error = String;
+
+    fn try_from(f: FlatDataset) -> Result<Self, String> {
+        let kind = f.kind.unwrap_or(DatasetKind::Ring);
+        // What files written before the settings were typed hold for another kind's keys.
+        let legacy = FlatDataset::legacy().everything();
+        let given = f.clone().everything();
+        for (key, owners) in DATASET_KEYS {
+            if owners.contains(&kind) {
+                continue;
+            }
+            let (Some(v), old) = (given.get(*key), legacy.get(*key)) else {
+                continue;
+            };
+            if old != Some(v) {
+                let owners: Vec<&str> = owners.iter().map(|k| k.name()).collect();
+                return Err(format!(
+                    "dataset.{key} is not a setting of {} data (it applies to: {})",
+                    kind.name(),
+                    owners.join(", ")
+                ));
+            }
+        }
+        let source = match kind {
+            DatasetKind::Ring | DatasetKind::TwoPeaks => {
+                let p = PointCount {
+                    n: f.n.unwrap_or(PointCount::default().n),
+                };
+                if kind == DatasetKind::Ring {
+                    Source::Ring(p)
+                } else {
+                    Source::TwoPeaks(p)
+                }
+            }
+            DatasetKind::TwoMoons => {
+                let d = Moons::default();
+                Source::TwoMoons(Moons {
+                    n: f.n.unwrap_or(d.n),
+                    noise: f.noise.unwrap_or(d.noise),
+                })
+            }
+            DatasetKind::Lorenz => {
+                let d = LorenzData::default();
+                Source::Lorenz(LorenzData {
+                    runs: f.runs.unwrap_or(d.runs),
+                    steps_per_run: f.steps_per_run.unwrap_or(d.steps_per_run),
+                    dt: f.dt.unwrap_or(d.dt),
+                    sigma: f.sigma.unwrap_or(d.sigma),
+                    rho: f.rho.unwrap_or(d.rho),
+                    beta: f.beta.unwrap_or(d.beta),
+                })
+            }
+            DatasetKind::GrayScott => {
+                let d = GrayScottData::default();
+                let pattern = match &f.pattern {
+                    None => d.pattern,
+                    Some(name) => Regime::from_name(name).ok_or_else(|| {
+                        let known: Vec<&str> = Regime::ALL.iter().map(|r| r.name()).collect();
+                        format!(
+                            "unknown dataset.pattern '{name}'; known: {}",
+                            known.join(", ")
+                        )
+                    })?,
+                };
+                Source::GrayScott(GrayScottData {
+                    n: f.n.unwrap_or(d.n),
+                    size: f.size.unwrap_or(d.size),
+                    pattern,
+                    f: f.f,
+                    k: f.k,
+                    du: f.du,
+                    dv: f.dv,
+                    sim_steps: f.sim_steps.unwrap_or(d.sim_steps),
+                    discs: f.discs.unwrap_or(d.discs),
+                })
+            }
+            DatasetKind::Alife => {
+                let d = AlifeData::default();
+                Source::Alife(AlifeData {
+                    n: f.n.unwrap_or(d.n),
+                    size: f.size.unwrap_or(d.size),
+                    target: f.target.unwrap_or(d.target),
+                    icon_size: f.icon_size.unwrap_or(d.icon_size),
+                    icons: f.icons.unwrap_or(d.icons),
+                })
+            }
+        };
+        Ok(DatasetSettings {
+            source,
+            seed: f.seed,
+        })
+    }
+}
+
+impl FlatDataset {
+    /// The keys set, as TOML values (to compare one kind's keys with another's).
+    fn everything(self) -> toml::Table {
+        toml::Table::try_from(&self).expect("a flat dataset table always serialises")
+    }
+
+    /// What files written before the settings were typed held: every kind's defaults.
+    fn legacy() -> FlatDataset {
+        let c = crate::data::lorenz::Lorenz::CLASSIC;
+        FlatDataset {
+            kind: Some(DatasetKind::Ring),
+            n: Some(10_000),
+            noise: Some(0.1),
+            runs: Some(10),
+            steps_per_run: Some(5000),
+            dt: Some(0.01),
+            sigma: Some(c.sigma),
+            rho: Some(c.rho),
+            beta: Some(c.beta),
+            pattern: Some("waves".into()),
+            f: None,
+            k: None,
+            du: None,
+            dv: None,
+            size: Some(128),
+            sim_steps: Some(4000),
+            discs: Some(8),
+            target: Some("dot".into()),
+            icon_size: Some(64),
+            icons: Some(10),
             seed: None,
         }
+    }
+}
+
+impl From<DatasetSettings> for FlatDataset {
+    fn from(d: DatasetSettings) -> Self {
+        let mut f = FlatDataset {
+            kind: Some(d.kind()),
+            seed: d.seed,
+            ..Default::default()
+        };
+        match d.source {
+            Source::Ring(p) | Source::TwoPeaks(p) => f.n = Some(p.n),
+            Source::TwoMoons(m) => {
+                f.n = Some(m.n);
+                f.noise = Some(m.noise);
+            }
+            Source::Lorenz(l) => {
+                f.runs = Some(l.runs);
+                f.steps_per_run = Some(l.steps_per_run);
+                f.dt = Some(l.dt);
+                f.sigma = Some(l.sigma);
+                f.rho = Some(l.rho);
+                f.beta = Some(l.beta);
+            }
+            Source::GrayScott(g) => {
+                f.n = Some(g.n);
+                f.size = Some(g.size);
+                f.pattern = Some(g.pattern.name().into());
+                (f.f, f.k, f.du, f.dv) = (g.f, g.k, g.du, g.dv);
+                f.sim_steps = Some(g.sim_steps);
+                f.discs = Some(g.discs);
+            }
+            Source::Alife(a) => {
+                f.n = Some(a.n);
+                f.size = Some(a.size);
+                f.target = Some(a.target);
+                f.icon_size = Some(a.icon_size);
+                f.icons = Some(a.icons);
+            }
+        }
+        f
     }
 }
 
@@ -762,15 +1199,38 @@ impl Preset {
                 return bad(key, "must be at least 1");
             }
         }
-        let lorenz = self.dataset.kind == DatasetKind::Lorenz;
-        if lorenz && (self.dataset.runs == 0 || self.dataset.steps_per_run < 2) {
-            return bad(
-                "dataset.steps_per_run",
-                "Lorenz needs runs ≥ 1 and ≥ 2 steps",
-            );
-        }
-        if !lorenz && self.dataset.n < 2 {
+        let n = match &self.dataset.source {
+            Source::Ring(p) | Source::TwoPeaks(p) => Some(p.n),
+            Source::TwoMoons(m) => Some(m.n),
+            Source::Lorenz(_) => None,
+            Source::GrayScott(g) => Some(g.n),
+            Source::Alife(a) => Some(a.n),
+        };
+        if n.is_some_and(|n| n < 2) {
             return bad("dataset.n", "needs at least 2 points");
+        }
+        if let Some(l) = self.dataset.lorenz() {
+            if l.runs == 0 || l.steps_per_run < 2 {
+                return bad(
+                    "dataset.steps_per_run",
+                    "Lorenz needs runs ≥ 1 and ≥ 2 steps",
+                );
+            }
+            for (key, v) in [
+                ("dataset.dt", l.dt),
+                ("dataset.sigma", l.sigma),
+                ("dataset.rho", l.rho),
+                ("dataset.beta", l.beta),
+            ] {
+                if !(v.is_finite() && v > 0.0) {
+                    return bad(key, "must be a finite number above 0");
+                }
+            }
+        }
+        if let Source::TwoMoons(m) = &self.dataset.source
+            && !(m.noise.is_finite() && m.noise >= 0.0)
+        {
+            return bad("dataset.noise", "must be a finite number ≥ 0");
         }
         if self.eval.mmd_points < 2 {
             return bad("eval.mmd_points", "needs at least 2 points");
@@ -786,10 +1246,6 @@ impl Preset {
             ("flow.lr", self.flow.lr),
             ("eval.dt", self.eval.dt),
             ("eval.mmd_sigma", self.eval.mmd_sigma),
-            ("dataset.dt", self.dataset.dt),
-            ("dataset.sigma", self.dataset.sigma),
-            ("dataset.rho", self.dataset.rho),
-            ("dataset.beta", self.dataset.beta),
         ];
         for (key, v) in positive_reals {
             if !(v.is_finite() && v > 0.0) {
@@ -800,7 +1256,6 @@ impl Preset {
             ("score.weight_decay", self.score.weight_decay),
             ("flow.weight_decay", self.flow.weight_decay),
             ("flow.sym_penalty", self.flow.sym_penalty),
-            ("dataset.noise", self.dataset.noise),
         ];
         for (key, v) in non_negative {
             if !(v.is_finite() && v >= 0.0) {
@@ -819,7 +1274,7 @@ impl Preset {
                 "needs 0 < score.beta_start ≤ score.beta_end < 1",
             );
         }
-        if self.dataset.kind.is_image() {
+        if self.dataset.kind().is_image() {
             self.validate_image()?;
         }
         Ok(())
@@ -832,53 +1287,41 @@ impl Preset {
                 reason,
             })
         };
-        let d = &self.dataset;
-        let alife = d.kind == DatasetKind::Alife;
-        if !alife && crate::data::gray_scott::preset(&d.pattern).is_none() {
-            let known: Vec<&str> = crate::data::gray_scott::PRESETS
-                .iter()
-                .map(|(n, _)| *n)
-                .collect();
-            return bad(
-                "dataset.pattern",
-                format!(
-                    "unknown pattern '{}'; known: {}",
-                    d.pattern,
-                    known.join(", ")
-                ),
-            );
-        }
-        if d.size < 8 || !d.size.is_multiple_of(4) || d.size > MAX_SIDE {
+        let Some((n, size)) = self.dataset.images() else {
+            return Ok(());
+        };
+        let (alife, gray_scott) = (self.dataset.alife(), self.dataset.gray_scott());
+        let channels = self.dataset.kind().dim();
+        if size < 8 || !size.is_multiple_of(4) || size > MAX_SIDE {
             return bad(
                 "dataset.size",
                 format!("must be a multiple of 4 between 8 and {MAX_SIDE}"),
             );
         }
         // The snapshots are held in memory: refuse a set that cannot fit rather than abort.
-        let bytes = d.n as f64 * d.kind.dim() as f64 * (d.size * d.size) as f64 * 4.0;
+        let bytes = n as f64 * channels as f64 * (size * size) as f64 * 4.0;
         if bytes > MAX_DATA_GIB * f64::from(1u32 << 30) {
             return bad(
                 "dataset.n",
                 format!(
-                    "{} images of {}² need {:.1} GiB of memory; at most {MAX_DATA_GIB} GiB \
+                    "{n} images of {size}² need {:.1} GiB of memory; at most {MAX_DATA_GIB} GiB \
                      (use fewer or smaller images)",
-                    d.n,
-                    d.size,
                     bytes / f64::from(1u32 << 30)
                 ),
             );
         }
-        let checked = if alife {
+        let checked = if let Some(a) = alife {
             vec![
-                ("dataset.icons", d.icons),
+                ("dataset.icons", a.icons),
                 ("eval.blob_starts", self.eval.blob_starts),
                 ("eval.blob_steps", self.eval.blob_steps),
                 ("eval.blob_every", self.eval.blob_every),
             ]
         } else {
+            let g = gray_scott.expect("an image kind is Gray–Scott or artificial life");
             vec![
-                ("dataset.sim_steps", d.sim_steps),
-                ("dataset.discs", d.discs),
+                ("dataset.sim_steps", g.sim_steps),
+                ("dataset.discs", g.discs),
                 ("eval.cos_starts", self.eval.cos_starts),
                 ("eval.cos_sde_steps", self.eval.cos_sde_steps),
                 ("eval.random_draws", self.eval.random_draws),
@@ -890,19 +1333,21 @@ impl Preset {
                 return bad(key, "must be at least 1".into());
             }
         }
-        if alife && !(4..=d.size).contains(&d.icon_size) {
+        if let Some(a) = alife
+            && !(4..=size).contains(&a.icon_size)
+        {
             return bad(
                 "dataset.icon_size",
-                format!("must lie between 4 and the canvas side ({})", d.size),
+                format!("must lie between 4 and the canvas side ({size})"),
             );
         }
-        if !alife && self.sde.axis == MixerAxis::Inks {
+        if alife.is_none() && self.sde.axis == MixerAxis::Inks {
             return bad(
                 "sde.axis",
                 "\"inks\" needs a target's colours: only artificial-life presets have one".into(),
             );
         }
-        if alife && !(self.eval.blob_threshold > 0.0 && self.eval.blob_threshold < 1.0) {
+        if alife.is_some() && !(self.eval.blob_threshold > 0.0 && self.eval.blob_threshold < 1.0) {
             return bad("eval.blob_threshold", "must lie in (0, 1)".into());
         }
         if let Some(c) = self.sde.canvas
@@ -915,12 +1360,12 @@ impl Preset {
                 ),
             );
         }
-        let rate = |v: Option<f64>| v.unwrap_or(0.0);
+        let rate = |v: fn(&GrayScottData) -> Option<f64>| gray_scott.and_then(v).unwrap_or(0.0);
         for (key, v) in [
-            ("dataset.f", rate(d.f)),
-            ("dataset.k", rate(d.k)),
-            ("dataset.du", rate(d.du)),
-            ("dataset.dv", rate(d.dv)),
+            ("dataset.f", rate(|g| g.f)),
+            ("dataset.k", rate(|g| g.k)),
+            ("dataset.du", rate(|g| g.du)),
+            ("dataset.dv", rate(|g| g.dv)),
             ("sde.eta", self.sde.eta),
             ("sde.gain", self.sde.gain),
         ] {
@@ -957,7 +1402,7 @@ impl Preset {
         if !(self.sde.ema > 0.0 && self.sde.ema <= 1.0) {
             return bad("sde.ema", "must lie in (0, 1]".into());
         }
-        if self.sde.kernel_size.is_multiple_of(2) || self.sde.kernel_size > d.size {
+        if self.sde.kernel_size.is_multiple_of(2) || self.sde.kernel_size > size {
             return bad(
                 "sde.kernel_size",
                 "must be odd and no wider than the image".into(),
@@ -1038,7 +1483,11 @@ fn set_path(table: &mut toml::Table, key: &str, value: toml::Value) -> Result<()
             *slot = value;
             Ok(())
         }
-        None if OPTIONAL_KEYS.contains(&key) => {
+        // A `[dataset]` key of another kind than the table's: the kind may change in the
+        // same breath, and loading says so if it does not.
+        None if OPTIONAL_KEYS.contains(&key)
+            || (sections == ["dataset"] && DATASET_KEYS.iter().any(|(k, _)| k == last)) =>
+        {
             cur.insert(last.to_string(), value);
             Ok(())
         }
@@ -1078,17 +1527,100 @@ mod tests {
         let old = std::fs::read_to_string("tests/fixtures/ring-run-2026-12/preset.toml").unwrap();
         assert!(old.contains("f = 0.0") && old.contains("canvas = 0"));
         let p = Preset::from_toml_str("old run", &old, false, &[]).unwrap();
-        assert_eq!((p.dataset.f, p.dataset.k, p.sde.canvas), (None, None, None));
+        assert_eq!(p.dataset.kind(), DatasetKind::Ring);
+        assert_eq!(p.sde.canvas, None);
         let text = p.to_toml();
         assert!(!text.contains("canvas") && !text.contains("f = "), "{text}");
         let sets = ["sde.canvas=64".to_string(), "dataset.f=0.03".to_string()];
         let waves = Preset::load("gs-waves", true, &sets).unwrap();
-        assert_eq!((waves.sde.canvas, waves.dataset.f), (Some(64), Some(0.03)));
+        let f = |p: &Preset| p.dataset.gray_scott().unwrap().f;
+        assert_eq!((waves.sde.canvas, f(&waves)), (Some(64), Some(0.03)));
         let back = Preset::from_toml_str("saved", &waves.to_toml(), false, &[]).unwrap();
-        assert_eq!((back.sde.canvas, back.dataset.f), (Some(64), Some(0.03)));
-        assert_eq!(back.dataset.gray_scott_params().unwrap().f, 0.03);
+        assert_eq!((back.sde.canvas, f(&back)), (Some(64), Some(0.03)));
+        assert_eq!(back.dataset.gray_scott().unwrap().params().f, 0.03);
         let dot = Preset::load("alife-dot", true, &[]).unwrap();
         assert_eq!(dot.sde.canvas, Some(96));
+    }
+
+    /// Each kind holds only its own settings; files written while the settings were one
+    /// flat bag (every key of every kind) load to the same settings; a key that would do
+    /// nothing for the kind is an error that names it.
+    #[test]
+    fn dataset_settings_are_typed_per_kind_and_old_flat_files_still_load() {
+        for (name, _) in BUILTIN {
+            for quick in [false, true] {
+                let p = Preset::load(name, quick, &[]).unwrap();
+                let text = p.to_toml();
+                let back = Preset::from_toml_str("saved", &text, false, &[]).unwrap();
+                assert_eq!(back, p, "{name} round trip");
+                // Only the kind's own keys are written.
+                let table: toml::Table = toml::from_str(&text).unwrap();
+                let d = table["dataset"].as_table().unwrap();
+                for key in d.keys() {
+                    let (_, owners) = DATASET_KEYS.iter().find(|(k, _)| k == key).unwrap();
+                    assert!(owners.contains(&p.dataset.kind()), "{name}: {key} written");
+                }
+                // The flat file of before: every other kind's keys at their old defaults.
+                let mut flat = FlatDataset::legacy().everything();
+                flat.extend(d.clone());
+                let mut old = table.clone();
+                old.insert("dataset".into(), toml::Value::Table(flat));
+                let old = toml::to_string(&old).unwrap();
+                let from_old = Preset::from_toml_str("old", &old, false, &[]).unwrap();
+                assert_eq!(from_old, p, "{name} from the flat form");
+            }
+        }
+        // Run directories written by the code before (December 2026), as they are.
+        for (file, kind, pattern) in [
+            ("gs-waves-quick", DatasetKind::GrayScott, "waves"),
+            ("alife-dot-quick", DatasetKind::Alife, "dot"),
+        ] {
+            let path = format!("tests/fixtures/presets-2026-12/{file}.toml");
+            let p = Preset::load(&path, false, &[]).unwrap();
+            assert_eq!(
+                (p.dataset.kind(), p.dataset.pattern_name().as_str()),
+                (kind, pattern)
+            );
+            assert_eq!(p.dataset.images().unwrap(), (1024, 48));
+        }
+        let g = Preset::load(
+            "tests/fixtures/presets-2026-12/gs-waves-quick.toml",
+            false,
+            &[],
+        )
+        .unwrap();
+        let gs = g.dataset.gray_scott().unwrap();
+        assert_eq!(
+            (gs.pattern, gs.sim_steps, gs.f),
+            (Regime::Waves, 3000, None)
+        );
+
+        // A key of another kind at a value that would change something is refused.
+        let err = Preset::load("gs-waves", true, &["dataset.icons=3".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("dataset.icons") && err.contains("alife"),
+            "{err}"
+        );
+        let err = Preset::load("lorenz", false, &["dataset.n=500".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("dataset.n") && err.contains("lorenz"), "{err}");
+        // An unknown regime names the known ones.
+        let err = Preset::load("gs-waves", false, &["dataset.pattern=wavez".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("wavez") && err.contains("u_skate"), "{err}");
+        // The kind can change from the command line, with the new kind's keys.
+        let sets = [
+            "dataset.kind=gray_scott".to_string(),
+            "dataset.pattern=maze".to_string(),
+            "dataset.size=32".to_string(),
+        ];
+        let p = Preset::load("ring", false, &sets).unwrap();
+        let gs = p.dataset.gray_scott().unwrap();
+        assert_eq!((gs.pattern, gs.size, gs.n), (Regime::Maze, 32, 10_000));
     }
 
     #[test]
@@ -1137,11 +1669,12 @@ mod tests {
             let p = Preset::load(name, false, &[]).unwrap();
             assert_eq!(&p.name, name);
             let q = Preset::load(name, true, &[]).unwrap();
-            let smaller = if p.dataset.kind.is_image() {
-                q.dataset.size < p.dataset.size && q.dataset.n < p.dataset.n
-            } else {
-                q.flow.epochs < p.flow.epochs
-            };
+            let smaller =
+                if let (Some((qn, qs)), Some((n, s))) = (q.dataset.images(), p.dataset.images()) {
+                    qs < s && qn < n
+                } else {
+                    q.flow.epochs < p.flow.epochs
+                };
             assert!(smaller, "{name}: quick must be smaller");
         }
     }

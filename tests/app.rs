@@ -14,8 +14,14 @@ use std::time::{Duration, Instant};
 
 /// A ring job small enough to finish in seconds on two CPU cores.
 fn tiny(name: &str, extra: &[&str]) -> Preset {
-    let mut sets = vec![
-        "dataset.n=512",
+    // Lorenz data are sized by runs and steps (`extra`), not by a point count.
+    let n = if name == "lorenz" {
+        None
+    } else {
+        Some("dataset.n=512")
+    };
+    let mut sets: Vec<&str> = n.into_iter().collect();
+    sets.extend([
         "score.epochs=3",
         "flow.epochs=3",
         "score.samples=200",
@@ -26,7 +32,7 @@ fn tiny(name: &str, extra: &[&str]) -> Preset {
         "eval.lyapunov_steps=40",
         "eval.lyapunov_window=10",
         "eval.cos_points=64",
-    ];
+    ]);
     sets.extend_from_slice(extra);
     let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
     Preset::from_toml_str(name, &builtin_source(name).unwrap(), true, &sets).unwrap()
@@ -301,7 +307,7 @@ fn dropping_a_preset_loads_it_or_says_what_is_wrong() {
     drop_file(&mut h, "mine.toml", &lorenz);
     assert!(!h.state().message.as_ref().unwrap().error);
     assert_eq!(h.state().state.preset_name, "mine.toml");
-    assert_eq!(h.state().settings.dataset.kind.dim(), 3);
+    assert_eq!(h.state().settings.dataset.kind().dim(), 3);
 
     // Built-in presets are picked from the combo box.
     click(&mut h, "Preset");
@@ -461,10 +467,11 @@ fn an_image_preset_shows_its_first_training_images_before_training() {
     assert_eq!(h.state().results.state, JobState::Idle, "nothing trains");
     let settings = h.state().settings.clone();
     let images = p.images.as_ref().unwrap();
-    let size = settings.dataset.size;
+    let alife = settings.dataset.alife().unwrap();
+    let size = alife.size;
     assert_eq!((images.count(), images.channels, images.h), (4, 3, size));
     // They are the job's own first training images, not a look-alike.
-    let tiling = equiflow::data::tiler::Tiling::from_settings(&settings.dataset).unwrap();
+    let tiling = equiflow::data::tiler::Tiling::from_settings(alife).unwrap();
     let data = equiflow::data::tiler::generate(tiling, 6, settings.seed, &mut |_, _| true)
         .unwrap()
         .unwrap();
@@ -484,7 +491,7 @@ fn an_image_preset_shows_its_first_training_images_before_training() {
     h.state_mut().set_settings(tiny_pattern());
     let turing = preview_of_settings(&mut h, "the Turing preview");
     assert_eq!(turing.images.unwrap().channels, 2);
-    h.state_mut().settings.dataset.size = 10;
+    *h.state_mut().settings.dataset.images_mut().unwrap().1 = 10;
     let e = preview_of_settings(&mut h, "the refusal")
         .images
         .unwrap_err();
@@ -523,7 +530,7 @@ fn a_painted_target_trains_and_its_icons_play_with_trails_and_export() {
 
     // Use it: the target becomes a PNG under runs/targets, and the quick settings shrink.
     click(&mut h, "Use as target");
-    let target = h.state().settings.dataset.target.clone();
+    let target = h.state().settings.dataset.alife().unwrap().target.clone();
     assert!(target.starts_with("runs/targets/painted-"), "{target}");
     let reloaded = equiflow::data::icon::Icon::load(&target, 64).unwrap();
     assert_eq!(reloaded.to_rgba8(), painted.to_rgba8());

@@ -38,27 +38,91 @@ impl Params {
     }
 }
 
-/// The fifteen named regimes of METHOD §6.
-pub const PRESETS: [(&str, Params); 15] = [
-    ("life", Params::new(0.006, 0.045)),
-    ("waves", Params::new(0.018, 0.049)),
-    ("spirals", Params::new(0.007, 0.028)),
-    ("maze", Params::new(0.029, 0.057)),
-    ("spots", Params::new(0.035, 0.065)),
-    ("dots", Params::new(0.04, 0.07)),
-    ("stripes", Params::new(0.035, 0.060)),
-    ("holes", Params::new(0.039, 0.058)),
-    ("worms", Params::new(0.046, 0.063)),
-    ("bubbles", Params::new(0.090, 0.059)),
-    ("fingerprints", Params::new(0.040, 0.064)),
-    ("u_skate", Params::new(0.062, 0.061)),
-    ("chaos", Params::slow(0.026, 0.051)),
-    ("solitons", Params::slow(0.030, 0.060)),
-    ("pulsating_solitons", Params::slow(0.025, 0.060)),
-];
+/// The fifteen named regimes of METHOD §6 (`dataset.pattern` in a preset).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Regime {
+    Life,
+    Waves,
+    Spirals,
+    Maze,
+    Spots,
+    Dots,
+    Stripes,
+    Holes,
+    Worms,
+    Bubbles,
+    Fingerprints,
+    USkate,
+    Chaos,
+    Solitons,
+    PulsatingSolitons,
+}
 
-pub fn preset(name: &str) -> Option<Params> {
-    PRESETS.iter().find(|(n, _)| *n == name).map(|(_, p)| *p)
+impl Regime {
+    pub const ALL: [Regime; 15] = [
+        Regime::Life,
+        Regime::Waves,
+        Regime::Spirals,
+        Regime::Maze,
+        Regime::Spots,
+        Regime::Dots,
+        Regime::Stripes,
+        Regime::Holes,
+        Regime::Worms,
+        Regime::Bubbles,
+        Regime::Fingerprints,
+        Regime::USkate,
+        Regime::Chaos,
+        Regime::Solitons,
+        Regime::PulsatingSolitons,
+    ];
+
+    /// The name a preset file uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Regime::Life => "life",
+            Regime::Waves => "waves",
+            Regime::Spirals => "spirals",
+            Regime::Maze => "maze",
+            Regime::Spots => "spots",
+            Regime::Dots => "dots",
+            Regime::Stripes => "stripes",
+            Regime::Holes => "holes",
+            Regime::Worms => "worms",
+            Regime::Bubbles => "bubbles",
+            Regime::Fingerprints => "fingerprints",
+            Regime::USkate => "u_skate",
+            Regime::Chaos => "chaos",
+            Regime::Solitons => "solitons",
+            Regime::PulsatingSolitons => "pulsating_solitons",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Regime> {
+        Regime::ALL.into_iter().find(|r| r.name() == name)
+    }
+
+    /// The regime's feed, kill and diffusion rates.
+    pub fn params(self) -> Params {
+        match self {
+            Regime::Life => Params::new(0.006, 0.045),
+            Regime::Waves => Params::new(0.018, 0.049),
+            Regime::Spirals => Params::new(0.007, 0.028),
+            Regime::Maze => Params::new(0.029, 0.057),
+            Regime::Spots => Params::new(0.035, 0.065),
+            Regime::Dots => Params::new(0.04, 0.07),
+            Regime::Stripes => Params::new(0.035, 0.060),
+            Regime::Holes => Params::new(0.039, 0.058),
+            Regime::Worms => Params::new(0.046, 0.063),
+            Regime::Bubbles => Params::new(0.090, 0.059),
+            Regime::Fingerprints => Params::new(0.040, 0.064),
+            Regime::USkate => Params::new(0.062, 0.061),
+            Regime::Chaos => Params::slow(0.026, 0.051),
+            Regime::Solitons => Params::slow(0.030, 0.060),
+            Regime::PulsatingSolitons => Params::slow(0.025, 0.060),
+        }
+    }
 }
 
 /// One H×W state: the two concentrations, row-major.
@@ -256,7 +320,7 @@ mod tests {
 
     #[test]
     fn the_fast_step_equals_the_reference_and_wraps_periodically() {
-        let p = preset("maze").unwrap();
+        let p = Regime::Maze.params();
         let (mut a, mut b) = (seeded(17, 23), seeded(17, 23));
         let (mut a2, mut b2) = (a.clone(), b.clone());
         for _ in 0..50 {
@@ -285,7 +349,7 @@ mod tests {
 
     #[test]
     fn rest_stays_at_rest_and_values_stay_in_the_unit_interval() {
-        let p = preset("maze").unwrap();
+        let p = Regime::Maze.params();
         let mut g = Grid::rest(8, 8);
         run(&p, &mut g, 20);
         assert_eq!(g, Grid::rest(8, 8));
@@ -298,7 +362,7 @@ mod tests {
 
     #[test]
     fn the_batch_equals_one_grid_at_a_time_and_scaling_round_trips() {
-        let p = preset("waves").unwrap();
+        let p = Regime::Waves.params();
         let mut batch = vec![seeded(16, 20), seeded(16, 20)];
         batch[1].seed_disc(8, 8, 2);
         let mut one = batch[1].clone();
@@ -320,8 +384,8 @@ mod tests {
             let m = g.v.iter().sum::<f32>() / g.v.len() as f32;
             g.v.iter().map(|x| (x - m).powi(2)).sum::<f32>() / g.v.len() as f32
         };
-        for name in ["waves", "maze"] {
-            let p = preset(name).unwrap();
+        for regime in [Regime::Waves, Regime::Maze] {
+            let p = regime.params();
             let mut rng = StdRng::seed_from_u64(1);
             let mut grids: Vec<Grid> = (0..4)
                 .map(|_| {
@@ -340,15 +404,23 @@ mod tests {
                     var(g) > **v0 && covered / g.v.len() as f32 > 0.1
                 })
                 .count();
-            assert!(grown >= 3, "{name}: only {grown} of 4 grew a pattern");
+            assert!(grown >= 3, "{regime:?}: only {grown} of 4 grew a pattern");
         }
     }
 
     #[test]
-    fn all_fifteen_presets_are_there_with_their_diffusion_rates() {
-        assert_eq!(PRESETS.len(), 15);
-        assert_eq!(preset("life"), Some(Params::new(0.006, 0.045)));
-        assert_eq!(preset("chaos").unwrap().du, 0.10);
-        assert!(preset("nope").is_none());
+    fn all_fifteen_regimes_are_there_with_their_names_and_diffusion_rates() {
+        assert_eq!(Regime::Life.params(), Params::new(0.006, 0.045));
+        assert_eq!(Regime::Chaos.params().du, 0.10);
+        assert_eq!(Regime::from_name("u_skate"), Some(Regime::USkate));
+        assert!(Regime::from_name("nope").is_none());
+        for r in Regime::ALL {
+            assert_eq!(Regime::from_name(r.name()), Some(r));
+            // The preset file's spelling is serde's.
+            let json = serde_json::to_string(&r).unwrap();
+            assert_eq!(json, format!("\"{}\"", r.name()));
+        }
+        let distinct: std::collections::HashSet<_> = Regime::ALL.iter().collect();
+        assert_eq!(distinct.len(), 15);
     }
 }

@@ -9,7 +9,7 @@ pub mod tiler;
 pub mod toy2d;
 pub mod turing;
 
-use crate::preset::{DatasetKind, DatasetSettings};
+use crate::preset::{DatasetKind, DatasetSettings, Source};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -99,29 +99,23 @@ pub struct Dataset {
 impl Dataset {
     pub fn generate(settings: &DatasetSettings, seed: u64) -> Self {
         let mut rng = StdRng::seed_from_u64(seed ^ 0xDA7A_5E7D);
-        let dim = settings.kind.dim();
-        let (raw, standardise) = match settings.kind {
-            DatasetKind::Ring => (toy2d::ring(settings.n, &mut rng), false),
-            DatasetKind::TwoPeaks => (toy2d::two_peaks(settings.n, &mut rng), false),
-            DatasetKind::TwoMoons => (toy2d::two_moons(settings.n, settings.noise, &mut rng), true),
-            DatasetKind::Lorenz => (
-                lorenz::trajectories(
-                    settings.runs,
-                    settings.steps_per_run,
-                    settings.dt,
-                    settings.lorenz(),
-                    &mut rng,
-                ),
+        let dim = settings.kind().dim();
+        let (raw, standardise) = match &settings.source {
+            Source::Ring(p) => (toy2d::ring(p.n, &mut rng), false),
+            Source::TwoPeaks(p) => (toy2d::two_peaks(p.n, &mut rng), false),
+            Source::TwoMoons(m) => (toy2d::two_moons(m.n, m.noise, &mut rng), true),
+            Source::Lorenz(l) => (
+                lorenz::trajectories(l.runs, l.steps_per_run, l.dt, l.system(), &mut rng),
                 true,
             ),
-            DatasetKind::GrayScott | DatasetKind::Alife => {
+            Source::GrayScott(_) | Source::Alife(_) => {
                 panic!("image snapshots are made by data::turing and data::tiler, not as points")
             }
         };
         let mut raw = raw;
         let standardizer = standardise.then(|| Standardizer::fit_apply(&mut raw, dim));
         Dataset {
-            kind: settings.kind,
+            kind: settings.kind(),
             dim,
             points: raw.iter().map(|&x| x as f32).collect(),
             standardizer,
@@ -160,7 +154,7 @@ impl Dataset {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::preset::DatasetSettings;
+    use crate::preset::{DatasetSettings, LorenzData, Moons, PointCount, Source};
 
     #[test]
     fn an_atomic_write_lands_whole_or_leaves_the_old_file() {
@@ -181,13 +175,21 @@ mod tests {
     }
 
     fn settings(kind: DatasetKind) -> DatasetSettings {
-        DatasetSettings {
-            kind,
-            n: 2000,
-            steps_per_run: 400,
-            runs: 3,
-            ..Default::default()
-        }
+        let source = match kind {
+            DatasetKind::Lorenz => Source::Lorenz(LorenzData {
+                steps_per_run: 400,
+                runs: 3,
+                ..Default::default()
+            }),
+            DatasetKind::TwoMoons => Source::TwoMoons(Moons {
+                n: 2000,
+                ..Default::default()
+            }),
+            DatasetKind::Ring => Source::Ring(PointCount { n: 2000 }),
+            DatasetKind::TwoPeaks => Source::TwoPeaks(PointCount { n: 2000 }),
+            _ => unreachable!("point kinds only"),
+        };
+        DatasetSettings::new(source)
     }
 
     #[test]

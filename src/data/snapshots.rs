@@ -3,7 +3,7 @@
 
 use super::tiler::{TileGenerator, Tiling};
 use super::turing::{DataError, Generator, ImageSet};
-use crate::preset::{DatasetKind, DatasetSettings};
+use crate::preset::{DatasetSettings, Source};
 
 pub enum SnapshotMaker {
     Turing(Box<Generator>),
@@ -12,13 +12,14 @@ pub enum SnapshotMaker {
 
 impl SnapshotMaker {
     pub fn new(d: &DatasetSettings, n: usize, seed: u64) -> Result<Self, DataError> {
-        Ok(match d.kind {
-            DatasetKind::Alife => Self::Tiles(Box::new(TileGenerator::new(
-                Tiling::from_settings(d)?,
+        Ok(match &d.source {
+            Source::Alife(a) => Self::Tiles(Box::new(TileGenerator::new(
+                Tiling::from_settings(a)?,
                 n,
                 seed,
             ))),
-            _ => Self::Turing(Box::new(Generator::new(d, n, seed))),
+            Source::GrayScott(g) => Self::Turing(Box::new(Generator::new(g, n, seed))),
+            other => panic!("{:?} data are points, not images", other.kind()),
         })
     }
 
@@ -56,7 +57,9 @@ impl SnapshotMaker {
         match self {
             Self::Turing(g) => {
                 let set = g.finish();
-                set.check_alive(d)?;
+                if let Some(gs) = d.gray_scott() {
+                    set.check_alive(gs)?;
+                }
                 Ok(set)
             }
             Self::Tiles(g) => Ok(g.finish()),

@@ -112,7 +112,7 @@ impl Tiling {
     }
 
     /// The tiling a preset asks for (its target loaded or drawn at the icon size).
-    pub fn from_settings(d: &crate::preset::DatasetSettings) -> Result<Self, IconError> {
+    pub fn from_settings(d: &crate::preset::AlifeData) -> Result<Self, IconError> {
         let icon = Icon::load(&d.target, d.icon_size)?;
         Ok(Self::new(&icon, d.icon_size, d.size, d.icons))
     }

@@ -3,7 +3,7 @@
 //! it reports progress, honours cancel, and is cached beside the run.
 
 use super::gray_scott::{self, Grid, Params};
-use crate::preset::DatasetSettings;
+use crate::preset::{DatasetSettings, GrayScottData, Source};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rayon::prelude::*;
@@ -16,10 +16,10 @@ pub use super::image_set::ImageSet;
 
 impl ImageSet {
     /// Fail when no sample holds a pattern (nothing to learn).
-    pub fn check_alive(&self, d: &DatasetSettings) -> Result<(), DataError> {
+    pub fn check_alive(&self, d: &GrayScottData) -> Result<(), DataError> {
         if self.n > 0 && self.alive_fraction() == 0.0 {
             return Err(DataError::AllDead {
-                pattern: d.pattern.clone(),
+                pattern: d.pattern.name().into(),
                 size: d.size,
                 steps: d.sim_steps,
                 attempts: ATTEMPTS,
@@ -68,11 +68,9 @@ pub fn is_alive(g: &Grid) -> bool {
 }
 
 impl Generator {
-    pub fn new(d: &DatasetSettings, n: usize, seed: u64) -> Self {
+    pub fn new(d: &GrayScottData, n: usize, seed: u64) -> Self {
         Self {
-            params: d
-                .gray_scott_params()
-                .expect("validated presets name a known pattern"),
+            params: d.params(),
             size: d.size,
             discs: d.discs,
             sim_steps: d.sim_steps,
@@ -160,7 +158,7 @@ impl Generator {
 /// `n` samples seeded by `seed`. `progress(done, total)` is called between chunks and
 /// returns false to cancel.
 pub fn generate(
-    d: &DatasetSettings,
+    d: &GrayScottData,
     n: usize,
     seed: u64,
     progress: &mut dyn FnMut(usize, usize) -> bool,
@@ -220,13 +218,14 @@ pub enum DataError {
 /// The cached set at `path` when it was made with the same settings, else a freshly
 /// generated one written there. A damaged or stale cache is regenerated, never trusted.
 pub fn load_or_generate(
-    d: &DatasetSettings,
+    d: &GrayScottData,
     n: usize,
     seed: u64,
     path: &Path,
     progress: &mut dyn FnMut(usize, usize) -> bool,
 ) -> Result<Generated, DataError> {
-    if let Some(set) = read_cached(d, n, seed, path) {
+    let settings = DatasetSettings::new(Source::GrayScott(*d));
+    if let Some(set) = read_cached(&settings, n, seed, path) {
         return Ok(Generated {
             set: Some(set),
             cell_updates_per_s: 0.0,
@@ -235,7 +234,7 @@ pub fn load_or_generate(
     }
     let g = generate(d, n, seed, progress);
     if let Some(set) = &g.set {
-        write_cached(d, seed, path, set)?;
+        write_cached(&settings, seed, path, set)?;
     }
     Ok(g)
 }
@@ -245,7 +244,11 @@ fn key(d: &DatasetSettings, n: usize, seed: u64) -> CacheKey {
         version: 1,
         seed,
         n,
-        settings: d.clone(),
+        // The seed is the key's own field (a sweep names it in the settings, a run does not).
+        settings: DatasetSettings {
+            seed: None,
+            ..d.clone()
+        },
     }
 }
 
@@ -281,7 +284,7 @@ fn read_cache(path: &Path, key: &CacheKey) -> Option<ImageSet> {
         return None;
     }
     let body = &bytes[nl + 1..];
-    let size = key.settings.size;
+    let (_, size) = key.settings.images()?;
     // Two channels for Gray–Scott, three for artificial life: the length says which.
     let per_channel = key.n * size * size * 4;
     let channels = body.len() / per_channel.max(1);
@@ -316,10 +319,9 @@ fn write_cache(path: &Path, key: &CacheKey, set: &ImageSet) -> std::io::Result<(
 mod tests {
     use super::*;
 
-    fn small() -> DatasetSettings {
-        DatasetSettings {
-            kind: crate::preset::DatasetKind::GrayScott,
-            pattern: "maze".into(),
+    fn small() -> GrayScottData {
+        GrayScottData {
+            pattern: gray_scott::Regime::Maze,
             size: 16,
             sim_steps: 40,
             ..Default::default()
@@ -354,7 +356,7 @@ mod tests {
         let again = load_or_generate(&d, 8, 1, &path, &mut |_, _| true).unwrap();
         assert!(again.from_cache);
         assert_eq!(first.set, again.set);
-        let other = DatasetSettings {
+        let other = GrayScottData {
             sim_steps: 41,
             ..small()
         };
@@ -373,11 +375,10 @@ mod tests {
     fn a_three_channel_set_round_trips_through_the_cache() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("dataset.bin");
-        let d = DatasetSettings {
-            kind: crate::preset::DatasetKind::Alife,
+        let d = DatasetSettings::new(Source::Alife(crate::preset::AlifeData {
             size: 6,
             ..Default::default()
-        };
+        }));
         let set = ImageSet {
             n: 2,
             channels: 3,

@@ -56,9 +56,16 @@ impl Finder {
         }
     }
 
-    /// The finder a preset asks for (its icon size and `eval.blob_threshold`).
+    /// The finder a preset asks for (its icon size and `eval.blob_threshold`). Turing
+    /// patterns have no icon: their live view counts blobs at the default icon's scale.
     pub fn from_preset(p: &crate::preset::Preset) -> Self {
-        Self::for_icon(p.dataset.icon_size, p.eval.blob_threshold as f32)
+        let icon = p
+            .dataset
+            .alife()
+            .map_or(crate::preset::AlifeData::default().icon_size, |a| {
+                a.icon_size
+            });
+        Self::for_icon(icon, p.eval.blob_threshold as f32)
     }
 
     pub fn tracker(&self, h: usize, w: usize) -> Tracker {

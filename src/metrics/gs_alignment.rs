@@ -273,7 +273,7 @@ mod tests {
             w: 8,
             data: rest,
         };
-        let d = true_displacement(&set, &gray_scott::preset("maze").unwrap(), 20);
+        let d = true_displacement(&set, &gray_scott::Regime::Maze.params(), 20);
         assert!(d.iter().all(|&x| x == 0.0));
         let a = [1.0f32, 0.0, 1.0, 0.0];
         let b = [1.0f32, 0.0, 0.0, 1.0];

@@ -57,10 +57,9 @@ fn is_run_file(name: &std::ffi::OsStr) -> bool {
 
 /// The picture file an artificial-life preset's target names (not a built-in target).
 fn target_file(preset: &Preset) -> Option<PathBuf> {
-    let t = &preset.dataset.target;
+    let t = &preset.dataset.alife()?.target;
     let builtin = crate::data::icon::BUILTIN.contains(&t.as_str());
-    (preset.dataset.kind == crate::preset::DatasetKind::Alife && !builtin && !t.is_empty())
-        .then(|| PathBuf::from(t))
+    (!builtin && !t.is_empty()).then(|| PathBuf::from(t))
 }
 
 /// `target.EXT`, keeping the picture's extension (PNG or JPEG).
@@ -249,8 +248,10 @@ impl RunDir {
         let mut preset = Preset::load(&path.to_string_lossy(), false, &[])?;
         if let Some(src) = target_file(&preset) {
             let copy = self.file(&target_name(&src));
-            if copy.is_file() {
-                preset.dataset.target = copy.display().to_string();
+            if copy.is_file()
+                && let Some(a) = preset.dataset.alife_mut()
+            {
+                a.target = copy.display().to_string();
             }
         }
         Ok(preset)
@@ -309,7 +310,7 @@ impl RunDir {
         device: &Device,
     ) -> Result<ScoreUnet, RunDirError> {
         Ok(
-            match ScoreUnet::new(preset.dataset.kind.dim(), &preset.score, device) {
+            match ScoreUnet::new(preset.dataset.kind().dim(), &preset.score, device) {
                 ScoreUnet::Plain(n) => ScoreUnet::Plain(self.load(SCORE, n)?),
                 ScoreUnet::Residual(n) => ScoreUnet::Residual(self.load(SCORE, n)?),
             },
@@ -507,7 +508,10 @@ mod tests {
         assert_eq!(std::fs::read(&copy).unwrap(), b"picture bytes");
         std::fs::remove_file(&png).unwrap();
         let back = RunDir::open(&dir.path).unwrap().read_preset().unwrap();
-        assert_eq!(back.dataset.target, copy.display().to_string());
+        assert_eq!(
+            back.dataset.alife().unwrap().target,
+            copy.display().to_string()
+        );
         // A built-in target needs no copy.
         let builtin = Preset::load("alife-dot", true, &[]).unwrap();
         let other = RunDir::create(&tmp.path().join("builtin"), false).unwrap();

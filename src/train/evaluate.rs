@@ -220,7 +220,8 @@ pub fn evaluate_with_curves(
             .standardizer
             .as_ref()
             .expect("Lorenz data are always standardised");
-        let truth = lorenz::field_standardised(&pts, st, preset.dataset.lorenz());
+        let system = preset.dataset.lorenz().expect("Lorenz data").system();
+        let truth = lorenz::field_standardised(&pts, st, system);
         let cos = |f: &Field| abs_cosine(&to_vec(f(from_rows(&pts, dim, device))), &truth);
         m.cos_truth_learned = learned.as_ref().map(cos);
         m.cos_truth_training_free = Some(cos(&training_free));

@@ -126,20 +126,20 @@ pub fn aggregate(dirs: &[PathBuf], backend: &Backend) -> Result<Summary, SweepEr
     for d in dirs {
         let run = RunDir::open(d)?;
         let p = run.read_preset()?;
-        if p.dataset.kind.is_image() {
+        if p.dataset.kind().is_image() {
             return Err(SweepError::Image(d.clone()));
         }
         if !run.has_flow() {
             return Err(SweepError::NoFlow(d.clone()));
         }
         if let Some((_, p0)) = opened.first()
-            && p.dataset.kind != p0.dataset.kind
+            && p.dataset.kind() != p0.dataset.kind()
         {
             return Err(SweepError::Mixed(
                 d.clone(),
-                p.dataset.kind,
+                p.dataset.kind(),
                 first.clone(),
-                p0.dataset.kind,
+                p0.dataset.kind(),
             ));
         }
         opened.push((run, p));
@@ -211,8 +211,8 @@ pub fn aggregate(dirs: &[PathBuf], backend: &Backend) -> Result<Summary, SweepEr
     let truth = data
         .standardizer
         .as_ref()
-        .filter(|_| data.kind == DatasetKind::Lorenz)
-        .map(|st| lorenz::field_standardised(&pts, st, p0.dataset.lorenz()));
+        .zip(p0.dataset.lorenz())
+        .map(|(st, l)| lorenz::field_standardised(&pts, st, l.system()));
     for (key, fields) in [
         ("cos_truth_learned", &learned),
         ("cos_truth_training_free", &free),

@@ -17,7 +17,7 @@ use crate::metrics::icon_fidelity::IconTemplates;
 use crate::metrics::report::nullable;
 use crate::nn::flow_nca::Nca;
 use crate::nn::score_unet::ScoreUnet;
-use crate::preset::{DatasetKind, Preset, ScoreSettings};
+use crate::preset::{Preset, ScoreSettings, Source};
 use crate::sim::sde::Sde;
 use crate::tensor_util::{init_seeded, scalar};
 use burn::module::Module;
@@ -116,17 +116,18 @@ pub fn dataset(
         });
         !obs.cancelled()
     };
-    let (d, n, seed) = (&preset.dataset, preset.dataset.n, preset.data_seed());
-    if d.kind == DatasetKind::Alife {
-        return Ok(turing::Generated {
-            set: tiler::generate(Tiling::from_settings(d)?, n, seed, &mut progress)?,
+    let seed = preset.data_seed();
+    match &preset.dataset.source {
+        Source::Alife(a) => Ok(turing::Generated {
+            set: tiler::generate(Tiling::from_settings(a)?, a.n, seed, &mut progress)?,
             cell_updates_per_s: 0.0,
             from_cache: false,
-        });
-    }
-    match cache {
-        Some(path) => turing::load_or_generate(d, n, seed, path, &mut progress),
-        None => Ok(turing::generate(d, n, seed, &mut progress)),
+        }),
+        Source::GrayScott(g) => match cache {
+            Some(path) => turing::load_or_generate(g, g.n, seed, path, &mut progress),
+            None => Ok(turing::generate(g, g.n, seed, &mut progress)),
+        },
+        other => panic!("{:?} data are points, not images", other.kind()),
     }
 }
 
@@ -139,18 +140,17 @@ pub fn held_out(preset: &Preset, n: usize) -> Result<ImageSet, DataError> {
 /// shown before it runs. A regime in which every sample dies is the same error training gives.
 pub fn examples(preset: &Preset, n: usize) -> Result<ImageSet, DataError> {
     let set = drawn(preset, n, preset.data_seed())?;
-    if preset.dataset.kind == DatasetKind::GrayScott {
-        set.check_alive(&preset.dataset)?;
+    if let Some(g) = preset.dataset.gray_scott() {
+        set.check_alive(g)?;
     }
     Ok(set)
 }
 
 fn drawn(preset: &Preset, n: usize, seed: u64) -> Result<ImageSet, DataError> {
-    let d = &preset.dataset;
-    let set = if d.kind == DatasetKind::Alife {
-        tiler::generate(Tiling::from_settings(d)?, n, seed, &mut |_, _| true)?
-    } else {
-        turing::generate(d, n, seed, &mut |_, _| true).set
+    let set = match &preset.dataset.source {
+        Source::Alife(a) => tiler::generate(Tiling::from_settings(a)?, n, seed, &mut |_, _| true)?,
+        Source::GrayScott(g) => turing::generate(g, n, seed, &mut |_, _| true).set,
+        other => panic!("{:?} data are points, not images", other.kind()),
     };
     Ok(set.expect("generation without a cancel hook completes"))
 }
@@ -400,8 +400,15 @@ pub fn evaluate(
     let e = &preset.eval;
     let sched = Schedule::from_settings(&preset.score);
     let tau = preset.score.tau_step;
-    let alife = preset.dataset.kind == DatasetKind::Alife;
-    let starts = held_out(preset, if alife { e.blob_starts } else { e.cos_starts })?;
+    let alife = preset.dataset.alife();
+    let starts = held_out(
+        preset,
+        if alife.is_some() {
+            e.blob_starts
+        } else {
+            e.cos_starts
+        },
+    )?;
     let device = score.device();
     let x0 = Tensor::<4>::from_data(
         TensorData::new(
@@ -434,8 +441,8 @@ pub fn evaluate(
             },
         )
     });
-    let done = if alife {
-        let tiling = Tiling::from_settings(&preset.dataset)?;
+    let done = if let Some(a) = alife {
+        let tiling = Tiling::from_settings(a)?;
         blob_metrics(preset, score, &sched, &starts, &tiling, ncas, &mut m, obs)
     } else {
         truth_metrics(preset, score, &sched, &starts, ncas, &mut m, obs)
@@ -474,8 +481,9 @@ fn truth_metrics(
     let e = &preset.eval;
     let params = preset
         .dataset
-        .gray_scott_params()
-        .expect("validated pattern");
+        .gray_scott()
+        .expect("Turing metrics are for Gray–Scott data")
+        .params();
     let truth = gs_alignment::true_displacement(starts, &params, e.cos_gs_steps);
     let c = starts.channels;
     // The first random kernel is the one `sde.kernel_seed` draws (the single baseline of
@@ -640,8 +648,8 @@ fn blob_metrics(
     m.blob_speed_mean = Some(runs[0].speed);
     m.blob_speed_still = Some(runs[1].speed);
     if noise_steps > 0 {
-        let d = &preset.dataset;
-        let canvas = preset.sde.canvas.unwrap_or(d.size);
+        let side = tiling.canvas;
+        let canvas = preset.sde.canvas.unwrap_or(side);
         let p = blob_motion::Protocol {
             steps: noise_steps,
             ..protocol
@@ -658,7 +666,7 @@ fn blob_metrics(
             seed ^ 0x0004_015E,
             &mut |k| tick(done + k),
         )?;
-        let area = (d.size * d.size) as f64 / (canvas * canvas) as f64;
+        let area = (side * side) as f64 / (canvas * canvas) as f64;
         m.blob_count_from_noise = Some(grown.count * area);
         m.icon_fidelity_from_noise = grown.fidelity;
     }

@@ -102,7 +102,11 @@ impl EquiflowApp {
     /// `wake` is called from the worker thread whenever it sent something.
     pub fn new(state: AppState, wake: impl Fn() + Send + Sync + 'static) -> Self {
         let settings = state.settings();
-        let icon = Icon::load(&settings.dataset.target, ASSET_SIZE)
+        let target = settings
+            .dataset
+            .alife()
+            .map_or("dot", |a| a.target.as_str());
+        let icon = Icon::load(target, ASSET_SIZE)
             .unwrap_or_else(|_| Icon::builtin("dot", ASSET_SIZE).expect("built in"));
         Self {
             state,
@@ -144,7 +148,7 @@ impl EquiflowApp {
 
     /// The settings describe an image job (Turing patterns) rather than points.
     pub fn is_image(&self) -> bool {
-        self.settings.dataset.kind.is_image()
+        self.settings.dataset.kind().is_image()
     }
 
     /// Start the live pattern simulation again, from a data pattern or from noise.
@@ -218,9 +222,8 @@ impl EquiflowApp {
         self.state.preset_source = text.to_string();
         // The Paint tab shows the target of the preset actually open (the old picture stays
         // one undo away).
-        let target = (p.dataset.kind == DatasetKind::Alife).then(|| p.dataset.target.clone());
-        let before = (self.settings.dataset.kind == DatasetKind::Alife)
-            .then(|| self.settings.dataset.target.clone());
+        let target = p.dataset.alife().map(|a| a.target.clone());
+        let before = self.settings.dataset.alife().map(|a| a.target.clone());
         self.set_settings(p);
         if let Some(t) = target
             && (before.as_ref() != Some(&t) || self.paint.icon.is_blank())
@@ -332,11 +335,13 @@ impl EquiflowApp {
             self.message = Some(Message::error(format!("could not save the target: {e}")));
             return;
         }
-        if self.settings.dataset.kind != DatasetKind::Alife {
+        if self.settings.dataset.kind() != DatasetKind::Alife {
             self.choose_preset("alife-dot");
         }
         let mut p = self.settings.clone();
-        p.dataset.target = path.display().to_string();
+        if let Some(a) = p.dataset.alife_mut() {
+            a.target = path.display().to_string();
+        }
         self.set_settings(p);
         self.message = Some(Message::info(format!(
             "Target set to {}. Press Train to bring it to life.",
@@ -465,7 +470,7 @@ impl EquiflowApp {
         if self
             .results
             .dim()
-            .unwrap_or(self.settings.dataset.kind.dim())
+            .unwrap_or(self.settings.dataset.kind().dim())
             >= 3
         {
             self.state.particles_3d
@@ -681,7 +686,7 @@ impl EquiflowApp {
         ui.horizontal(|ui| {
             ui.heading("equiflow");
             ui.separator();
-            let tabs = Tab::for_kind(self.settings.dataset.kind);
+            let tabs = Tab::for_kind(self.settings.dataset.kind());
             if !tabs.contains(&self.state.tab) {
                 self.state.tab = if self.is_image() {
                     Tab::Pattern
@@ -747,7 +752,12 @@ impl EquiflowApp {
             let preview = self.preview.as_ref().filter(|p| p.matches(&self.settings));
             let export = match tab {
                 Tab::Paint => {
-                    let target = self.settings.dataset.target.clone();
+                    let target = self
+                        .settings
+                        .dataset
+                        .alife()
+                        .map(|a| a.target.clone())
+                        .unwrap_or_default();
                     let action = paint_view::paint_view(
                         ui,
                         &mut self.paint,

@@ -170,9 +170,19 @@ fn autosave_dir(p: &crate::preset::Preset) -> std::path::PathBuf {
 
 /// Where the app keeps simulated snapshots, so a preset is not simulated twice.
 fn pattern_cache(p: &crate::preset::Preset) -> std::path::PathBuf {
+    let (n, size) = p.dataset.images().unwrap_or_default();
+    // A painted target's name is a path: keep only what is safe in one file name.
+    let name: String = std::path::Path::new(&p.dataset.pattern_name())
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_default()
+        .chars()
+        .map(|c| if c.is_alphanumeric() { c } else { '_' })
+        .collect();
     std::path::PathBuf::from("runs").join("cache").join(format!(
-        "{}-seed{}-{}px-{}.bin",
-        p.dataset.pattern, p.seed, p.dataset.size, p.dataset.n
+        "{}-{name}-seed{}-{size}px-{n}.bin",
+        p.dataset.kind().name(),
+        p.seed,
     ))
 }
 
@@ -287,7 +297,7 @@ impl Loop {
                     waker();
                 });
                 self.guarded(out, |lp, out| {
-                    let mut s: Box<dyn JobSession> = if preset.dataset.kind.is_image() {
+                    let mut s: Box<dyn JobSession> = if preset.dataset.kind().is_image() {
                         let cache = Some(pattern_cache(&preset));
                         Box::new(PatternSession::new(
                             *preset, backend, cache, cancel, live, out,
@@ -460,7 +470,7 @@ mod tests {
         let mut out = Vec::new();
         let cancel = Arc::new(AtomicBool::new(false));
         let (p, b) = (preset.clone(), Backend::cpu());
-        let mut job: Box<dyn JobSession> = if p.dataset.kind.is_image() {
+        let mut job: Box<dyn JobSession> = if p.dataset.kind().is_image() {
             Box::new(PatternSession::new(p, b, None, cancel, Box::new(|_| {}), &mut out).headless())
         } else {
             Box::new(Session::new(p, b, cancel, Box::new(|_| {}), &mut out).headless())
@@ -516,13 +526,13 @@ mod tests {
         use crate::tensor_util::flat_params;
         let run = crate::train::checkpoint::RunDir::open(dir).unwrap();
         let device = Backend::cpu().device;
-        if preset.dataset.kind.is_image() {
+        if preset.dataset.kind().is_image() {
             [
                 flat_params(&run.load_image_score(preset, &device).unwrap()),
                 flat_params(&run.load_nca(preset, &device).unwrap()),
             ]
         } else {
-            let dim = preset.dataset.kind.dim();
+            let dim = preset.dataset.kind().dim();
             [
                 flat_params(&run.load_score(preset, dim, &device).unwrap()),
                 flat_params(&run.load_flow(preset, dim, &device).unwrap()),

@@ -26,8 +26,8 @@ use crate::metrics::gs_alignment;
 use crate::metrics::icon_fidelity::IconTemplates;
 use crate::nn::flow_nca::Nca;
 use crate::nn::score_unet::ScoreUnet;
+use crate::preset::ImageFlow;
 use crate::preset::Preset;
-use crate::preset::{DatasetKind, ImageFlow};
 use crate::sim::sde::{Ema, Sde, State};
 use crate::tensor_util::to_vec;
 use crate::train::checkpoint::{self, RunDir, RunDirError};
@@ -68,7 +68,7 @@ pub fn preview(preset: &Preset) -> super::event::Preview {
         .validate()
         .map_err(|e| e.to_string())
         .and_then(|_| {
-            if preset.dataset.kind.is_image() {
+            if preset.dataset.kind().is_image() {
                 Ok(())
             } else {
                 Err("a point preset has no images to preview".to_string())
@@ -212,7 +212,11 @@ impl PatternSession {
         live: Box<dyn Fn(Event) + Send>,
         out: &mut Vec<Event>,
     ) -> Self {
-        let maker = SnapshotMaker::new(&preset.dataset, preset.dataset.n, preset.data_seed());
+        let (n, _) = preset
+            .dataset
+            .images()
+            .expect("a pattern job has image data");
+        let maker = SnapshotMaker::new(&preset.dataset, n, preset.data_seed());
         let mut s = Self::blank(preset, backend, cache, cancel, live, out);
         match maker {
             Ok(m) => s.stage = Stage::Data(Box::new(m)),
@@ -225,7 +229,7 @@ impl PatternSession {
         let cached = s
             .cache
             .as_deref()
-            .and_then(|p| turing::read_cached(d, d.n, seed, p));
+            .and_then(|p| turing::read_cached(d, n, seed, p));
         if let Some(set) = cached {
             out.push(Event::Notice(
                 "Reusing the cached snapshots of these settings.".into(),
@@ -270,17 +274,18 @@ impl PatternSession {
         out: &mut Vec<Event>,
     ) -> Self {
         let d = &preset.dataset;
-        let alife = d.kind == DatasetKind::Alife;
-        let params = (!alife).then(|| d.gray_scott_params().expect("validated pattern"));
+        let params = d.gray_scott().map(|g| g.params());
+        let (_, size) = d.images().expect("a pattern job has image data");
         let controls = SimControls::from_preset(&preset);
-        let tiling = alife.then(|| Tiling::from_settings(d).ok()).flatten();
+        let alife = d.alife().is_some();
+        let tiling = d.alife().and_then(|a| Tiling::from_settings(a).ok());
         let inks = tiling
             .as_ref()
             .and_then(|t| Inks::from_premultiplied(&t.icon));
         out.push(Event::Started(Box::new(JobStarted {
             preset: preset.name.clone(),
             backend: backend.description.clone(),
-            shows: Shows::Images { size: d.size },
+            shows: Shows::Images { size },
         })));
         Self {
             sched: Schedule::from_settings(&preset.score),
@@ -297,7 +302,7 @@ impl PatternSession {
             losses: Vec::new(),
             samples: Vec::new(),
             metrics: None,
-            kernel: ImageKernel::from_settings(&preset.sde, d.kind.dim(), inks.as_ref()),
+            kernel: ImageKernel::from_settings(&preset.sde, d.kind().dim(), inks.as_ref()),
             inks,
             templates: tiling
                 .as_ref()
@@ -471,10 +476,13 @@ impl PatternSession {
         if side == data.h {
             return data.image(i).to_vec();
         }
-        let d = &self.preset.dataset;
-        let scale = (side * side) as f64 / (d.size * d.size) as f64;
-        let count = (d.icons as f64 * scale).round() as usize;
-        Tiling::from_settings(d)
+        let blank = vec![1.0; data.channels * side * side];
+        let Some(a) = self.preset.dataset.alife() else {
+            return blank;
+        };
+        let scale = (side * side) as f64 / (a.size * a.size) as f64;
+        let count = (a.icons as f64 * scale).round() as usize;
+        Tiling::from_settings(a)
             .ok()
             .map(|t| Tiling {
                 canvas: side,
@@ -483,7 +491,7 @@ impl PatternSession {
             })
             .and_then(|t| t.tile(self.preset.seed ^ 0x11FE ^ i as u64).ok())
             .map(|(rgb, _)| rgb)
-            .unwrap_or_else(|| vec![1.0; data.channels * side * side])
+            .unwrap_or(blank)
     }
 
     /// (Re)start the live simulation.
@@ -626,7 +634,7 @@ impl PatternSession {
         sim.frames += 1;
         let (al, at) = sim.anchor.as_ref().expect("set above");
         Some(PatternFrame {
-            channels: self.preset.dataset.kind.dim(),
+            channels: self.preset.dataset.kind().dim(),
             h,
             w,
             learned_delta: diff(&learned, al),
@@ -990,7 +998,7 @@ impl JobSession for PatternSession {
         if kernel(&c) != kernel(&old) {
             let mut sde = self.preset.sde.clone();
             (sde.sign, sde.kernel, sde.kernel_seed, sde.gain) = kernel(&c);
-            let channels = self.preset.dataset.kind.dim();
+            let channels = self.preset.dataset.kind().dim();
             self.kernel = ImageKernel::from_settings(&sde, channels, self.inks.as_ref());
         }
         self.controls = c;
@@ -1108,7 +1116,7 @@ mod tests {
             .flat_map(|img| crate::metrics::icon_fidelity::box_blur(img, 3, h, w, 4))
             .collect();
         let finder = Finder::from_preset(&preset);
-        let tiling = Tiling::from_settings(&preset.dataset).unwrap();
+        let tiling = Tiling::from_settings(preset.dataset.alife().unwrap()).unwrap();
         let templates = IconTemplates::new(&tiling, finder.threshold);
         let blur = blob_motion::frame_fidelity(&templates, &finder, &blurred, n, h, w).unwrap();
         let (data, end) = (m.icon_fidelity_data.unwrap(), m.icon_fidelity_end.unwrap());

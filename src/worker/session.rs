@@ -13,7 +13,7 @@ use crate::metrics::report::Metrics;
 use crate::nn::batchnorm::BnMode;
 use crate::nn::flow_mlp::FlowMlp;
 use crate::nn::score_mlp::ScoreMlp;
-use crate::preset::{DatasetKind, Preset};
+use crate::preset::Preset;
 use crate::sim::particles::{self, Particles};
 use crate::tensor_util::{from_rows, to_vec};
 use crate::train::checkpoint::{RunDir, RunDirError};
@@ -606,15 +606,13 @@ pub(super) fn record(
 
 /// One true Lorenz trajectory from the first data state, in the data's coordinates.
 fn truth_trajectory(preset: &Preset, data: &Dataset) -> Option<Cloud> {
-    if data.kind != DatasetKind::Lorenz {
-        return None;
-    }
+    let l = preset.dataset.lorenz()?;
     let st = data.standardizer.as_ref()?;
     let z0 = data.head(1);
     let mut x: [f64; 3] = std::array::from_fn(|i| z0[i] as f64 * st.std[i] + st.mean[i]);
     let mut points = Vec::with_capacity(3 * 2000);
     for _ in 0..2000 {
-        x = lorenz::rk4_step(x, preset.dataset.dt, preset.dataset.lorenz());
+        x = lorenz::rk4_step(x, l.dt, l.system());
         points.extend((0..3).map(|i| ((x[i] - st.mean[i]) / st.std[i]) as f32));
     }
     Some(Cloud { dim: 3, points })

@@ -1,7 +1,7 @@
 //! The left panel: preset, settings, run controls, progress and messages.
 
 use crate::backend::BackendChoice;
-use crate::preset::{self, DatasetKind, Estimator};
+use crate::preset::{self, Estimator, Source};
 use crate::train::job::Phase;
 use crate::ui::app::EquiflowApp;
 use crate::ui::results::JobState;
@@ -249,39 +249,47 @@ impl EquiflowApp {
             .show(ui, |ui| {
                 egui::Grid::new("data").num_columns(2).show(ui, |ui| {
                     ui.label("system");
-                    ui.label(format!("{:?}", s.dataset.kind));
+                    ui.label(format!("{:?}", s.dataset.kind()));
                     ui.end_row();
-                    changed |= number(
-                        ui,
-                        "points",
-                        &mut s.dataset.n,
-                        16..=1_000_000,
-                        "How many snapshots to generate (2-D systems)",
-                    );
-                    if s.dataset.kind == DatasetKind::TwoMoons {
-                        changed |= number(
+                    let points = |ui: &mut Ui, n: &mut usize| {
+                        number(
                             ui,
-                            "noise",
-                            &mut s.dataset.noise,
-                            0.0..=1.0,
-                            "Gaussian noise added to the moons",
-                        );
-                    }
-                    if s.dataset.kind == DatasetKind::Lorenz {
-                        changed |= number(
-                            ui,
-                            "runs",
-                            &mut s.dataset.runs,
-                            1..=10_000,
-                            "Independent Lorenz trajectories",
-                        );
-                        changed |= number(
-                            ui,
-                            "steps per run",
-                            &mut s.dataset.steps_per_run,
-                            1..=1_000_000,
-                            "States kept per trajectory (after burn-in)",
-                        );
+                            "points",
+                            n,
+                            16..=1_000_000,
+                            "How many snapshots to generate (2-D systems)",
+                        )
+                    };
+                    match &mut s.dataset.source {
+                        Source::Ring(p) | Source::TwoPeaks(p) => changed |= points(ui, &mut p.n),
+                        Source::TwoMoons(m) => {
+                            changed |= points(ui, &mut m.n);
+                            changed |= number(
+                                ui,
+                                "noise",
+                                &mut m.noise,
+                                0.0..=1.0,
+                                "Gaussian noise added to the moons",
+                            );
+                        }
+                        Source::Lorenz(l) => {
+                            changed |= number(
+                                ui,
+                                "runs",
+                                &mut l.runs,
+                                1..=10_000,
+                                "Independent Lorenz trajectories",
+                            );
+                            changed |= number(
+                                ui,
+                                "steps per run",
+                                &mut l.steps_per_run,
+                                1..=1_000_000,
+                                "States kept per trajectory (after burn-in)",
+                            );
+                        }
+                        // Image kinds have their own panel.
+                        Source::GrayScott(_) | Source::Alife(_) => {}
                     }
                     changed |= seed(ui, &mut s.seed);
                 });
@@ -361,7 +369,7 @@ impl EquiflowApp {
         let three_d = self
             .results
             .dim()
-            .unwrap_or(self.settings.dataset.kind.dim())
+            .unwrap_or(self.settings.dataset.kind().dim())
             >= 3;
         if three_d {
             ui.add(Slider::new(&mut self.state.particles_3d, 1..=128).text("trajectories"))

@@ -2,9 +2,9 @@
 //! score model, and the live controls of the pattern dynamics.
 
 use super::controls::{number, rate, seed};
-use crate::data::gray_scott::{PRESETS, Params};
+use crate::data::gray_scott::{Params, Regime};
 use crate::data::icon::BUILTIN;
-use crate::preset::{DatasetKind, ImageFlow, KernelKind, Preset};
+use crate::preset::{GrayScottData, ImageFlow, KernelKind, Preset, Source};
 use crate::ui::app::EquiflowApp;
 use crate::worker::command::Restart;
 use egui::{Slider, Ui};
@@ -15,25 +15,26 @@ impl EquiflowApp {
         let mut changed = false;
         let mut lr_changed = false;
         let s = &mut self.settings;
-        if s.dataset.kind == DatasetKind::Alife {
+        if s.dataset.alife().is_some() {
             changed |= alife_target(ui, s);
-        } else {
+        } else if let Source::GrayScott(g) = &mut s.dataset.source {
             egui::CollapsingHeader::new("Gray–Scott system")
                 .default_open(true)
                 .show(ui, |ui| {
                     let label = ui.label("pattern");
                     egui::ComboBox::from_id_salt("gs-pattern")
-                        .selected_text(s.dataset.pattern.clone())
+                        .selected_text(g.pattern.name())
                         .show_ui(ui, |ui| {
-                            for (name, p) in PRESETS {
+                            for regime in Regime::ALL {
+                                let p = regime.params();
                                 let tip = format!("F {} · k {}", p.f, p.k);
                                 if ui
-                                    .selectable_label(s.dataset.pattern == name, name)
+                                    .selectable_label(g.pattern == regime, regime.name())
                                     .on_hover_text(tip)
                                     .clicked()
                                 {
-                                    s.dataset.pattern = name.to_string();
-                                    (s.dataset.f, s.dataset.k) = (None, None);
+                                    g.pattern = regime;
+                                    (g.f, g.k) = (None, None);
                                     changed = true;
                                 }
                             }
@@ -41,26 +42,26 @@ impl EquiflowApp {
                         .response
                         .labelled_by(label.id)
                         .on_hover_text("A named regime of the Gray–Scott system (sets F and k)");
-                    changed |= fk_map(ui, &mut s.dataset);
+                    changed |= fk_map(ui, g);
                     egui::Grid::new("gs").num_columns(2).show(ui, |ui| {
                         changed |= number(
                             ui,
                             "size (px)",
-                            &mut s.dataset.size,
+                            &mut g.size,
                             8..=512,
                             "Side of each snapshot; a multiple of 4",
                         );
                         changed |= number(
                             ui,
                             "snapshots",
-                            &mut s.dataset.n,
+                            &mut g.n,
                             16..=100_000,
                             "How many patterns to simulate",
                         );
                         changed |= number(
                             ui,
                             "steps",
-                            &mut s.dataset.sim_steps,
+                            &mut g.sim_steps,
                             1..=100_000,
                             "Gray–Scott steps from the seed discs to the snapshot",
                         );
@@ -263,11 +264,14 @@ impl EquiflowApp {
 
 /// The F–k plane with the named regimes; a click picks the nearest one, or sets F and k
 /// freely when no regime is near. Returns whether the settings changed.
-fn fk_map(ui: &mut Ui, d: &mut crate::preset::DatasetSettings) -> bool {
-    let current = d.gray_scott_params();
-    let named: PlotPoints = PRESETS
+fn fk_map(ui: &mut Ui, d: &mut GrayScottData) -> bool {
+    let current = d.params();
+    let named: PlotPoints = Regime::ALL
         .iter()
-        .map(|(_, p)| [p.k as f64, p.f as f64])
+        .map(|r| {
+            let p = r.params();
+            [p.k as f64, p.f as f64]
+        })
         .collect();
     let mut clicked = None;
     Plot::new("fk-map")
@@ -283,17 +287,15 @@ fn fk_map(ui: &mut Ui, d: &mut crate::preset::DatasetSettings) -> bool {
                 HoverPosition::Elsewhere { position } => position,
             };
             let near = nearest(p.x, p.y);
-            Some(format!("{near}\nF {:.3} · k {:.3}", p.y, p.x))
+            Some(format!("{}\nF {:.3} · k {:.3}", near.name(), p.y, p.x))
         })
         .show(ui, |plot| {
             plot.points(Points::new("regimes", named).radius(3.0));
-            if let Some(p) = current {
-                plot.points(
-                    Points::new("chosen", vec![[p.k as f64, p.f as f64]])
-                        .radius(6.0)
-                        .shape(MarkerShape::Diamond),
-                );
-            }
+            plot.points(
+                Points::new("chosen", vec![[current.k as f64, current.f as f64]])
+                    .radius(6.0)
+                    .shape(MarkerShape::Diamond),
+            );
             if plot.response().clicked() {
                 clicked = plot.pointer_coordinate();
             }
@@ -303,10 +305,10 @@ fn fk_map(ui: &mut Ui, d: &mut crate::preset::DatasetSettings) -> bool {
     let Some(at) = clicked else {
         return false;
     };
-    let name = nearest(at.x, at.y);
-    let p = crate::data::gray_scott::preset(name).expect("a named regime");
+    let regime = nearest(at.x, at.y);
+    let p = regime.params();
     let close = ((p.k as f64 - at.x) / 0.004).hypot((p.f as f64 - at.y) / 0.004) < 1.0;
-    d.pattern = name.to_string();
+    d.pattern = regime;
     if close {
         (d.f, d.k) = (None, None);
     } else {
@@ -316,39 +318,38 @@ fn fk_map(ui: &mut Ui, d: &mut crate::preset::DatasetSettings) -> bool {
 }
 
 /// The named regime nearest to (k, F).
-fn nearest(k: f64, f: f64) -> &'static str {
-    PRESETS
-        .iter()
-        .min_by(|a, b| {
-            let d = |p: &Params| (p.k as f64 - k).hypot(p.f as f64 - f);
-            d(&a.1).total_cmp(&d(&b.1))
-        })
-        .map_or("waves", |(n, _)| n)
+fn nearest(k: f64, f: f64) -> Regime {
+    let d = |r: &Regime| {
+        let p: Params = r.params();
+        (p.k as f64 - k).hypot(p.f as f64 - f)
+    };
+    Regime::ALL
+        .into_iter()
+        .min_by(|a, b| d(a).total_cmp(&d(b)))
+        .unwrap_or(Regime::Waves)
 }
 
 /// The artificial-life data settings: target, icon size and count, canvas. Returns whether
 /// the settings changed.
 fn alife_target(ui: &mut Ui, s: &mut Preset) -> bool {
     let mut changed = false;
+    let Source::Alife(a) = &mut s.dataset.source else {
+        return false;
+    };
     egui::CollapsingHeader::new("Artificial-life target")
         .default_open(true)
         .show(ui, |ui| {
             let label = ui.label("target");
             egui::ComboBox::from_id_salt("alife-target")
                 .selected_text(
-                    std::path::Path::new(&s.dataset.target)
+                    std::path::Path::new(&a.target)
                         .file_name()
-                        .map_or(s.dataset.target.clone(), |n| {
-                            n.to_string_lossy().to_string()
-                        }),
+                        .map_or(a.target.clone(), |n| n.to_string_lossy().to_string()),
                 )
                 .show_ui(ui, |ui| {
                     for &name in BUILTIN {
-                        if ui
-                            .selectable_label(s.dataset.target == name, name)
-                            .clicked()
-                        {
-                            s.dataset.target = name.to_string();
+                        if ui.selectable_label(a.target == name, name).clicked() {
+                            a.target = name.to_string();
                             changed = true;
                         }
                     }
@@ -363,28 +364,28 @@ fn alife_target(ui: &mut Ui, s: &mut Preset) -> bool {
                 changed |= number(
                     ui,
                     "canvas (px)",
-                    &mut s.dataset.size,
+                    &mut a.size,
                     8..=512,
                     "Side of each training image; a multiple of 4",
                 );
                 changed |= number(
                     ui,
                     "icon (px)",
-                    &mut s.dataset.icon_size,
+                    &mut a.icon_size,
                     4..=256,
                     "Side of one stamped icon",
                 );
                 changed |= number(
                     ui,
                     "icons",
-                    &mut s.dataset.icons,
+                    &mut a.icons,
                     1..=200,
                     "Icons stamped per image (never overlapping)",
                 );
                 changed |= number(
                     ui,
                     "images",
-                    &mut s.dataset.n,
+                    &mut a.n,
                     16..=100_000,
                     "How many tiled images to train on",
                 );
