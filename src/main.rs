@@ -436,7 +436,7 @@ fn train(args: TrainArgs) -> Result<()> {
                 let (p, b) = (preset.clone(), backend.clone());
                 Box::new(Session::new(p, b, cancel, live, &mut out).headless())
             };
-            run_job(&mut *job, &dir, &bars)?;
+            run_job(&mut *job, &out, &dir, &bars)?;
             for line in job.metric_lines() {
                 println!("{line}");
             }
@@ -493,7 +493,16 @@ fn cancel_flag() -> Arc<AtomicBool> {
 /// Step `job` to its end with progress bars, then write what it has into `dir`: the models,
 /// losses, samples and metrics; a job that ended early keeps its last good models beside a
 /// partial `metrics.json` that says why, and the run fails with that reason.
-fn run_job(job: &mut dyn JobSession, dir: &RunDir, bars: &Arc<Mutex<Bars>>) -> Result<()> {
+/// Run `job` to its end, rendering first the events it gave when it was made (`started`).
+fn run_job(
+    job: &mut dyn JobSession,
+    started: &[Event],
+    dir: &RunDir,
+    bars: &Arc<Mutex<Bars>>,
+) -> Result<()> {
+    for e in started {
+        bars.lock().expect("bars").render(e);
+    }
     let interrupted = || {
         INTERRUPTED
             .load(Ordering::SeqCst)
@@ -569,7 +578,7 @@ fn sweep(a: SweepArgs) -> Result<()> {
     let live = Bars::live(&bars);
     let mut scorer =
         Session::new(shared, backend.clone(), cancel.clone(), live, &mut events).score_only();
-    run_job(&mut scorer, &score_dir, &bars)?;
+    run_job(&mut scorer, &std::mem::take(&mut events), &score_dir, &bars)?;
     score_dir.commit()?;
     let score = scorer
         .trained_score()
@@ -593,7 +602,7 @@ fn sweep(a: SweepArgs) -> Result<()> {
             &mut events,
         )
         .headless();
-        run_job(&mut job, &dir, &bars)?;
+        run_job(&mut job, &std::mem::take(&mut events), &dir, &bars)?;
         dirs.push(dir.commit()?);
     }
     let mut summary = sweep::aggregate(&dirs, &backend)?;
@@ -722,7 +731,7 @@ fn train_nca(path: PathBuf, sets: Vec<String>, choice: BackendChoice) -> Result<
         &mut out,
     );
     let mut job = job.headless();
-    run_job(&mut job, &dir, &bars)?;
+    run_job(&mut job, &out, &dir, &bars)?;
     for line in job.metric_lines() {
         println!("{line}");
     }

@@ -136,6 +136,30 @@ impl ImageKernel {
         }
     }
 
+    /// Why `sde.axis = "inks"` does not apply to these settings, so the run can say so
+    /// (`None` where it applies or was not asked for).
+    pub fn inks_unused(sde: &SdeSettings, c: usize, inks: Option<&Inks>) -> Option<&'static str> {
+        if sde.axis != MixerAxis::Inks {
+            return None;
+        }
+        if sde.kernel != KernelKind::Mix {
+            return Some(
+                "sde.axis = \"inks\" turns the 1×1 colour mixer only (sde.kernel = \"mix\"); \
+                 this kernel ignores it",
+            );
+        }
+        if c != 3 {
+            return Some("sde.axis = \"inks\" needs three colour channels; it is ignored here");
+        }
+        if inks.is_none() {
+            return Some(
+                "the target shows no ink (every pixel near white or transparent), so the \
+                 mixer's axis is drawn at random instead of across the inks",
+            );
+        }
+        None
+    }
+
     /// The skew 1×1 channel mixer with sign `g`: for two channels g·[[0, 1], [−1, 0]]/√2,
     /// for more a seeded random antisymmetric matrix of unit norm.
     pub fn mix(c: usize, g: f32, seed: u64) -> Self {
@@ -438,6 +462,26 @@ mod tests {
             ImageKernel::from_settings(&sde, 2, Some(&two)),
             ImageKernel::mix(2, 1.0, 0)
         );
+        // Where it falls back, the run is told why.
+        assert_eq!(ImageKernel::inks_unused(&sde, 3, Some(&two)), None);
+        assert!(
+            ImageKernel::inks_unused(&sde, 3, None)
+                .unwrap()
+                .contains("no ink")
+        );
+        assert!(
+            ImageKernel::inks_unused(&sde, 2, Some(&two))
+                .unwrap()
+                .contains("three")
+        );
+        sde.kernel = KernelKind::Spatial;
+        assert!(
+            ImageKernel::inks_unused(&sde, 3, Some(&two))
+                .unwrap()
+                .contains("mixer")
+        );
+        sde.axis = MixerAxis::Random;
+        assert_eq!(ImageKernel::inks_unused(&sde, 3, None), None);
     }
 
     #[test]

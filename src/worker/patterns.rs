@@ -287,6 +287,11 @@ impl PatternSession {
             backend: backend.description.clone(),
             shows: Shows::Images { size },
         })));
+        if tiling.is_some()
+            && let Some(why) = ImageKernel::inks_unused(&preset.sde, d.kind().dim(), inks.as_ref())
+        {
+            out.push(Event::Notice(format!("Note: {why}.")));
+        }
         Self {
             sched: Schedule::from_settings(&preset.score),
             rng: StdRng::seed_from_u64(preset.seed),
