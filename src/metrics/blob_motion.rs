@@ -40,24 +40,49 @@ pub struct Protocol {
 pub struct Finder {
     pub threshold: f32,
     pub min_area: usize,
+    /// Ink this many pixels apart is one blob (0: touching pixels only).
+    #[serde(default)]
+    pub join: usize,
     pub max_move: f32,
     pub miss_budget: usize,
 }
 
 impl Finder {
-    /// Defaults scaled to the stamped icon: blobs smaller than a tenth of an icon's opaque
-    /// area are specks; a blob may move up to half an icon between frames.
+    /// Scaled to the stamped icon, so that a blob is an icon and not a part of one: ink
+    /// less than a tenth of the icon's side apart is one blob (the two discs of `dots`, the
+    /// taiji's small dots and its ring); a blob with less than a tenth of the icon's own ink
+    /// (its pixels above the threshold, drawn on white) is a speck; a blob may move up to
+    /// half an icon between frames.
+    pub fn for_tiling(t: &crate::data::tiler::Tiling, threshold: f32) -> Self {
+        let ink = t
+            .icon
+            .chunks_exact(4)
+            .filter(|px| {
+                // Premultiplied on white: v = c + (1 − a); ink is the darkest channel's 1 − v.
+                (0..3).map(|c| px[3] - px[c]).fold(0.0f32, f32::max) > threshold
+            })
+            .count();
+        Self {
+            min_area: (ink / 10).max(2),
+            join: t.size / 10,
+            ..Self::for_icon(t.size, threshold)
+        }
+    }
+
+    /// Scaled to an icon side alone: blobs smaller than a fortieth of the icon's square are
+    /// specks; a blob may move up to half an icon between frames.
     pub fn for_icon(icon_size: usize, threshold: f32) -> Self {
         Self {
             threshold,
             min_area: (icon_size * icon_size / 40).max(2),
             max_move: icon_size as f32 / 2.0,
             miss_budget: 2,
+            join: 0,
         }
     }
 
-    /// The finder a preset asks for (its icon size and `eval.blob_threshold`). Turing
-    /// patterns have no icon: their live view counts blobs at the default icon's scale.
+    /// The finder of a preset without its tiling at hand. Turing patterns have no icon:
+    /// their live view counts blobs at the default icon's scale.
     pub fn from_preset(p: &crate::preset::Preset) -> Self {
         let icon = p
             .dataset
@@ -73,7 +98,8 @@ impl Finder {
     }
 
     pub fn blobs(&self, rgb: &[f32], h: usize, w: usize) -> Vec<blobs::Blob> {
-        blobs::detect(&blobs::ink(rgb, h, w), h, w, self.threshold, self.min_area)
+        let ink = blobs::ink(rgb, h, w);
+        blobs::detect_joined(&ink, h, w, self.threshold, self.min_area, self.join)
     }
 }
 

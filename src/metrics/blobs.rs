@@ -30,6 +30,27 @@ pub struct Blob {
 /// at least `min_area` pixels. Centres are circular means, so a blob cut by the border has
 /// its centre where the blob is, not in the middle of the canvas.
 pub fn detect(ink: &[f32], h: usize, w: usize, threshold: f32, min_area: usize) -> Vec<Blob> {
+    detect_joined(ink, h, w, threshold, min_area, 0)
+}
+
+/// As [`detect`], but ink pixels up to `join` pixels apart (in x and in y) belong to one
+/// blob: an icon of separate parts (two discs side by side) is one blob, however far its
+/// parts drift within that gap. `join = 0` is plain 4-neighbour connectivity.
+pub fn detect_joined(
+    ink: &[f32],
+    h: usize,
+    w: usize,
+    threshold: f32,
+    min_area: usize,
+    join: usize,
+) -> Vec<Blob> {
+    let four: &[(isize, isize)] = &[(-1, 0), (1, 0), (0, -1), (0, 1)];
+    let j = join.min(h.min(w) / 2) as isize;
+    let window: Vec<(isize, isize)> = (-j..=j)
+        .flat_map(|dy| (-j..=j).map(move |dx| (dy, dx)))
+        .filter(|&d| d != (0, 0))
+        .collect();
+    let near = if join == 0 { four } else { &window[..] };
     let mut label = vec![usize::MAX; h * w];
     let mut blobs = Vec::new();
     let mut stack = Vec::new();
@@ -53,12 +74,9 @@ pub fn detect(ink: &[f32], h: usize, w: usize, threshold: f32, min_area: usize) 
             sum[1] += m * ax.sin();
             sum[2] += m * ay.cos();
             sum[3] += m * ay.sin();
-            for (ny, nx) in [
-                ((y + h - 1) % h, x),
-                ((y + 1) % h, x),
-                (y, (x + w - 1) % w),
-                (y, (x + 1) % w),
-            ] {
+            for &(dy, dx) in near {
+                let ny = (y as isize + dy).rem_euclid(h as isize) as usize;
+                let nx = (x as isize + dx).rem_euclid(w as isize) as usize;
                 let j = ny * w + nx;
                 if ink[j] > threshold && label[j] == usize::MAX {
                     label[j] = id;
@@ -280,6 +298,37 @@ mod tests {
     fn ink_is_zero_on_white_and_one_on_black() {
         let rgb = [1.0, -1.0, 1.0, -1.0, 1.0, 1.0];
         assert_eq!(ink(&rgb, 1, 2), vec![0.0, 1.0]);
+    }
+
+    /// Discs whose ink (above 0.5) reaches 4 pixels from their centres: 9 apart, their
+    /// nearest ink pixels are 2 apart; 12 apart, 5. Within the join distance they are one
+    /// blob (also across the border), beyond it two.
+    #[test]
+    fn ink_within_the_join_distance_is_one_blob() {
+        let n = 40;
+        let count = |d: f32, join: usize, x0: f32| {
+            let img = frame(&[(x0, 20.0), ((x0 + d).rem_euclid(n as f32), 20.0)], n);
+            detect_joined(&ink(&img, n, n), n, n, 0.5, 3, join).len()
+        };
+        for x0 in [10.0, 36.0] {
+            assert_eq!(count(9.0, 0, x0), 2, "2 px apart parts touching-only blobs");
+            assert_eq!(count(9.0, 2, x0), 1, "2 px apart is within join 2");
+            assert_eq!(count(9.0, 3, x0), 1);
+            assert_eq!(count(12.0, 2, x0), 2, "5 px apart is beyond join 2");
+            assert_eq!(count(12.0, 5, x0), 1);
+        }
+        let joined = detect_joined(
+            &ink(&frame(&[(10.0, 20.0), (19.0, 20.0)], n), n, n),
+            n,
+            n,
+            0.5,
+            3,
+            2,
+        );
+        assert!(
+            (joined[0].x - 14.5).abs() < 0.3,
+            "the centre lies between: {joined:?}"
+        );
     }
 
     #[test]

@@ -221,6 +221,24 @@ mod tests {
             .unwrap()
     }
 
+    /// A blob is an icon, not a part of one: one stamped icon of any built-in target is one
+    /// blob (the taiji's small dots are below a tenth of its ink), whatever its angle.
+    #[test]
+    fn the_finder_counts_icons_not_their_parts() {
+        for name in ["taiji", "dots", "firefly", "dot"] {
+            for size in [20, 40] {
+                let t = Tiling::new(&Icon::builtin(name, size).unwrap(), size, 2 * size, 1);
+                let finder = Finder::for_tiling(&t, 0.3);
+                assert!(finder.min_area > Finder::for_icon(size, 0.3).min_area / 2);
+                for seed in 0..12 {
+                    let (rgb, _) = t.tile(seed).unwrap();
+                    let found = finder.blobs(&rgb, t.canvas, t.canvas);
+                    assert_eq!(found.len(), 1, "{name} {size} px, seed {seed}: {found:?}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn a_clean_tiling_matches_and_a_blurred_one_less() {
         for name in ["firefly", "dot"] {

@@ -612,7 +612,7 @@ fn blob_metrics(
         every: e.blob_every,
         tau: preset.score.tau_step,
         clip_x0: preset.sde.clip_x0,
-        finder: Finder::from_preset(preset),
+        finder: Finder::for_tiling(tiling, e.blob_threshold as f32),
     };
     let inks = Inks::from_premultiplied(&tiling.icon);
     let kernel = ImageKernel::from_settings(&preset.sde, starts.channels, inks.as_ref());

@@ -182,6 +182,8 @@ pub struct PatternSession {
     inks: Option<Inks>,
     /// Artificial life: the target at every rotation, for the live icon fidelity.
     templates: Option<IconTemplates>,
+    /// How blobs are found on the live canvas (scaled to the target's ink).
+    finder: Finder,
     sim: Option<PatternSim>,
     next_start: usize,
     clock: JobClock,
@@ -312,6 +314,9 @@ impl PatternSession {
             templates: tiling
                 .as_ref()
                 .map(|t| IconTemplates::new(t, preset.eval.blob_threshold as f32)),
+            finder: tiling.as_ref().map_or(Finder::from_preset(&preset), |t| {
+                Finder::for_tiling(t, preset.eval.blob_threshold as f32)
+            }),
             controls,
             sim: None,
             next_start: 0,
@@ -533,7 +538,7 @@ impl PatternSession {
             value: denoised(state.x.clone(), state.s.clone(), sched, tau),
             w: self.preset.sde.ema,
         };
-        let finder = Finder::from_preset(&self.preset);
+        let finder = self.finder;
         self.sim = Some(PatternSim {
             state,
             ema,
@@ -561,7 +566,7 @@ impl PatternSession {
     /// Advance the learned dynamics (and the true ones) by one frame's worth of steps.
     pub fn animate(&mut self) -> Option<PatternFrame> {
         let score = self.score.as_ref()?;
-        let finder = Finder::from_preset(&self.preset);
+        let finder = self.finder;
         let sim = self.sim.as_mut()?;
         let c = self.controls;
         let tau = self.preset.score.tau_step;
@@ -1120,8 +1125,8 @@ mod tests {
             .chunks(starts.image_len())
             .flat_map(|img| crate::metrics::icon_fidelity::box_blur(img, 3, h, w, 4))
             .collect();
-        let finder = Finder::from_preset(&preset);
         let tiling = Tiling::from_settings(preset.dataset.alife().unwrap()).unwrap();
+        let finder = Finder::for_tiling(&tiling, preset.eval.blob_threshold as f32);
         let templates = IconTemplates::new(&tiling, finder.threshold);
         let blur = blob_motion::frame_fidelity(&templates, &finder, &blurred, n, h, w).unwrap();
         let (data, end) = (m.icon_fidelity_data.unwrap(), m.icon_fidelity_end.unwrap());
