@@ -8,7 +8,7 @@ use equiflow::bench::{self, BenchConfig};
 use equiflow::data::Dataset;
 use equiflow::data::icon::Icon;
 use equiflow::metrics::report::Metrics;
-use equiflow::preset::{self, DatasetKind, ImageFlow, Preset};
+use equiflow::preset::{self, ImageFlow, Preset};
 use equiflow::train::checkpoint::{self, RunDir};
 use equiflow::train::evaluate::evaluate;
 use equiflow::train::job::{self, Observer, Phase, Progress};
@@ -385,12 +385,6 @@ fn select_backend(choice: BackendChoice) -> Result<Backend> {
 
 fn train(args: TrainArgs) -> Result<()> {
     let mut sets = Vec::new();
-    if let Some(target) = &args.target {
-        sets.push(format!(
-            "dataset.target={}",
-            toml_string(&target.display().to_string())
-        ));
-    }
     if let Some(flow) = args.flow {
         let name = match flow {
             FlowArg::TrainingFree => "training_free",
@@ -398,7 +392,7 @@ fn train(args: TrainArgs) -> Result<()> {
         };
         sets.push(format!("sde.flow=\"{name}\""));
     }
-    let preset = args.run.preset(&args.preset, &sets)?;
+    let mut preset = args.run.preset(&args.preset, &sets)?;
     if args.flow.is_some() && !preset.dataset.kind().is_image() {
         bail!(
             "--flow chooses the flow of image presets (Turing patterns, artificial life); \
@@ -406,12 +400,15 @@ fn train(args: TrainArgs) -> Result<()> {
             preset.name
         );
     }
-    if args.target.is_some() && preset.dataset.kind() != DatasetKind::Alife {
-        bail!(
-            "--target needs an artificial-life preset ({}); '{}' is not one",
-            alife_presets(),
-            preset.name
-        );
+    if let Some(target) = &args.target {
+        let Some(a) = preset.dataset.alife_mut() else {
+            bail!(
+                "--target needs an artificial-life preset ({}); '{}' is not one",
+                alife_presets(),
+                preset.name
+            );
+        };
+        a.target = target.display().to_string();
     }
     if let Some(a) = preset.dataset.alife() {
         // Fail before any work when the target cannot be read.
@@ -657,11 +654,6 @@ fn print_summary(s: &serde_json::Value) {
             println!("{key:<28} {x:.4}");
         }
     }
-}
-
-/// A TOML string literal (a `--set` value with any characters).
-fn toml_string(s: &str) -> String {
-    toml::Value::String(s.to_string()).to_string()
 }
 
 fn alife_presets() -> String {
