@@ -268,8 +268,10 @@ fn run(cli: Cli) -> Result<()> {
 /// file, `nohup`), where a bar would print nothing.
 struct Bars {
     bar: Option<(Phase, ProgressBar)>,
-    /// Not a terminal: when the last plain line was written, and for which phase.
-    plain: Option<Option<(Phase, std::time::Instant)>>,
+    /// stderr is not a terminal: plain lines instead of bars.
+    plain: bool,
+    /// The phase and time of the last plain line.
+    last_line: Option<(Phase, std::time::Instant)>,
     last_loss: Option<f64>,
 }
 
@@ -281,19 +283,21 @@ impl Observer for Bars {
         if let Some(l) = p.loss {
             self.last_loss = Some(l);
         }
-        if let Some(last) = &mut self.plain {
-            let new_phase = last.map(|(ph, _)| ph) != Some(p.phase);
+        if self.plain {
+            let new_phase = self.last_line.map(|(ph, _)| ph) != Some(p.phase);
             if new_phase {
                 self.last_loss = p.loss;
             }
-            let due = last.is_none_or(|(_, t)| t.elapsed() >= PLAIN_EVERY);
+            let due = self
+                .last_line
+                .is_none_or(|(_, t)| t.elapsed() >= PLAIN_EVERY);
             if new_phase || due || p.done >= p.total {
                 let loss = self
                     .last_loss
                     .map(|l| format!(" loss {l:.5}"))
                     .unwrap_or_default();
                 eprintln!("{:>8} {}/{}{loss}", p.phase.label(), p.done, p.total);
-                *last = Some((p.phase, std::time::Instant::now()));
+                self.last_line = Some((p.phase, std::time::Instant::now()));
             }
             return;
         }
@@ -330,7 +334,8 @@ impl Bars {
         use std::io::IsTerminal;
         Bars {
             bar: None,
-            plain: (!std::io::stderr().is_terminal()).then_some(None),
+            plain: !std::io::stderr().is_terminal(),
+            last_line: None,
             last_loss: None,
         }
     }
@@ -487,10 +492,10 @@ fn cancel_flag() -> Arc<AtomicBool> {
     flag
 }
 
-/// Step `job` to its end with progress bars, then write what it has into `dir`: the models,
-/// losses, samples and metrics; a job that ended early keeps its last good models beside a
-/// partial `metrics.json` that says why, and the run fails with that reason.
-/// Run `job` to its end, rendering first the events it gave when it was made (`started`).
+/// Step `job` to its end with progress bars (first rendering `started`, the events it gave
+/// when it was made), then write what it has into `dir`: the models, losses, samples and
+/// metrics; a job that ended early keeps its last good models beside a partial
+/// `metrics.json` that says why, and the run fails with that reason.
 fn run_job(
     job: &mut dyn JobSession,
     started: &[Event],

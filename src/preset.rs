@@ -271,18 +271,6 @@ impl Source {
             Source::Alife(_) => DatasetKind::Alife,
         }
     }
-
-    /// A kind's own defaults.
-    pub fn of_kind(kind: DatasetKind) -> Source {
-        match kind {
-            DatasetKind::Ring => Source::Ring(Default::default()),
-            DatasetKind::TwoPeaks => Source::TwoPeaks(Default::default()),
-            DatasetKind::TwoMoons => Source::TwoMoons(Default::default()),
-            DatasetKind::Lorenz => Source::Lorenz(Default::default()),
-            DatasetKind::GrayScott => Source::GrayScott(Default::default()),
-            DatasetKind::Alife => Source::Alife(Default::default()),
-        }
-    }
 }
 
 impl DatasetSettings {
@@ -303,13 +291,6 @@ impl DatasetSettings {
 
     pub fn gray_scott(&self) -> Option<&GrayScottData> {
         match &self.source {
-            Source::GrayScott(g) => Some(g),
-            _ => None,
-        }
-    }
-
-    pub fn gray_scott_mut(&mut self) -> Option<&mut GrayScottData> {
-        match &mut self.source {
             Source::GrayScott(g) => Some(g),
             _ => None,
         }
@@ -1107,23 +1088,7 @@ impl Preset {
     /// The preset's name made safe as one file-name component (a name like `../x` or
     /// `a/b` must not place files outside the folder they are meant for).
     pub fn file_stem(&self) -> String {
-        let safe: String = self
-            .name
-            .chars()
-            .map(|c| {
-                if c.is_alphanumeric() || matches!(c, '-' | '_' | '.') {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        let safe = safe.trim_start_matches('.');
-        if safe.is_empty() {
-            "preset".into()
-        } else {
-            safe.into()
-        }
+        safe_file_name(&self.name, "preset")
     }
 
     /// Resolve `name_or_path` (a built-in name or a `.toml` file), then apply the quick
@@ -1409,6 +1374,27 @@ impl Preset {
             );
         }
         Ok(())
+    }
+}
+
+/// `name` made safe as one file-name component (`fallback` when nothing is left): a name
+/// like `../x` or `a/b` must not place files outside the folder they are meant for.
+pub fn safe_file_name(name: &str, fallback: &str) -> String {
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let safe = safe.trim_start_matches('.');
+    if safe.is_empty() {
+        fallback.into()
+    } else {
+        safe.into()
     }
 }
 

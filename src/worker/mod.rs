@@ -171,14 +171,13 @@ fn autosave_dir(p: &crate::preset::Preset) -> std::path::PathBuf {
 /// Where the app keeps simulated snapshots, so a preset is not simulated twice.
 fn pattern_cache(p: &crate::preset::Preset) -> std::path::PathBuf {
     let (n, size) = p.dataset.images().unwrap_or_default();
-    // A painted target's name is a path: keep only what is safe in one file name.
-    let name: String = std::path::Path::new(&p.dataset.pattern_name())
+    // A painted target's name is a path: its file stem, made safe.
+    let pattern = p.dataset.pattern_name();
+    let stem = std::path::Path::new(&pattern)
         .file_stem()
         .map(|s| s.to_string_lossy().to_string())
-        .unwrap_or_default()
-        .chars()
-        .map(|c| if c.is_alphanumeric() { c } else { '_' })
-        .collect();
+        .unwrap_or_default();
+    let name = crate::preset::safe_file_name(&stem, "target");
     std::path::PathBuf::from("runs").join("cache").join(format!(
         "{}-{name}-seed{}-{size}px-{n}.bin",
         p.dataset.kind().name(),

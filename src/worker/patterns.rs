@@ -314,9 +314,10 @@ impl PatternSession {
             templates: tiling
                 .as_ref()
                 .map(|t| IconTemplates::new(t, preset.eval.blob_threshold as f32)),
-            finder: tiling.as_ref().map_or(Finder::from_preset(&preset), |t| {
-                Finder::for_tiling(t, preset.eval.blob_threshold as f32)
-            }),
+            finder: tiling.as_ref().map_or_else(
+                || Finder::from_preset(&preset),
+                |t| Finder::for_tiling(t, preset.eval.blob_threshold as f32),
+            ),
             controls,
             sim: None,
             next_start: 0,
