@@ -433,7 +433,7 @@ fn train(args: TrainArgs) -> Result<()> {
             let mut job: Box<dyn JobSession> = if preset.dataset.kind().is_image() {
                 let cache = Some(dir.path.join(checkpoint::DATASET));
                 let (p, b) = (preset.clone(), backend.clone());
-                Box::new(PatternSession::new(p, b, cache, cancel, live, &mut out).headless())
+                Box::new(PatternSession::new(p, b, cache, cancel, &mut out).headless())
             } else {
                 let (p, b) = (preset.clone(), backend.clone());
                 Box::new(Session::new(p, b, cancel, live, &mut out).headless())
@@ -713,7 +713,7 @@ fn train_nca(path: PathBuf, sets: Vec<String>, choice: BackendChoice) -> Result<
     let losses = read_losses(&path.join(checkpoint::LOSSES));
     eprintln!("training an NCA on the score model in {}", path.display());
     let bars = Bars::shared();
-    let (cancel, live) = (cancel_flag(), Bars::live(&bars));
+    let cancel = cancel_flag();
     let earlier = (losses, [old.seconds_data, old.seconds_score]);
     let mut out = Vec::new();
     let job = PatternSession::from_score(
@@ -724,7 +724,6 @@ fn train_nca(path: PathBuf, sets: Vec<String>, choice: BackendChoice) -> Result<
         score,
         earlier,
         cancel,
-        live,
         &mut out,
     );
     let mut job = job.headless();

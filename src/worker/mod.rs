@@ -2,6 +2,7 @@
 //! [`Command`]s and [`Event`]s; particle frames come on their own bounded channel so a
 //! busy worker never floods a slow UI (a full channel drops the frame, never blocks).
 
+pub mod background;
 pub mod command;
 pub mod drive;
 pub mod event;
@@ -298,9 +299,7 @@ impl Loop {
                 self.guarded(out, |lp, out| {
                     let mut s: Box<dyn JobSession> = if preset.dataset.kind().is_image() {
                         let cache = Some(pattern_cache(&preset));
-                        Box::new(PatternSession::new(
-                            *preset, backend, cache, cancel, live, out,
-                        ))
+                        Box::new(PatternSession::new(*preset, backend, cache, cancel, out))
                     } else {
                         Box::new(Session::new(*preset, backend, cancel, live, out))
                     };
@@ -470,7 +469,7 @@ mod tests {
         let cancel = Arc::new(AtomicBool::new(false));
         let (p, b) = (preset.clone(), Backend::cpu());
         let mut job: Box<dyn JobSession> = if p.dataset.kind().is_image() {
-            Box::new(PatternSession::new(p, b, None, cancel, Box::new(|_| {}), &mut out).headless())
+            Box::new(PatternSession::new(p, b, None, cancel, &mut out).headless())
         } else {
             Box::new(Session::new(p, b, cancel, Box::new(|_| {}), &mut out).headless())
         };
@@ -603,6 +602,58 @@ mod tests {
             );
         }
         let _ = std::fs::remove_dir_all(&tmp);
+    }
+
+    /// The metrics run on their own thread: the live canvas keeps sending frames until they
+    /// arrive (a blocking metrics step sent one frame, then nothing until it ended).
+    #[test]
+    fn the_live_canvas_plays_while_the_metrics_run() {
+        let _rng = crate::tensor_util::rng_lock();
+        let preset = tiny(
+            "alife-dot",
+            &[
+                "dataset.n=16",
+                "dataset.size=24",
+                "dataset.icon_size=12",
+                "dataset.icons=2",
+                "score.channels=[4, 8, 8]",
+                "score.epochs=1",
+                "score.batch=8",
+                "score.samples=1",
+                "sde.canvas=24",
+                "eval.blob_starts=1",
+                "eval.blob_steps=100",
+                "eval.blob_every=50",
+                "eval.noise_steps=50",
+            ],
+        );
+        let w = Worker::spawn(|| {});
+        w.send(Command::Animate(true));
+        w.send(start(preset, BackendChoice::Cpu));
+        let (mut frames, mut in_metrics) = (0, false);
+        let t0 = Instant::now();
+        'run: loop {
+            assert!(t0.elapsed() < Duration::from_secs(300), "the worker hangs");
+            let framed = w.latest_frame().is_some();
+            for e in w.events() {
+                match e {
+                    Event::Progress(p) if p.phase == crate::train::job::Phase::Metrics => {
+                        in_metrics = true
+                    }
+                    Event::Metrics(_) => break 'run,
+                    Event::Finished { stop, .. } => panic!("ended before its metrics: {stop:?}"),
+                    _ => {}
+                }
+            }
+            if framed && in_metrics {
+                frames += 1;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(
+            frames >= 5,
+            "{frames} frames arrived while the metrics ran: the canvas froze"
+        );
     }
 
     /// A UI that stops draining holds at most the cap of view refreshes; what the job

@@ -3,6 +3,7 @@
 //! and the training-free flow plays live — beside the true Gray–Scott dynamics from the same
 //! start, or with its blobs tracked (artificial life).
 
+use super::background::{Background, Poll};
 use super::command::{Restart, SimControls};
 use super::event::Frame;
 use super::event::{
@@ -10,7 +11,7 @@ use super::event::{
     Shows,
 };
 use super::job::JobSession;
-use super::session::{Epochs, JobClock, MetricsObserver, record};
+use super::session::{Epochs, JobClock, record};
 use crate::backend::Backend;
 use crate::data::gray_scott::{self, Grid, Params};
 use crate::data::snapshots::SnapshotMaker;
@@ -40,6 +41,7 @@ use rand::rngs::StdRng;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 /// Dataset images shown while training (and offered as starts).
 const SHOWN: usize = 8;
@@ -54,9 +56,15 @@ enum Stage {
     Score(Box<ImageScoreTrainer>, Epochs),
     /// Training the NCA (`sde.flow = "nca"`), after the score.
     Flow(Box<NcaTrainer>, Epochs),
-    Metrics,
+    /// The metrics, computed on their own thread while the canvas plays.
+    Metrics(Box<Background<MetricsResult>>),
     Done,
 }
+
+type MetricsResult = Result<Option<ImageMetrics>, turing::DataError>;
+
+/// How long one step waits for the metrics thread before the worker draws a frame again.
+const METRICS_WAIT: Duration = Duration::from_millis(20);
 
 /// Training images a preview shows.
 pub const PREVIEW: usize = 4;
@@ -195,7 +203,6 @@ pub struct PatternSession {
     /// The NCA's |cos| to the truth measured while it trains (the app shows it).
     live_views: bool,
     cancel: Arc<AtomicBool>,
-    live: Box<dyn Fn(Event) + Send>,
     pub inject_panic: bool,
 }
 
@@ -211,7 +218,6 @@ impl PatternSession {
         backend: Backend,
         cache: Option<PathBuf>,
         cancel: Arc<AtomicBool>,
-        live: Box<dyn Fn(Event) + Send>,
         out: &mut Vec<Event>,
     ) -> Self {
         let (n, _) = preset
@@ -219,7 +225,7 @@ impl PatternSession {
             .images()
             .expect("a pattern job has image data");
         let maker = SnapshotMaker::new(&preset.dataset, n, preset.data_seed());
-        let mut s = Self::blank(preset, backend, cache, cancel, live, out);
+        let mut s = Self::blank(preset, backend, cache, cancel, out);
         match maker {
             Ok(m) => s.stage = Stage::Data(Box::new(m)),
             Err(e) => {
@@ -252,10 +258,9 @@ impl PatternSession {
         score: ScoreUnet,
         earlier: (Vec<LossPoint>, [f64; 2]),
         cancel: Arc<AtomicBool>,
-        live: Box<dyn Fn(Event) + Send>,
         out: &mut Vec<Event>,
     ) -> Self {
-        let mut s = Self::blank(preset, backend, cache, cancel, live, out);
+        let mut s = Self::blank(preset, backend, cache, cancel, out);
         let (mut losses, [data_s, score_s]) = earlier;
         losses.retain(|l| l.phase != Phase::Flow);
         (s.losses, s.seconds[0], s.seconds[1]) = (losses, data_s, score_s);
@@ -272,7 +277,6 @@ impl PatternSession {
         backend: Backend,
         cache: Option<PathBuf>,
         cancel: Arc<AtomicBool>,
-        live: Box<dyn Fn(Event) + Send>,
         out: &mut Vec<Event>,
     ) -> Self {
         let d = &preset.dataset;
@@ -322,7 +326,6 @@ impl PatternSession {
             sim: None,
             next_start: 0,
             cancel,
-            live,
             inject_panic: false,
             params,
             backend,
@@ -399,6 +402,22 @@ impl PatternSession {
                 "The score is trained; now the NCA learns a flow that keeps its patterns.".into(),
             ));
         }
+    }
+
+    /// After the training: the metrics, on their own thread (the canvas plays meanwhile).
+    fn begin_metrics(&mut self, out: &mut Vec<Event>) {
+        let preset = self.preset.clone();
+        let score = self
+            .score
+            .clone()
+            .expect("the score is trained before its metrics");
+        let nca = self.nca.clone();
+        let backend = self.backend.clone();
+        let run = Background::spawn(self.cancel.clone(), move |obs| {
+            tjob::evaluate(&preset, &score, nca.as_ref(), &backend, obs)
+        });
+        self.stage = Stage::Metrics(Box::new(run));
+        out.push(Event::Progress(ProgressInfo::starting(Phase::Metrics)));
     }
 
     /// Whether the live |cos| has not been measured at training step `done` yet.
@@ -716,7 +735,7 @@ impl JobSession for PatternSession {
             Stage::Data(_) => 0,
             Stage::Score(..) => 1,
             Stage::Flow(..) => 2,
-            Stage::Metrics => 3,
+            Stage::Metrics(_) => 3,
             Stage::Done => 4,
         }
     }
@@ -736,6 +755,14 @@ impl JobSession for PatternSession {
                 })
             }
             Stage::Score(_, e) | Stage::Flow(_, e) => Some(e.progress()),
+            Stage::Metrics(run) => run.progress().map(|p| ProgressInfo {
+                phase: p.phase,
+                epoch: 1,
+                epochs: 1,
+                done: p.done,
+                total: p.total,
+                eta_seconds: None,
+            }),
             _ => None,
         }
     }
@@ -802,13 +829,14 @@ impl JobSession for PatternSession {
                 None => {
                     self.score = Some(trainer.model());
                     self.end_phase();
-                    self.stage = Stage::Metrics;
+                    // Until the next phase begins (the views read the stage).
+                    self.stage = Stage::Done;
                     self.push_samples(out);
                     self.start_sim(out);
                     if self.preset.sde.flow == ImageFlow::Nca {
                         self.begin_flow(out);
                     } else {
-                        out.push(Event::Progress(ProgressInfo::starting(Phase::Metrics)));
+                        self.begin_metrics(out);
                     }
                 }
             },
@@ -839,25 +867,21 @@ impl JobSession for PatternSession {
                     let model = trainer.model();
                     self.nca = Some(model.clone());
                     self.end_phase();
-                    self.stage = Stage::Metrics;
+                    self.stage = Stage::Done;
                     self.measure_live_cos(model, RuleAt::Trained);
                     self.push_rule(out);
-                    out.push(Event::Progress(ProgressInfo::starting(Phase::Metrics)));
+                    self.begin_metrics(out);
                 }
             },
-            Stage::Metrics => {
-                let score = self.score.as_ref().expect("trained");
-                let mut obs = MetricsObserver {
-                    live: &*self.live,
-                    cancel: &self.cancel,
+            Stage::Metrics(run) => {
+                let m = match run.poll(METRICS_WAIT) {
+                    Poll::Running => return,
+                    Poll::Done(m) => m,
+                    Poll::Panicked(p) => {
+                        self.stage = Stage::Done;
+                        std::panic::resume_unwind(p)
+                    }
                 };
-                let m = tjob::evaluate(
-                    &self.preset,
-                    score,
-                    self.nca.as_ref(),
-                    &self.backend,
-                    &mut obs,
-                );
                 self.stage = Stage::Done;
                 match m {
                     Err(e) => self.finish(Some(e.to_string()), true, out),
@@ -1056,7 +1080,7 @@ mod tests {
         let mut out = Vec::new();
         let cancel = Arc::new(AtomicBool::new(false));
         let (p, b) = (preset.clone(), Backend::cpu());
-        let mut s = PatternSession::new(p, b, None, cancel, Box::new(|_| {}), &mut out).headless();
+        let mut s = PatternSession::new(p, b, None, cancel, &mut out).headless();
         let ended = super::super::drive::run_to_end(&mut s, &|| None, &mut |_| {});
         assert_eq!(ended.stop, None);
         s
