@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 
 /// How often a running job's last good models are written to its autosave directory.
 const AUTOSAVE_EVERY: Duration = Duration::from_secs(300);
+/// How often the window redraws while a job trains and nothing on screen animates.
+const PROGRESS_REPAINT: Duration = Duration::from_millis(250);
 
 /// A file chosen in a dialog (dialogs run on their own thread so the UI never blocks).
 enum FileChoice {
@@ -677,8 +679,12 @@ impl EquiflowApp {
         }
         let animating = self.state.tab.animates()
             && (self.results.particles.is_some() || self.results.pattern_frame.is_some());
-        if self.results.is_running() || animating {
+        if animating {
             ui.ctx().request_repaint();
+        } else if self.results.is_running() {
+            // The progress bar and its ETA need a few frames a second, not every frame: a
+            // window repainting at full rate took a core from training on two cores.
+            ui.ctx().request_repaint_after(PROGRESS_REPAINT);
         }
     }
 

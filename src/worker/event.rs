@@ -80,6 +80,17 @@ impl ProgressInfo {
     }
 }
 
+/// A phase without epochs (the metrics) as far as its own counter says.
+impl From<&crate::train::job::Progress> for ProgressInfo {
+    fn from(p: &crate::train::job::Progress) -> Self {
+        Self {
+            done: p.done,
+            total: p.total,
+            ..Self::starting(p.phase)
+        }
+    }
+}
+
 /// Arrows: `vectors[i]` starts at `origins[i]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VectorField {

@@ -30,6 +30,8 @@ pub type Waker = Arc<dyn Fn() + Send + Sync>;
 /// How long the worker trains before it looks at commands and views again.
 const SLICE: Duration = Duration::from_millis(25);
 const FRAME: Duration = Duration::from_millis(20);
+/// How often progress alone wakes the window.
+const WAKE_EVERY: Duration = Duration::from_millis(200);
 // Unit tests refresh the views far more often, so that they run between training steps.
 const FIELD_EVERY: Duration = Duration::from_millis(if cfg!(test) { 5 } else { 1000 });
 const SAMPLES_EVERY: Duration = Duration::from_millis(if cfg!(test) { 10 } else { 2500 });
@@ -78,6 +80,7 @@ impl Worker {
             last_field: Instant::now(),
             last_samples: Instant::now(),
             last_frame: Instant::now(),
+            last_wake: Instant::now(),
         };
         let thread = std::thread::Builder::new()
             .name("equiflow-worker".into())
@@ -145,6 +148,7 @@ struct Loop {
     last_field: Instant,
     last_samples: Instant,
     last_frame: Instant,
+    last_wake: Instant,
 }
 
 /// Events waiting for the UI past which views that a newer one replaces are dropped.
@@ -258,12 +262,18 @@ impl Loop {
         }
     }
 
-    fn flush(&self, out: Vec<Event>) {
-        let any = !out.is_empty();
+    fn flush(&mut self, out: Vec<Event>) {
+        if out.is_empty() {
+            return;
+        }
+        let news = out.iter().any(|e| !matches!(e, Event::Progress(_)));
         for e in out {
             send_event(&self.events, e);
         }
-        if any {
+        // Progress alone wakes the window a few times a second: woken at the worker's pace
+        // (every slice) it repainted 40 times a second and took a core from training.
+        if news || self.last_wake.elapsed() >= WAKE_EVERY {
+            self.last_wake = Instant::now();
             (self.waker)();
         }
     }

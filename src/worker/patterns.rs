@@ -755,14 +755,7 @@ impl JobSession for PatternSession {
                 })
             }
             Stage::Score(_, e) | Stage::Flow(_, e) => Some(e.progress()),
-            Stage::Metrics(run) => run.progress().map(|p| ProgressInfo {
-                phase: p.phase,
-                epoch: 1,
-                epochs: 1,
-                done: p.done,
-                total: p.total,
-                eta_seconds: None,
-            }),
+            Stage::Metrics(run) => run.progress().map(ProgressInfo::from),
             _ => None,
         }
     }

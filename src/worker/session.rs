@@ -237,14 +237,7 @@ pub(super) struct MetricsObserver<'a> {
 
 impl Observer for MetricsObserver<'_> {
     fn progress(&mut self, p: &Progress) {
-        (self.live)(Event::Progress(ProgressInfo {
-            phase: p.phase,
-            epoch: 1,
-            epochs: 1,
-            done: p.done,
-            total: p.total,
-            eta_seconds: None,
-        }));
+        (self.live)(Event::Progress(ProgressInfo::from(p)));
     }
     fn cancelled(&self) -> bool {
         self.cancel.load(Ordering::Relaxed)
