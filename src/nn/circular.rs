@@ -1,6 +1,7 @@
 //! Convolutions on a torus: Turing patterns have no edges, so a convolution must see the
 //! opposite border where a plain one would see zeros.
 
+use super::circ_conv_op;
 use burn::module::Module;
 use burn::nn::Initializer;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -62,6 +63,13 @@ impl CircConv {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        // On the CPU, one operation with its own kernels (several times faster, with the
+        // backward passes); elsewhere burn's convolution of the padded input.
+        if let Some(bias) = &self.conv.bias
+            && circ_conv_op::available_on(&x.device())
+        {
+            return circ_conv_op::circ_conv(x, self.conv.weight.val(), bias.val());
+        }
         let p = self.conv.kernel_size[0] / 2;
         self.conv.forward(pad_circular(x, p))
     }

@@ -2,6 +2,8 @@
 //! forward by hand (`jvp`), because burn 0.22 has no double backward.
 
 pub mod batchnorm;
+pub mod circ_conv_op;
+pub mod circ_kernels;
 pub mod circular;
 pub mod flow_mlp;
 pub mod flow_nca;
