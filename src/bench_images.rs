@@ -7,6 +7,7 @@ use crate::backend::Backend;
 use crate::method::diffusion::Schedule;
 use crate::method::image_diffusion;
 use crate::method::skew::ImageKernel;
+use crate::nn::circ_conv_op;
 use crate::nn::score_unet::ScoreUnet;
 use crate::preset::{Levels, Prediction, ScoreSettings, SdeSettings, UnetArch};
 use crate::sim::sde::Sde;
@@ -23,6 +24,8 @@ pub struct ImageBenchRow {
     pub case: String,
     pub backend: String,
     pub arch: String,
+    /// Whose circular convolution: `equiflow` (our CPU kernels) or `burn` (padding + conv2d).
+    pub conv: String,
     /// `[channels, height, width]` of one image.
     pub shape: [usize; 3],
     pub batch: usize,
@@ -58,7 +61,17 @@ pub fn run(backend: &Backend, steps: usize, progress: &mut dyn FnMut(&str)) -> V
     let device = &backend.device;
     device.seed(1);
     let mut rows = Vec::new();
-    for arch in [UnetArch::Plain, UnetArch::Residual] {
+    let convs: &[bool] = if circ_conv_op::available_on(device) {
+        &[true, false]
+    } else {
+        &[false]
+    };
+    for (&own, arch) in convs
+        .iter()
+        .flat_map(|o| [(o, UnetArch::Plain), (o, UnetArch::Residual)])
+    {
+        circ_conv_op::set_own_kernels(own);
+        let conv = if own { "equiflow" } else { "burn" };
         let s = settings(arch);
         let sched = Schedule::from_settings(&s);
         let name = format!("{arch:?}").to_lowercase();
@@ -68,6 +81,7 @@ pub fn run(backend: &Backend, steps: usize, progress: &mut dyn FnMut(&str)) -> V
                 case: case.into(),
                 backend: backend.kind.to_string(),
                 arch: name.clone(),
+                conv: conv.into(),
                 shape,
                 batch,
                 params,
@@ -75,7 +89,7 @@ pub fn run(backend: &Backend, steps: usize, progress: &mut dyn FnMut(&str)) -> V
             })
         };
         // Training at the quick Turing shape: 2 channels, 48², batch 32.
-        progress(&format!("unet_step_quick ({name})"));
+        progress(&format!("unet_step_quick ({name}, {conv} conv)"));
         let (c, side, batch) = (2, 48, 32);
         let mut rng = StdRng::seed_from_u64(1);
         let x0: Vec<f32> = (0..batch * c * side * side)
@@ -87,7 +101,7 @@ pub fn run(backend: &Backend, steps: usize, progress: &mut dyn FnMut(&str)) -> V
         });
         row("unet_step_quick", [c, side, side], batch, ms);
 
-        progress(&format!("score_eval_tau ({name})"));
+        progress(&format!("score_eval_tau ({name}, {conv} conv)"));
         let net = trainer.model();
         let x = Tensor::<4>::random([batch, c, side, side], Distribution::Default, device);
         let ms = time(steps, || {
@@ -96,7 +110,7 @@ pub fn run(backend: &Backend, steps: usize, progress: &mut dyn FnMut(&str)) -> V
         row("score_eval_tau", [c, side, side], batch, ms);
 
         // The live artificial-life canvas of the quick profiles: 3 channels, 96², one image.
-        progress(&format!("sde_step_live ({name})"));
+        progress(&format!("sde_step_live ({name}, {conv} conv)"));
         let (c, side) = (3, 96);
         let net = ScoreUnet::new(c, &s, device);
         let kernel = ImageKernel::from_settings(&SdeSettings::default(), c, None);
@@ -111,20 +125,22 @@ pub fn run(backend: &Backend, steps: usize, progress: &mut dyn FnMut(&str)) -> V
         });
         row("sde_step_live", [c, side, side], 1, ms);
     }
+    circ_conv_op::set_own_kernels(true);
     rows
 }
 
 pub fn table(rows: &[ImageBenchRow]) -> String {
     let mut out = format!(
-        "{:<18} {:<8} {:<9} {:>11} {:>6} {:>8} {:>10}\n",
-        "case", "backend", "arch", "shape", "batch", "params", "ms/step"
+        "{:<18} {:<8} {:<9} {:<9} {:>11} {:>6} {:>8} {:>10}\n",
+        "case", "backend", "arch", "conv", "shape", "batch", "params", "ms/step"
     );
     for r in rows {
         out += &format!(
-            "{:<18} {:<8} {:<9} {:>11} {:>6} {:>8} {:>10.2}\n",
+            "{:<18} {:<8} {:<9} {:<9} {:>11} {:>6} {:>8} {:>10.2}\n",
             r.case,
             r.backend,
             r.arch,
+            r.conv,
             format!("{}×{}²", r.shape[0], r.shape[1]),
             r.batch,
             r.params,

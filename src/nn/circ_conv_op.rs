@@ -13,6 +13,7 @@ use burn::backend::{
     Autodiff, Backend, Dispatch, DispatchDevice, Flex, TensorMetadata, backend_extension,
 };
 use burn::tensor::{DType, Device, Tensor, TensorData};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 #[backend_extension(Flex, Autodiff)]
 pub trait CircConvBackend: Backend {
@@ -118,6 +119,18 @@ impl<C: CheckpointStrategy> CircConvBackend for Autodiff<Flex, C> {
             )),
         }
     }
+}
+
+/// Off, convolutions take burn's own path everywhere (`equiflow bench --images` times both).
+static OWN_KERNELS: AtomicBool = AtomicBool::new(true);
+
+/// Use our kernels on the CPU (the default), or burn's convolution everywhere.
+pub fn set_own_kernels(on: bool) {
+    OWN_KERNELS.store(on, Ordering::Relaxed);
+}
+
+pub fn own_kernels() -> bool {
+    OWN_KERNELS.load(Ordering::Relaxed)
 }
 
 /// Whether tensors on `device` take this operation (the CPU backend, with or without autodiff).

@@ -66,6 +66,7 @@ impl CircConv {
         // On the CPU, one operation with its own kernels (several times faster, with the
         // backward passes); elsewhere burn's convolution of the padded input.
         if let Some(bias) = &self.conv.bias
+            && circ_conv_op::own_kernels()
             && circ_conv_op::available_on(&x.device())
         {
             return circ_conv_op::circ_conv(x, self.conv.weight.val(), bias.val());
