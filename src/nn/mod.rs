@@ -11,4 +11,5 @@ pub mod jvp;
 pub mod score_mlp;
 pub mod score_resunet;
 pub mod score_unet;
+pub mod silu_op;
 pub mod time_features;

@@ -12,7 +12,8 @@ use super::time_features::{TIME_FEATURES, time_features};
 use crate::preset::Prediction;
 use burn::module::Module;
 use burn::nn::{GroupNorm, GroupNormConfig, Linear, LinearConfig};
-use burn::tensor::activation::{silu, softmax};
+use super::silu_op::silu;
+use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
 
 /// GroupNorm(8) as in the reference, or the largest group count ≤ 8 that divides `c`

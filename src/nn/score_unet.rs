@@ -10,7 +10,7 @@ use super::time_features::{TIME_FEATURES, time_features};
 use crate::preset::{ConvInit, Prediction, ScoreSettings, UnetArch};
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
-use burn::tensor::activation::silu;
+use super::silu_op::silu;
 use burn::tensor::{Device, Tensor};
 
 /// Two circular 3×3 convolutions with SiLU; the time projection is added after the first.

@@ -1,0 +1,130 @@
+//! SiLU x·σ(x) as one CPU operation (burn's backend-extension mechanism, like
+//! `nn::circ_conv_op`): burn composes it from a sigmoid and a product, which costs three
+//! exponentials and about seven passes over the tensor per training step; here the forward
+//! pass is one pass with one exponential and the backward pass another. Other backends keep
+//! burn's `silu`.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, Backend, Dispatch, Flex, TensorMetadata, backend_extension};
+use burn::tensor::activation;
+use burn::tensor::{DType, Tensor, TensorData};
+use rayon::prelude::*;
+
+#[backend_extension(Flex, Autodiff)]
+pub trait SiluBackend: Backend {
+    fn fused_silu(x: FloatTensor<Self>) -> FloatTensor<Self>;
+}
+
+type Host = FloatTensor<Flex>;
+
+/// Chunks big enough that a thread's share outweighs handing it out.
+const CHUNK: usize = 1 << 14;
+
+fn map(x: &Host, f: impl Fn(f32) -> f32 + Sync) -> Host {
+    assert_eq!(x.dtype(), DType::F32, "SiLU runs in f32");
+    let x = x.to_contiguous();
+    let src = x.as_slice::<f32>().expect("a contiguous f32 tensor");
+    let mut out = vec![0f32; src.len()];
+    out.par_chunks_mut(CHUNK)
+        .zip(src.par_chunks(CHUNK))
+        .for_each(|(o, s)| o.iter_mut().zip(s).for_each(|(o, &v)| *o = f(v)));
+    Host::from_data(TensorData::new(out, x.shape()))
+}
+
+fn sigmoid(v: f32) -> f32 {
+    1.0 / (1.0 + (-v).exp())
+}
+
+impl SiluBackend for Flex {
+    fn fused_silu(x: Host) -> Host {
+        map(&x, |v| v * sigmoid(v))
+    }
+}
+
+#[derive(Debug)]
+struct SiluStep;
+
+impl Backward<Flex, 1> for SiluStep {
+    /// The input.
+    type State = Host;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [Some(node)] = ops.parents else {
+            return;
+        };
+        let grad = grads.consume::<Flex>(&ops.node);
+        let x = ops.state.to_contiguous();
+        let xs = x.as_slice::<f32>().expect("a contiguous f32 tensor");
+        let g = grad.to_contiguous();
+        let gs = g.as_slice::<f32>().expect("a contiguous f32 tensor");
+        let mut out = vec![0f32; xs.len()];
+        out.par_chunks_mut(CHUNK)
+            .zip(xs.par_chunks(CHUNK).zip(gs.par_chunks(CHUNK)))
+            .for_each(|(o, (xc, gc))| {
+                for ((o, &v), &g) in o.iter_mut().zip(xc).zip(gc) {
+                    let s = sigmoid(v);
+                    *o = g * s * (1.0 + v * (1.0 - s));
+                }
+            });
+        grads.register::<Flex>(node.id, Host::from_data(TensorData::new(out, x.shape())));
+    }
+}
+
+impl<C: CheckpointStrategy> SiluBackend for Autodiff<Flex, C> {
+    fn fused_silu(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        match SiluStep.prepare::<C>([x.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let state = x.primitive().clone();
+                prep.finish(state, Flex::fused_silu(x.into_primitive()))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(Flex::fused_silu(x.into_primitive())),
+        }
+    }
+}
+
+/// SiLU: fused on the CPU (unless [`super::circ_conv_op::set_own_kernels`] turned our kernels
+/// off), burn's elsewhere.
+pub fn silu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if super::circ_conv_op::own_kernels() && super::circ_conv_op::available_on(&x.device()) {
+        Tensor::from_dispatch(<Dispatch as SiluBackend>::fused_silu(x.into_dispatch()))
+    } else {
+        activation::silu(x)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tensor_util::to_vec;
+    use burn::tensor::{Device, Distribution};
+
+    #[test]
+    fn matches_burns_silu_and_its_gradient() {
+        let _rng = crate::tensor_util::rng_lock();
+        let device = Device::flex().autodiff();
+        device.seed(5);
+        let x = Tensor::<3>::random([3, 70, 400], Distribution::Normal(0.0, 3.0), &device)
+            .require_grad();
+        let probe = Tensor::<3>::random([3, 70, 400], Distribution::Default, &device);
+        let ours = Tensor::from_dispatch(<Dispatch as SiluBackend>::fused_silu(
+            x.clone().into_dispatch(),
+        ));
+        let theirs = activation::silu(x.clone());
+        let close = |a: Vec<f32>, b: Vec<f32>| {
+            for (p, q) in a.iter().zip(&b) {
+                assert!((p - q).abs() < 1e-5 * (1.0 + q.abs()), "{p} vs {q}");
+            }
+        };
+        close(to_vec(ours.clone()), to_vec(theirs.clone()));
+        let ga = x.grad(&(ours * probe.clone()).sum().backward()).unwrap();
+        let gb = x.grad(&(theirs * probe).sum().backward()).unwrap();
+        close(to_vec(ga), to_vec(gb));
+        // Without autodiff too.
+        let xi = x.inner();
+        close(to_vec(silu(xi.clone())), to_vec(activation::silu(xi)));
+    }
+}
