@@ -30,7 +30,11 @@ type Host = FloatTensor<Flex>;
 
 /// The values of a Flex tensor, row-major.
 fn values(t: &Host) -> Vec<f32> {
-    assert_eq!(t.dtype(), DType::F32, "the circular convolution runs in f32");
+    assert_eq!(
+        t.dtype(),
+        DType::F32,
+        "the circular convolution runs in f32"
+    );
     let t = t.to_contiguous();
     t.as_slice::<f32>()
         .expect("a contiguous f32 tensor")
@@ -176,8 +180,8 @@ mod tests {
         device.seed(11);
         for (c_in, c_out, k) in [(3usize, 4usize, 3usize), (2, 3, 1)] {
             let conv = Conv2dConfig::new([c_in, c_out], [k, k]).init(&device);
-            let x = Tensor::<4>::random([2, c_in, 6, 5], Distribution::Default, &device)
-                .require_grad();
+            let x =
+                Tensor::<4>::random([2, c_in, 6, 5], Distribution::Default, &device).require_grad();
             let probe = Tensor::<4>::random([2, c_out, 6, 5], Distribution::Default, &device);
             let bias = conv.bias.as_ref().expect("a bias").val();
 

@@ -188,11 +188,29 @@ pub fn forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, s: &ConvShape) -
     let (len, wp) = (s.cols_len(), s.wp());
     let one = |x_b: &[f32], out_b: &mut [f32], buf: &mut Buffers, threads: usize| {
         if s.k == 1 {
-            matmul(out_b, weight, (rows, 1), x_b, (hw, 1), (s.c_out, rows, hw), false, threads);
+            matmul(
+                out_b,
+                weight,
+                (rows, 1),
+                x_b,
+                (hw, 1),
+                (s.c_out, rows, hw),
+                false,
+                threads,
+            );
         } else {
             im2col(x_b, s, &mut buf.plane, &mut buf.cols);
             let (cols, wide) = (&buf.cols, &mut buf.wide);
-            matmul(wide, weight, (rows, 1), cols, (len, 1), (s.c_out, rows, len), false, threads);
+            matmul(
+                wide,
+                weight,
+                (rows, 1),
+                cols,
+                (len, 1),
+                (s.c_out, rows, len),
+                false,
+                threads,
+            );
             // Drop the padded columns.
             for (o, w) in out_b.chunks_mut(s.w).zip(wide.chunks(wp)) {
                 o.copy_from_slice(&w[..s.w]);
@@ -260,7 +278,16 @@ pub fn weight_grad(x: &[f32], grad: &[f32], s: &ConvShape) -> Vec<f32> {
     let one = |x_b: &[f32], g_b: &[f32], acc: &mut [f32], buf: &mut Buffers, threads| {
         if s.k == 1 {
             // x_bᵀ is hw×rows: row stride 1, column stride hw.
-            matmul(acc, g_b, (hw, 1), x_b, (1, hw), (s.c_out, hw, rows), true, threads);
+            matmul(
+                acc,
+                g_b,
+                (hw, 1),
+                x_b,
+                (1, hw),
+                (s.c_out, hw, rows),
+                true,
+                threads,
+            );
             return;
         }
         im2col(x_b, s, &mut buf.plane, &mut buf.cols);
@@ -270,7 +297,16 @@ pub fn weight_grad(x: &[f32], grad: &[f32], s: &ConvShape) -> Vec<f32> {
             w[s.w..].fill(0.0);
         }
         let (wide, cols) = (&buf.wide, &buf.cols);
-        matmul(acc, wide, (len, 1), cols, (1, len), (s.c_out, len, rows), true, threads);
+        matmul(
+            acc,
+            wide,
+            (len, 1),
+            cols,
+            (1, len),
+            (s.c_out, len, rows),
+            true,
+            threads,
+        );
     };
     let (per_task, threads) = split(s.batch);
     let partials: Vec<Vec<f32>> = x
@@ -341,7 +377,9 @@ mod tests {
     fn values(n: usize, seed: u32) -> Vec<f32> {
         (0..n)
             .map(|i| {
-                let v = (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed * 97);
+                let v = (i as u32)
+                    .wrapping_mul(2_654_435_761)
+                    .wrapping_add(seed * 97);
                 ((v >> 8) % 2000) as f32 / 1000.0 - 1.0
             })
             .collect()
@@ -378,7 +416,11 @@ mod tests {
             let x = values(s.batch * s.c_in * s.hw(), 1);
             let wt = values(s.c_out * s.rows(), 2);
             let b = values(s.c_out, 3);
-            close(&forward(&x, &wt, Some(&b), &s), &naive(&x, &wt, &b, &s), 1e-5);
+            close(
+                &forward(&x, &wt, Some(&b), &s),
+                &naive(&x, &wt, &b, &s),
+                1e-5,
+            );
         }
     }
 
@@ -397,21 +439,26 @@ mod tests {
             // ⟨conv(dx; w), g⟩ = ⟨dx, input_grad(g)⟩
             let lhs = dot(&naive(&dx, &wt, &zero, &s), &g);
             let rhs = dot(&dx, &input_grad(&g, &wt, &s));
-            assert!((lhs - rhs).abs() < 1e-3 * (1.0 + lhs.abs()), "{s:?}: {lhs} vs {rhs}");
+            assert!(
+                (lhs - rhs).abs() < 1e-3 * (1.0 + lhs.abs()),
+                "{s:?}: {lhs} vs {rhs}"
+            );
             // ⟨conv(x; dw), g⟩ = ⟨dw, weight_grad(x, g)⟩
             let lhs = dot(&naive(&x, &dw, &zero, &s), &g);
             let rhs = dot(&dw, &weight_grad(&x, &g, &s));
-            assert!((lhs - rhs).abs() < 1e-3 * (1.0 + lhs.abs()), "{s:?}: {lhs} vs {rhs}");
+            assert!(
+                (lhs - rhs).abs() < 1e-3 * (1.0 + lhs.abs()),
+                "{s:?}: {lhs} vs {rhs}"
+            );
             // The bias gradient is the sum of g per output channel.
-            let bg = bias_grad(&g, &s);
-            for co in 0..s.c_out {
+            for (co, got) in bias_grad(&g, &s).into_iter().enumerate() {
                 let want: f64 = (0..s.batch)
                     .flat_map(|b| {
                         let at = (b * s.c_out + co) * s.hw();
                         g[at..at + s.hw()].iter().map(|&v| v as f64)
                     })
                     .sum();
-                assert!((bg[co] as f64 - want).abs() < 1e-4, "{} vs {want}", bg[co]);
+                assert!((got as f64 - want).abs() < 1e-4, "{got} vs {want}");
             }
         }
     }

@@ -8,11 +8,11 @@
 //! shifted prediction.
 
 use super::circular::{CircConv, down2, up2};
+use super::silu_op::silu;
 use super::time_features::{TIME_FEATURES, time_features};
 use crate::preset::Prediction;
 use burn::module::Module;
 use burn::nn::{GroupNorm, GroupNormConfig, Linear, LinearConfig};
-use super::silu_op::silu;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
 

@@ -6,11 +6,11 @@
 
 use super::circular::{CircConv, down2, up2};
 use super::score_resunet::ResUnet;
+use super::silu_op::silu;
 use super::time_features::{TIME_FEATURES, time_features};
 use crate::preset::{ConvInit, Prediction, ScoreSettings, UnetArch};
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
-use super::silu_op::silu;
 use burn::tensor::{Device, Tensor};
 
 /// Two circular 3×3 convolutions with SiLU; the time projection is added after the first.
