@@ -11,6 +11,7 @@ use crate::nn::circ_conv_op;
 use crate::nn::score_unet::ScoreUnet;
 use crate::preset::{Levels, Prediction, ScoreSettings, SdeSettings, UnetArch};
 use crate::sim::sde::Sde;
+use crate::train::nca::NcaTrainer;
 use crate::train::turing::ImageScoreTrainer;
 use burn::module::Module;
 use burn::tensor::{Distribution, Tensor};
@@ -56,7 +57,11 @@ fn time(steps: usize, mut f: impl FnMut()) -> f64 {
     t.elapsed().as_secs_f64() * 1e3 / steps as f64
 }
 
-/// Every case for both architectures on `backend`; `progress` hears each case's name.
+/// Timed steps at the full scale (a few seconds each on two cores).
+const FULL_STEPS: usize = 2;
+
+/// Every case for both architectures on `backend` — on the CPU once with our convolution
+/// kernels and once with burn's — and the NCA step; `progress` hears each case's name.
 pub fn run(backend: &Backend, steps: usize, progress: &mut dyn FnMut(&str)) -> Vec<ImageBenchRow> {
     let device = &backend.device;
     device.seed(1);
@@ -66,6 +71,8 @@ pub fn run(backend: &Backend, steps: usize, progress: &mut dyn FnMut(&str)) -> V
     } else {
         &[false]
     };
+    let mut rng = StdRng::seed_from_u64(1);
+    let mut noise = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect() };
     for (&own, arch) in convs
         .iter()
         .flat_map(|o| [(o, UnetArch::Plain), (o, UnetArch::Residual)])
@@ -75,31 +82,29 @@ pub fn run(backend: &Backend, steps: usize, progress: &mut dyn FnMut(&str)) -> V
         let s = settings(arch);
         let sched = Schedule::from_settings(&s);
         let name = format!("{arch:?}").to_lowercase();
-        let params = ScoreUnet::new(2, &s, device).num_params();
-        let mut row = |case: &str, shape: [usize; 3], batch: usize, ms: f64| {
-            rows.push(ImageBenchRow {
+        let row = |case: &str, s: &ScoreSettings, shape: [usize; 3], batch: usize, ms: f64| {
+            ImageBenchRow {
                 case: case.into(),
                 backend: backend.kind.to_string(),
                 arch: name.clone(),
                 conv: conv.into(),
                 shape,
                 batch,
-                params,
+                params: ScoreUnet::new(shape[0], s, device).num_params(),
                 ms_per_step: ms,
-            })
+            }
         };
+        let mut step_rng = StdRng::seed_from_u64(1);
+
         // Training at the quick Turing shape: 2 channels, 48², batch 32.
         progress(&format!("unet_step_quick ({name}, {conv} conv)"));
         let (c, side, batch) = (2, 48, 32);
-        let mut rng = StdRng::seed_from_u64(1);
-        let x0: Vec<f32> = (0..batch * c * side * side)
-            .map(|_| rng.random_range(-1.0f32..1.0))
-            .collect();
+        let x0 = noise(batch * c * side * side);
         let mut trainer = ImageScoreTrainer::new(c, &s, steps + 1, 1, device);
         let ms = time(steps, || {
-            let _ = trainer.step(x0.clone(), [batch, c, side, side], &sched, &mut rng);
+            let _ = trainer.step(x0.clone(), [batch, c, side, side], &sched, &mut step_rng);
         });
-        row("unet_step_quick", [c, side, side], batch, ms);
+        rows.push(row("unet_step_quick", &s, [c, side, side], batch, ms));
 
         progress(&format!("score_eval_tau ({name}, {conv} conv)"));
         let net = trainer.model();
@@ -107,7 +112,21 @@ pub fn run(backend: &Backend, steps: usize, progress: &mut dyn FnMut(&str)) -> V
         let ms = time(steps, || {
             let _ = image_diffusion::score(&net, x.clone(), &sched, 10, true).into_data();
         });
-        row("score_eval_tau", [c, side, side], batch, ms);
+        rows.push(row("score_eval_tau", &s, [c, side, side], batch, ms));
+
+        // Training at the full scale: 128², batch 64, widths 16/32/64.
+        progress(&format!("unet_step_full ({name}, {conv} conv)"));
+        let full = ScoreSettings {
+            channels: vec![16, 32, 64],
+            ..s.clone()
+        };
+        let (c, side, batch) = (2, 128, 64);
+        let x0 = noise(batch * c * side * side);
+        let mut trainer = ImageScoreTrainer::new(c, &full, steps + 1, 1, device);
+        let ms = time(steps.min(FULL_STEPS), || {
+            let _ = trainer.step(x0.clone(), [batch, c, side, side], &sched, &mut step_rng);
+        });
+        rows.push(row("unet_step_full", &full, [c, side, side], batch, ms));
 
         // The live artificial-life canvas of the quick profiles: 3 channels, 96², one image.
         progress(&format!("sde_step_live ({name}, {conv} conv)"));
@@ -120,12 +139,35 @@ pub fn run(backend: &Backend, steps: usize, progress: &mut dyn FnMut(&str)) -> V
         let x = Tensor::<4>::random([1, c, side, side], Distribution::Default, device);
         let mut st = Sde::start(x, &score);
         let ms = time(steps, || {
-            st = sde.step(st.clone(), &score, &v, &mut rng);
+            st = sde.step(st.clone(), &score, &v, &mut step_rng);
             let _ = st.x.clone().into_data();
         });
-        row("sde_step_live", [c, side, side], 1, ms);
+        rows.push(row("sde_step_live", &s, [c, side, side], 1, ms));
     }
     circ_conv_op::set_own_kernels(true);
+
+    // One NCA training step at gs-waves' quick shape (48², batch 8, 2+2 probes) on noised
+    // images with their scores given, as its training sees them.
+    progress("nca_step_quick");
+    let preset = crate::preset::Preset::load("gs-waves", true, &[]).expect("a built-in preset");
+    let (c, side, batch) = (2, 48, preset.flow.batch);
+    let shape = [batch, c, side, side];
+    let (x, sc) = (noise(batch * c * side * side), noise(batch * c * side * side));
+    let mut nca = NcaTrainer::new(&preset, steps + 1, device);
+    let mut step_rng = StdRng::seed_from_u64(1);
+    let ms = time(steps, || {
+        let _ = nca.step(x.clone(), sc.clone(), shape, &mut step_rng);
+    });
+    rows.push(ImageBenchRow {
+        case: "nca_step_quick".into(),
+        backend: backend.kind.to_string(),
+        arch: "nca".into(),
+        conv: "–".into(),
+        shape: [c, side, side],
+        batch,
+        params: nca.model().num_params(),
+        ms_per_step: ms,
+    });
     rows
 }
 

@@ -5,6 +5,8 @@ use super::circ_conv_op;
 use burn::module::Module;
 use burn::nn::Initializer;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::tensor::module::conv2d;
+use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor};
 
 /// Pad the last two dimensions by `p` on every side with the values from the opposite
@@ -63,17 +65,23 @@ impl CircConv {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        // On the CPU, one operation with its own kernels (several times faster, with the
-        // backward passes); elsewhere burn's convolution of the padded input.
-        if let Some(bias) = &self.conv.bias
-            && circ_conv_op::own_kernels()
-            && circ_conv_op::available_on(&x.device())
-        {
-            return circ_conv_op::circ_conv(x, self.conv.weight.val(), bias.val());
-        }
-        let p = self.conv.kernel_size[0] / 2;
-        self.conv.forward(pad_circular(x, p))
+        let bias = self.conv.bias.as_ref().map(|b| b.val());
+        circular_conv(x, self.conv.weight.val(), bias)
     }
+}
+
+/// The k×k convolution (odd k, stride 1) of `x` `[B, c_in, H, W]` with `kernel`
+/// `[c_out, c_in, k, k]`, wrapping at the borders. On the CPU, one operation with its own
+/// kernels and backward passes (`circ_conv_op`, several times faster); elsewhere burn's
+/// convolution of the circularly padded input.
+pub fn circular_conv(x: Tensor<4>, kernel: Tensor<4>, bias: Option<Tensor<1>>) -> Tensor<4> {
+    if circ_conv_op::own_kernels() && circ_conv_op::available_on(&x.device()) {
+        let bias = bias.unwrap_or_else(|| Tensor::zeros([kernel.dims()[0]], &x.device()));
+        return circ_conv_op::circ_conv(x, kernel, bias);
+    }
+    let p = kernel.dims()[2] / 2;
+    let opts = ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
+    conv2d(pad_circular(x, p), kernel, bias, opts)
 }
 
 /// 2×2 average pooling (sides must be even).

@@ -12,12 +12,10 @@
 //! single pixels, so the pixels become rows and the MLP tangent rules apply unchanged.
 
 use super::batchnorm::{AffineBatchNorm, BnMode, BnOutput, OutputBatchNorm};
-use super::circular::pad_circular;
+use super::circular::circular_conv;
 use super::jvp;
 use burn::module::{Module, Param};
 use burn::nn::{Linear, LinearConfig};
-use burn::tensor::module::conv2d;
-use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -92,8 +90,7 @@ impl SymConv3 {
     }
 
     fn conv(&self, x: Tensor<4>, kernel: Tensor<4>, bias: Option<Tensor<1>>) -> Tensor<4> {
-        let opts = ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
-        conv2d(pad_circular(x, 1), kernel, bias, opts)
+        circular_conv(x, kernel, bias)
     }
 }
 
