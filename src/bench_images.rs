@@ -72,7 +72,8 @@ pub fn run(backend: &Backend, steps: usize, progress: &mut dyn FnMut(&str)) -> V
         &[false]
     };
     let mut rng = StdRng::seed_from_u64(1);
-    let mut noise = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect() };
+    let mut noise =
+        |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect() };
     for (&own, arch) in convs
         .iter()
         .flat_map(|o| [(o, UnetArch::Plain), (o, UnetArch::Residual)])
@@ -152,7 +153,10 @@ pub fn run(backend: &Backend, steps: usize, progress: &mut dyn FnMut(&str)) -> V
     let preset = crate::preset::Preset::load("gs-waves", true, &[]).expect("a built-in preset");
     let (c, side, batch) = (2, 48, preset.flow.batch);
     let shape = [batch, c, side, side];
-    let (x, sc) = (noise(batch * c * side * side), noise(batch * c * side * side));
+    let (x, sc) = (
+        noise(batch * c * side * side),
+        noise(batch * c * side * side),
+    );
     let mut nca = NcaTrainer::new(&preset, steps + 1, device);
     let mut step_rng = StdRng::seed_from_u64(1);
     let ms = time(steps, || {

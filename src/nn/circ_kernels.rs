@@ -50,34 +50,82 @@ impl ConvShape {
     fn wp(&self) -> usize {
         self.w + 2 * (self.k / 2)
     }
+}
 
-    /// Columns of the im2col matrix: every pixel of the padded width on the image's rows
-    /// (the last 2p of each row are computed and dropped).
-    fn cols_len(&self) -> usize {
-        self.h * self.wp()
-    }
+/// A piece of work: image `b`, output rows `y0..y1`.
+#[derive(Debug, Clone, Copy)]
+struct Task {
+    b: usize,
+    y0: usize,
+    y1: usize,
+}
 
-    /// Size of one channel's padded plane, with the 2p values the last window reads past it.
-    fn plane_len(&self) -> usize {
-        let p = self.k / 2;
-        (self.h + 2 * p) * self.wp() + 2 * p
+impl Task {
+    /// Columns of its im2col matrix: every pixel of the padded width on its rows (the last
+    /// 2p of each row are computed and dropped).
+    fn cols_len(&self, s: &ConvShape) -> usize {
+        (self.y1 - self.y0) * s.wp()
     }
 }
 
-/// The im2col matrix `[c_in·k·k, h·wp]` of one image `[c_in, h, w]`, wrapping at the borders.
-/// Each channel is padded once; on the padded width, the window of (ky, kx) over all output
-/// pixels is one contiguous run of the padded plane starting at ky·wp + kx, so each row of
-/// the matrix is a single copy.
-fn im2col(x: &[f32], s: &ConvShape, plane: &mut [f32], cols: &mut [f32]) {
-    let (h, w, k, wp, hw) = (s.h, s.w, s.k, s.wp(), s.hw());
+/// The tasks of a call, in a fixed order (so sums over them do not depend on scheduling):
+/// whole images when there are at least as many as threads, else each image cut into bands
+/// of rows so every thread has work (the live canvas is one image).
+fn tasks(s: &ConvShape) -> Vec<Task> {
+    let threads = rayon::current_num_threads().max(1);
+    let bands = if s.batch >= threads {
+        1
+    } else {
+        threads.div_ceil(s.batch.max(1)).min(s.h.max(1))
+    };
+    (0..s.batch)
+        .flat_map(|b| {
+            (0..bands).map(move |j| Task {
+                b,
+                y0: s.h * j / bands,
+                y1: s.h * (j + 1) / bands,
+            })
+        })
+        .collect()
+}
+
+/// One thread's scratch, kept between calls: a fresh allocation of the (tens of MB) im2col
+/// matrix on every call costs more in page faults than the copy into it.
+#[derive(Default)]
+struct Scratch {
+    plane: Vec<f32>,
+    cols: Vec<f32>,
+    wide: Vec<f32>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
+}
+
+fn sized(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
+    if v.len() < n {
+        v.resize(n, 0.0);
+    }
+    &mut v[..n]
+}
+
+/// The im2col matrix `[c_in·k·k, (y1−y0)·wp]` of rows y0..y1 of one image `[c_in, h, w]`,
+/// wrapping at the borders. Each channel's rows y0−p..y1+p are padded once; on the padded
+/// width the window of (ky, kx) over all output pixels is one contiguous run of that plane
+/// starting at ky·wp + kx, so each row of the matrix is a single copy.
+fn im2col(x: &[f32], s: &ConvShape, t: &Task, plane: &mut Vec<f32>, cols: &mut [f32]) {
+    let (h, w, k, wp, hw) = (s.h, s.w, s.k, s.wp(), s.h * s.w);
     let p = k / 2;
-    let len = s.cols_len();
+    let len = t.cols_len(s);
+    // The last window reads 2p values past the padded rows (dropped columns): keep them 0.
+    let plane = sized(plane, (t.y1 - t.y0 + 2 * p) * wp + 2 * p);
+    plane.fill(0.0);
     for ci in 0..s.c_in {
         let src = &x[ci * hw..(ci + 1) * hw];
-        for py in 0..h + 2 * p {
+        for (i, py) in (t.y0..t.y1 + 2 * p).enumerate() {
             let sy = (py + h - p) % h;
             let row = &src[sy * w..(sy + 1) * w];
-            let dst = &mut plane[py * wp..(py + 1) * wp];
+            let dst = &mut plane[i * wp..(i + 1) * wp];
             dst[..p].copy_from_slice(&row[w - p..]);
             dst[p..p + w].copy_from_slice(row);
             dst[p + w..].copy_from_slice(&row[..p]);
@@ -94,7 +142,6 @@ fn im2col(x: &[f32], s: &ConvShape, plane: &mut [f32], cols: &mut [f32]) {
 
 /// Row-major matrix product `dst = a·b (+ dst when accumulate)` with explicit strides:
 /// `a` is m×k (row stride `a_rs`, column stride `a_cs`), `b` k×n likewise, `dst` m×n dense.
-#[allow(clippy::too_many_arguments)]
 fn matmul(
     dst: &mut [f32],
     a: &[f32],
@@ -103,16 +150,19 @@ fn matmul(
     (b_rs, b_cs): (usize, usize),
     (m, k, n): (usize, usize, usize),
     accumulate: bool,
-    threads: usize,
 ) {
     assert!(dst.len() >= m * n);
     assert!(m == 0 || k == 0 || a.len() > (m - 1) * a_rs + (k - 1) * a_cs);
     assert!(k == 0 || n == 0 || b.len() > (k - 1) * b_rs + (n - 1) * b_cs);
-    let parallelism = if threads > 1 {
-        gemm::Parallelism::Rayon(threads)
-    } else {
-        gemm::Parallelism::None
-    };
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            dst[..m * n].fill(0.0);
+        }
+        return;
+    }
     // SAFETY: the asserts above keep every index the strides reach inside the slices, and
     // `dst` does not alias `a` or `b` (it is borrowed mutably).
     unsafe {
@@ -135,44 +185,57 @@ fn matmul(
             false,
             false,
             false,
-            parallelism,
+            gemm::Parallelism::None,
         );
     }
 }
 
-/// One task's scratch: a padded plane, the im2col matrix and an output on the padded width.
-struct Buffers {
-    plane: Vec<f32>,
-    cols: Vec<f32>,
-    wide: Vec<f32>,
-}
-
-impl Buffers {
-    fn new(s: &ConvShape) -> Self {
-        if s.k == 1 {
-            return Self {
-                plane: Vec::new(),
-                cols: Vec::new(),
-                wide: Vec::new(),
-            };
-        }
-        Self {
-            plane: vec![0f32; s.plane_len()],
-            cols: vec![0f32; s.rows() * s.cols_len()],
-            wide: vec![0f32; s.c_out.max(s.c_in) * s.cols_len()],
-        }
+/// The output rows y0..y1 of one image, `[c_out, (y1−y0)·wp]` on the padded width, into
+/// `wide`.
+fn forward_task(x: &[f32], weight: &[f32], s: &ConvShape, t: &Task, wide: &mut [f32]) {
+    let (hw, rows) = (s.h * s.w, s.c_in * s.k * s.k);
+    let x_b = &x[t.b * s.c_in * hw..(t.b + 1) * s.c_in * hw];
+    let len = t.cols_len(s);
+    if s.k == 1 {
+        let x_t = &x_b[t.y0 * s.w..];
+        matmul(
+            wide,
+            weight,
+            (rows, 1),
+            x_t,
+            (hw, 1),
+            (s.c_out, rows, len),
+            false,
+        );
+        return;
     }
+    SCRATCH.with_borrow_mut(|sc| {
+        let Scratch { plane, cols, .. } = sc;
+        let cols = sized(cols, rows * len);
+        im2col(x_b, s, t, plane, cols);
+        matmul(
+            wide,
+            weight,
+            (rows, 1),
+            cols,
+            (len, 1),
+            (s.c_out, rows, len),
+            false,
+        );
+    });
 }
 
-/// How to spread a batch over the threads: images per task (one task per thread when there
-/// are enough images), and the threads each matrix product may use (all of them when the
-/// images are too few to share out).
-fn split(batch: usize) -> (usize, usize) {
-    let threads = rayon::current_num_threads().max(1);
-    if batch >= threads && threads > 1 {
-        (batch.div_ceil(threads), 1)
-    } else {
-        (batch.max(1), threads)
+/// Copy a task's rows from the padded width into the image `out_b` `[c_out, h, w]`, adding
+/// the bias.
+fn place(wide: &[f32], out_b: &mut [f32], bias: Option<&[f32]>, s: &ConvShape, t: &Task) {
+    let (hw, wp, len) = (s.h * s.w, s.wp(), t.cols_len(s));
+    for co in 0..s.c_out {
+        let b = bias.map_or(0.0, |b| b[co]);
+        let src = &wide[co * len..(co + 1) * len];
+        let dst = &mut out_b[co * hw + t.y0 * s.w..co * hw + t.y1 * s.w];
+        for (d, r) in dst.chunks_mut(s.w).zip(src.chunks(wp)) {
+            d.iter_mut().zip(r).for_each(|(d, &v)| *d = v + b);
+        }
     }
 }
 
@@ -180,58 +243,36 @@ fn split(batch: usize) -> (usize, usize) {
 /// optional `bias` `[c_out]`, wrapping at the borders; returns `[B, c_out, h, w]`.
 pub fn forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, s: &ConvShape) -> Vec<f32> {
     s.check(x, weight);
-    let (hw, rows) = (s.hw(), s.rows());
+    let hw = s.h * s.w;
     let mut out = vec![0f32; s.batch * s.c_out * hw];
     if s.batch == 0 || hw == 0 {
         return out;
     }
-    let (len, wp) = (s.cols_len(), s.wp());
-    let one = |x_b: &[f32], out_b: &mut [f32], buf: &mut Buffers, threads: usize| {
-        if s.k == 1 {
-            matmul(
-                out_b,
-                weight,
-                (rows, 1),
-                x_b,
-                (hw, 1),
-                (s.c_out, rows, hw),
-                false,
-                threads,
-            );
-        } else {
-            im2col(x_b, s, &mut buf.plane, &mut buf.cols);
-            let (cols, wide) = (&buf.cols, &mut buf.wide);
-            matmul(
-                wide,
-                weight,
-                (rows, 1),
-                cols,
-                (len, 1),
-                (s.c_out, rows, len),
-                false,
-                threads,
-            );
-            // Drop the padded columns.
-            for (o, w) in out_b.chunks_mut(s.w).zip(wide.chunks(wp)) {
-                o.copy_from_slice(&w[..s.w]);
-            }
+    let tasks = tasks(s);
+    if tasks.len() == s.batch {
+        // Whole images: each writes its own output.
+        out.par_chunks_mut(s.c_out * hw)
+            .zip(tasks.par_iter())
+            .for_each(|(out_b, t)| {
+                let mut wide = SCRATCH.with_borrow_mut(|sc| std::mem::take(&mut sc.wide));
+                forward_task(x, weight, s, t, sized(&mut wide, s.c_out * t.cols_len(s)));
+                place(&wide, out_b, bias, s, t);
+                SCRATCH.with_borrow_mut(|sc| sc.wide = wide);
+            });
+    } else {
+        let bands: Vec<Vec<f32>> = tasks
+            .par_iter()
+            .map(|t| {
+                let mut wide = vec![0f32; s.c_out * t.cols_len(s)];
+                forward_task(x, weight, s, t, &mut wide);
+                wide
+            })
+            .collect();
+        for (t, wide) in tasks.iter().zip(&bands) {
+            let out_b = &mut out[t.b * s.c_out * hw..(t.b + 1) * s.c_out * hw];
+            place(wide, out_b, bias, s, t);
         }
-        if let Some(bias) = bias {
-            for (row, b) in out_b.chunks_mut(hw).zip(bias) {
-                row.iter_mut().for_each(|v| *v += b);
-            }
-        }
-    };
-    let (per_task, threads) = split(s.batch);
-    // One task per thread, each with its own buffers for its images.
-    x.par_chunks(s.c_in * hw * per_task)
-        .zip(out.par_chunks_mut(s.c_out * hw * per_task))
-        .for_each(|(xs, outs)| {
-            let mut buf = Buffers::new(s);
-            for (x_b, out_b) in xs.chunks(s.c_in * hw).zip(outs.chunks_mut(s.c_out * hw)) {
-                one(x_b, out_b, &mut buf, threads);
-            }
-        });
+    }
     out
 }
 
@@ -265,63 +306,74 @@ pub fn input_grad(grad: &[f32], weight: &[f32], s: &ConvShape) -> Vec<f32> {
 }
 
 /// The gradient with respect to the weight `[c_out, c_in, k, k]`: Σ over images of
-/// grad_b · im2col(x_b)ᵀ.
+/// grad_b · im2col(x_b)ᵀ, summed over the tasks in their fixed order.
 pub fn weight_grad(x: &[f32], grad: &[f32], s: &ConvShape) -> Vec<f32> {
-    let (hw, rows) = (s.hw(), s.rows());
+    let (hw, rows, wp) = (s.h * s.w, s.c_in * s.k * s.k, s.wp());
     assert_eq!(x.len(), s.batch * s.c_in * hw, "input size");
     assert_eq!(grad.len(), s.batch * s.c_out * hw, "gradient size");
     let size = s.c_out * rows;
+    let mut total = vec![0f32; size];
     if s.batch == 0 || hw == 0 {
-        return vec![0f32; size];
+        return total;
     }
-    let (len, wp) = (s.cols_len(), s.wp());
-    let one = |x_b: &[f32], g_b: &[f32], acc: &mut [f32], buf: &mut Buffers, threads| {
-        if s.k == 1 {
-            // x_bᵀ is hw×rows: row stride 1, column stride hw.
-            matmul(
-                acc,
-                g_b,
-                (hw, 1),
-                x_b,
-                (1, hw),
-                (s.c_out, hw, rows),
-                true,
-                threads,
-            );
-            return;
-        }
-        im2col(x_b, s, &mut buf.plane, &mut buf.cols);
-        // The gradient on the padded width, zero in the dropped columns.
-        for (w, g) in buf.wide.chunks_mut(wp).zip(g_b.chunks(s.w)) {
-            w[..s.w].copy_from_slice(g);
-            w[s.w..].fill(0.0);
-        }
-        let (wide, cols) = (&buf.wide, &buf.cols);
-        matmul(
-            acc,
-            wide,
-            (len, 1),
-            cols,
-            (1, len),
-            (s.c_out, len, rows),
-            true,
-            threads,
-        );
+    let tasks = tasks(s);
+    // Whole images: a few images per partial sum, one partial per thread.
+    let threads = rayon::current_num_threads().max(1);
+    let per = if tasks.len() == s.batch {
+        s.batch.div_ceil(threads)
+    } else {
+        1
     };
-    let (per_task, threads) = split(s.batch);
-    let partials: Vec<Vec<f32>> = x
-        .par_chunks(s.c_in * hw * per_task)
-        .zip(grad.par_chunks(s.c_out * hw * per_task))
-        .map(|(xs, gs)| {
+    let partials: Vec<Vec<f32>> = tasks
+        .par_chunks(per)
+        .map(|group| {
             let mut acc = vec![0f32; size];
-            let mut buf = Buffers::new(s);
-            for (x_b, g_b) in xs.chunks(s.c_in * hw).zip(gs.chunks(s.c_out * hw)) {
-                one(x_b, g_b, &mut acc, &mut buf, threads);
+            for t in group {
+                let x_b = &x[t.b * s.c_in * hw..(t.b + 1) * s.c_in * hw];
+                let g_b = &grad[t.b * s.c_out * hw..(t.b + 1) * s.c_out * hw];
+                let len = t.cols_len(s);
+                if s.k == 1 {
+                    // The rows' pixels, transposed: row stride 1, column stride hw.
+                    let (x_t, g_t) = (&x_b[t.y0 * s.w..], &g_b[t.y0 * s.w..]);
+                    matmul(
+                        &mut acc,
+                        g_t,
+                        (hw, 1),
+                        x_t,
+                        (1, hw),
+                        (s.c_out, len, rows),
+                        true,
+                    );
+                    continue;
+                }
+                SCRATCH.with_borrow_mut(|sc| {
+                    let Scratch { plane, cols, wide } = sc;
+                    let cols = sized(cols, rows * len);
+                    im2col(x_b, s, t, plane, cols);
+                    // The gradient on the padded width, zero in the dropped columns.
+                    let wide = sized(wide, s.c_out * len);
+                    for co in 0..s.c_out {
+                        let g = &g_b[co * hw + t.y0 * s.w..co * hw + t.y1 * s.w];
+                        let dst = &mut wide[co * len..(co + 1) * len];
+                        for (d, r) in dst.chunks_mut(wp).zip(g.chunks(s.w)) {
+                            d[..s.w].copy_from_slice(r);
+                            d[s.w..].fill(0.0);
+                        }
+                    }
+                    matmul(
+                        &mut acc,
+                        wide,
+                        (len, 1),
+                        cols,
+                        (1, len),
+                        (s.c_out, len, rows),
+                        true,
+                    );
+                });
             }
             acc
         })
         .collect();
-    let mut total = vec![0f32; size];
     for p in &partials {
         total.iter_mut().zip(p).for_each(|(t, v)| *t += v);
     }
@@ -401,12 +453,14 @@ mod tests {
             w,
             k,
         };
-        // One image (threaded product), a batch (images over threads), non-square, 1×1, 5×5.
+        // One image (cut into bands of rows), a batch (images over threads), non-square, 1×1,
+        // 5×5, 1×1 on one image.
         vec![
             s(1, 2, 3, 5, 6, 3),
             s(4, 3, 2, 4, 7, 3),
             s(3, 2, 5, 6, 4, 1),
             s(2, 2, 2, 5, 5, 5),
+            s(1, 3, 2, 5, 4, 1),
         ]
     }
 
