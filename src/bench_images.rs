@@ -57,12 +57,28 @@ fn time(steps: usize, mut f: impl FnMut()) -> f64 {
     t.elapsed().as_secs_f64() * 1e3 / steps as f64
 }
 
+/// The rows `run` can time, in its order.
+pub const CASES: [&str; 5] = [
+    "unet_step_quick",
+    "score_eval_tau",
+    "unet_step_full",
+    "sde_step_live",
+    "nca_step_quick",
+];
+
 /// Timed steps at the full scale (a few seconds each on two cores).
 const FULL_STEPS: usize = 2;
 
 /// Every case for both architectures on `backend` — on the CPU once with our convolution
 /// kernels and once with burn's — and the NCA step; `progress` hears each case's name.
-pub fn run(backend: &Backend, steps: usize, progress: &mut dyn FnMut(&str)) -> Vec<ImageBenchRow> {
+/// Only the `cases` named, when any are.
+pub fn run(
+    backend: &Backend,
+    steps: usize,
+    cases: &[String],
+    progress: &mut dyn FnMut(&str),
+) -> Vec<ImageBenchRow> {
+    let want = |case: &str| cases.is_empty() || cases.iter().any(|c| c == case);
     let device = &backend.device;
     device.seed(1);
     let mut rows = Vec::new();
@@ -98,57 +114,70 @@ pub fn run(backend: &Backend, steps: usize, progress: &mut dyn FnMut(&str)) -> V
         let mut step_rng = StdRng::seed_from_u64(1);
 
         // Training at the quick Turing shape: 2 channels, 48², batch 32.
-        progress(&format!("unet_step_quick ({name}, {conv} conv)"));
-        let (c, side, batch) = (2, 48, 32);
-        let x0 = noise(batch * c * side * side);
-        let mut trainer = ImageScoreTrainer::new(c, &s, steps + 1, 1, device);
-        let ms = time(steps, || {
-            let _ = trainer.step(x0.clone(), [batch, c, side, side], &sched, &mut step_rng);
-        });
-        rows.push(row("unet_step_quick", &s, [c, side, side], batch, ms));
+        if want("unet_step_quick") || want("score_eval_tau") {
+            progress(&format!("unet_step_quick ({name}, {conv} conv)"));
+            let (c, side, batch) = (2, 48, 32);
+            let x0 = noise(batch * c * side * side);
+            let mut trainer = ImageScoreTrainer::new(c, &s, steps + 1, 1, device);
+            let ms = time(steps, || {
+                let _ = trainer.step(x0.clone(), [batch, c, side, side], &sched, &mut step_rng);
+            });
+            if want("unet_step_quick") {
+                rows.push(row("unet_step_quick", &s, [c, side, side], batch, ms));
+            }
 
-        progress(&format!("score_eval_tau ({name}, {conv} conv)"));
-        let net = trainer.model();
-        let x = Tensor::<4>::random([batch, c, side, side], Distribution::Default, device);
-        let ms = time(steps, || {
-            let _ = image_diffusion::score(&net, x.clone(), &sched, 10, true).into_data();
-        });
-        rows.push(row("score_eval_tau", &s, [c, side, side], batch, ms));
+            progress(&format!("score_eval_tau ({name}, {conv} conv)"));
+            let net = trainer.model();
+            let x = Tensor::<4>::random([batch, c, side, side], Distribution::Default, device);
+            let ms = time(steps, || {
+                let _ = image_diffusion::score(&net, x.clone(), &sched, 10, true).into_data();
+            });
+            if want("score_eval_tau") {
+                rows.push(row("score_eval_tau", &s, [c, side, side], batch, ms));
+            }
+        }
 
         // Training at the full scale: 128², batch 64, widths 16/32/64.
-        progress(&format!("unet_step_full ({name}, {conv} conv)"));
-        let full = ScoreSettings {
-            channels: vec![16, 32, 64],
-            ..s.clone()
-        };
-        let (c, side, batch) = (2, 128, 64);
-        let x0 = noise(batch * c * side * side);
-        let mut trainer = ImageScoreTrainer::new(c, &full, steps + 1, 1, device);
-        let ms = time(steps.min(FULL_STEPS), || {
-            let _ = trainer.step(x0.clone(), [batch, c, side, side], &sched, &mut step_rng);
-        });
-        rows.push(row("unet_step_full", &full, [c, side, side], batch, ms));
+        if want("unet_step_full") {
+            progress(&format!("unet_step_full ({name}, {conv} conv)"));
+            let full = ScoreSettings {
+                channels: vec![16, 32, 64],
+                ..s.clone()
+            };
+            let (c, side, batch) = (2, 128, 64);
+            let x0 = noise(batch * c * side * side);
+            let mut trainer = ImageScoreTrainer::new(c, &full, steps + 1, 1, device);
+            let ms = time(steps.min(FULL_STEPS), || {
+                let _ = trainer.step(x0.clone(), [batch, c, side, side], &sched, &mut step_rng);
+            });
+            rows.push(row("unet_step_full", &full, [c, side, side], batch, ms));
+        }
 
         // The live artificial-life canvas of the quick profiles: 3 channels, 96², one image.
-        progress(&format!("sde_step_live ({name}, {conv} conv)"));
-        let (c, side) = (3, 96);
-        let net = ScoreUnet::new(c, &s, device);
-        let kernel = ImageKernel::from_settings(&SdeSettings::default(), c, None);
-        let sde = Sde { eta: 0.1, dt: 0.05 };
-        let score = |x: Tensor<4>| image_diffusion::score(&net, x, &sched, 10, true);
-        let v = |_x: Tensor<4>, s: Tensor<4>| kernel.apply(s);
-        let x = Tensor::<4>::random([1, c, side, side], Distribution::Default, device);
-        let mut st = Sde::start(x, &score);
-        let ms = time(steps, || {
-            st = sde.step(st.clone(), &score, &v, &mut step_rng);
-            let _ = st.x.clone().into_data();
-        });
-        rows.push(row("sde_step_live", &s, [c, side, side], 1, ms));
+        if want("sde_step_live") {
+            progress(&format!("sde_step_live ({name}, {conv} conv)"));
+            let (c, side) = (3, 96);
+            let net = ScoreUnet::new(c, &s, device);
+            let kernel = ImageKernel::from_settings(&SdeSettings::default(), c, None);
+            let sde = Sde { eta: 0.1, dt: 0.05 };
+            let score = |x: Tensor<4>| image_diffusion::score(&net, x, &sched, 10, true);
+            let v = |_x: Tensor<4>, s: Tensor<4>| kernel.apply(s);
+            let x = Tensor::<4>::random([1, c, side, side], Distribution::Default, device);
+            let mut st = Sde::start(x, &score);
+            let ms = time(steps, || {
+                st = sde.step(st.clone(), &score, &v, &mut step_rng);
+                let _ = st.x.clone().into_data();
+            });
+            rows.push(row("sde_step_live", &s, [c, side, side], 1, ms));
+        }
     }
     circ_conv_op::set_own_kernels(true);
 
     // One NCA training step at gs-waves' quick shape (48², batch 8, 2+2 probes) on noised
     // images with their scores given, as its training sees them.
+    if !want("nca_step_quick") {
+        return rows;
+    }
     progress("nca_step_quick");
     let preset = crate::preset::Preset::load("gs-waves", true, &[]).expect("a built-in preset");
     let (c, side, batch) = (2, 48, preset.flow.batch);

@@ -82,6 +82,9 @@ enum Cmd {
         /// plain and the residual UNet.
         #[arg(long, conflicts_with = "gray_scott")]
         images: bool,
+        /// With --images: only this case (repeatable), e.g. --case unet_step_quick.
+        #[arg(long = "case", value_name = "CASE", requires = "images")]
+        cases: Vec<String>,
     },
     /// Train a neural cellular automaton on the score model of an image run (Turing or
     /// artificial life); adds flow.bpk and the NCA metrics to the run directory.
@@ -226,8 +229,9 @@ fn run(cli: Cli) -> Result<()> {
             steps,
             backend,
             images: true,
+            cases,
             ..
-        }) => image_bench_cmd(json, steps, backend),
+        }) => image_bench_cmd(json, steps, backend, &cases),
         Some(Cmd::Bench {
             json,
             steps,
@@ -900,14 +904,28 @@ fn bench_rows<R: serde::Serialize>(
     Ok(())
 }
 
-fn image_bench_cmd(json: bool, steps: usize, choice: Option<BackendChoice>) -> Result<()> {
+fn image_bench_cmd(
+    json: bool,
+    steps: usize,
+    choice: Option<BackendChoice>,
+    cases: &[String],
+) -> Result<()> {
     use equiflow::bench_images;
+    if let Some(bad) = cases
+        .iter()
+        .find(|c| !bench_images::CASES.contains(&c.as_str()))
+    {
+        anyhow::bail!(
+            "no image bench case '{bad}'; the cases are {}",
+            bench_images::CASES.join(", ")
+        );
+    }
     bench_rows(
         json,
         steps,
         choice,
         "the image models",
-        |b, p| bench_images::run(b, steps, p),
+        |b, p| bench_images::run(b, steps, cases, p),
         bench_images::table,
     )
 }

@@ -379,6 +379,54 @@ fn the_gray_scott_stencil_bench_reports_its_speed_against_the_naive_loop() {
     }
 }
 
+/// The image bench times the live SDE step with our convolution kernels and with burn's, for
+/// both UNets, and refuses a case it does not know.
+#[test]
+fn the_image_bench_times_both_convolutions_and_refuses_unknown_cases() {
+    let o = equiflow(&[
+        "bench",
+        "--images",
+        "--case",
+        "sde_step_live",
+        "--steps",
+        "1",
+        "--backend",
+        "cpu",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rows: Vec<Value> = serde_json::from_slice(&o.stdout).unwrap();
+    let mut seen: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| {
+            assert_eq!(r["case"], "sde_step_live");
+            assert!(num(r, "ms_per_step") > 0.0 && num(r, "params") > 0.0, "{r}");
+            (
+                r["arch"].as_str().unwrap().into(),
+                r["conv"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    seen.sort();
+    let want: Vec<(String, String)> = [
+        ("plain", "burn"),
+        ("plain", "equiflow"),
+        ("residual", "burn"),
+        ("residual", "equiflow"),
+    ]
+    .iter()
+    .map(|(a, c)| (a.to_string(), c.to_string()))
+    .collect();
+    assert_eq!(seen, want);
+    let o = equiflow(&["bench", "--images", "--case", "unet_step", "--steps", "1"]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("unet_step_quick") && !err.contains("panicked"),
+        "{err}"
+    );
+}
+
 /// The Turing issues' end-to-end check on the smallest data that still shows it (about four
 /// minutes on two cores: the quick 48² grid, which the waves need to live, with 256 snapshots
 /// and 4 starts of 100 SDE steps for the |cos| protocol; the quick profile's own numbers come

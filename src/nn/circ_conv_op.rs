@@ -28,17 +28,19 @@ pub trait CircConvBackend: Backend {
 
 type Host = FloatTensor<Flex>;
 
-/// The values of a Flex tensor, row-major.
-fn values(t: &Host) -> Vec<f32> {
+/// The tensor in row-major order (itself when it already is: no copy).
+fn contiguous(t: &Host) -> Host {
     assert_eq!(
         t.dtype(),
         DType::F32,
         "the circular convolution runs in f32"
     );
-    let t = t.to_contiguous();
-    t.as_slice::<f32>()
-        .expect("a contiguous f32 tensor")
-        .to_vec()
+    t.to_contiguous()
+}
+
+/// The values of a tensor [`contiguous`] returned.
+fn values(t: &Host) -> &[f32] {
+    t.as_slice::<f32>().expect("a contiguous f32 tensor")
 }
 
 fn host(values: Vec<f32>, shape: [usize; 4]) -> Host {
@@ -63,7 +65,8 @@ fn conv_shape(x: &Host, weight: &Host) -> ConvShape {
 impl CircConvBackend for Flex {
     fn circ_conv(x: Host, weight: Host, bias: Host) -> Host {
         let s = conv_shape(&x, &weight);
-        let out = circ_kernels::forward(&values(&x), &values(&weight), Some(&values(&bias)), &s);
+        let (x, weight, bias) = (contiguous(&x), contiguous(&weight), contiguous(&bias));
+        let out = circ_kernels::forward(values(&x), values(&weight), Some(values(&bias)), &s);
         host(out, [s.batch, s.c_out, s.h, s.w])
     }
 }
@@ -80,17 +83,18 @@ impl Backward<Flex, 3> for CircConvStep {
         let grad = grads.consume::<Flex>(&ops.node);
         let (x, weight) = ops.state;
         let s = conv_shape(&x, &weight);
+        let (x, weight, grad) = (contiguous(&x), contiguous(&weight), contiguous(&grad));
         let g = values(&grad);
         if let Some(node) = node_x {
-            let dx = circ_kernels::input_grad(&g, &values(&weight), &s);
+            let dx = circ_kernels::input_grad(g, values(&weight), &s);
             grads.register::<Flex>(node.id, host(dx, [s.batch, s.c_in, s.h, s.w]));
         }
         if let Some(node) = node_weight {
-            let dw = circ_kernels::weight_grad(&values(&x), &g, &s);
+            let dw = circ_kernels::weight_grad(values(&x), g, &s);
             grads.register::<Flex>(node.id, host(dw, [s.c_out, s.c_in, s.k, s.k]));
         }
         if let Some(node) = node_bias {
-            let db = circ_kernels::bias_grad(&g, &s);
+            let db = circ_kernels::bias_grad(g, &s);
             grads.register::<Flex>(node.id, Host::from_data(TensorData::new(db, [s.c_out])));
         }
     }
