@@ -193,7 +193,23 @@ enum FlowArg {
     Nca,
 }
 
+/// Keep freed tensor memory for reuse instead of handing it back to the kernel after every
+/// operation. glibc's defaults map blocks above a threshold that only grows to 32 MiB on
+/// its own, and give back the top of the heap beyond 128 KiB: every training step then
+/// faults in fresh zeroed pages for its tensors. Measured on two cores (`bench --images`,
+/// release, 2 runs each): the quick UNet step ~15 % faster; peak memory of the bench the same
+/// (290 MB).
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes the allocator's thresholds; called before any thread.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+    }
+}
+
 fn main() -> ExitCode {
+    tune_allocator();
     let cli = Cli::parse();
     if cli.cmd.is_some() {
         catch_interrupts();
