@@ -29,17 +29,13 @@ pub trait CircConvBackend: Backend {
 type Host = FloatTensor<Flex>;
 
 /// The tensor in row-major order (itself when it already is: no copy).
-fn contiguous(t: &Host) -> Host {
-    assert_eq!(
-        t.dtype(),
-        DType::F32,
-        "the circular convolution runs in f32"
-    );
+pub(super) fn contiguous(t: &Host) -> Host {
+    assert_eq!(t.dtype(), DType::F32, "our CPU kernels run in f32");
     t.to_contiguous()
 }
 
 /// The values of a tensor [`contiguous`] returned.
-fn values(t: &Host) -> &[f32] {
+pub(super) fn values(t: &Host) -> &[f32] {
     t.as_slice::<f32>().expect("a contiguous f32 tensor")
 }
 
@@ -139,6 +135,11 @@ pub fn set_own_kernels(on: bool) {
 
 pub fn own_kernels() -> bool {
     OWN_KERNELS.load(Ordering::Relaxed)
+}
+
+/// Whether tensors on `device` take our kernels now: on the CPU, unless switched off.
+pub fn in_use_on(device: &Device) -> bool {
+    own_kernels() && available_on(device)
 }
 
 /// Whether tensors on `device` take this operation (the CPU backend, with or without autodiff).

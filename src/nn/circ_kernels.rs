@@ -43,9 +43,7 @@ impl ConvShape {
         assert_eq!(x.len(), self.batch * self.c_in * self.hw(), "input size");
         assert_eq!(weight.len(), self.c_out * self.rows(), "weight size");
     }
-}
 
-impl ConvShape {
     /// Width of a padded row: the image's plus the wrap on both sides.
     fn wp(&self) -> usize {
         self.w + 2 * (self.k / 2)
@@ -114,7 +112,7 @@ fn sized(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
 /// width the window of (ky, kx) over all output pixels is one contiguous run of that plane
 /// starting at ky·wp + kx, so each row of the matrix is a single copy.
 fn im2col(x: &[f32], s: &ConvShape, t: &Task, plane: &mut Vec<f32>, cols: &mut [f32]) {
-    let (h, w, k, wp, hw) = (s.h, s.w, s.k, s.wp(), s.h * s.w);
+    let (h, w, k, wp, hw) = (s.h, s.w, s.k, s.wp(), s.hw());
     let p = k / 2;
     let len = t.cols_len(s);
     // The last window reads 2p values past the padded rows (dropped columns): keep them 0.
@@ -193,7 +191,7 @@ fn matmul(
 /// The output rows y0..y1 of one image, `[c_out, (y1−y0)·wp]` on the padded width, into
 /// `wide`.
 fn forward_task(x: &[f32], weight: &[f32], s: &ConvShape, t: &Task, wide: &mut [f32]) {
-    let (hw, rows) = (s.h * s.w, s.c_in * s.k * s.k);
+    let (hw, rows) = (s.hw(), s.rows());
     let x_b = &x[t.b * s.c_in * hw..(t.b + 1) * s.c_in * hw];
     let len = t.cols_len(s);
     if s.k == 1 {
@@ -228,7 +226,7 @@ fn forward_task(x: &[f32], weight: &[f32], s: &ConvShape, t: &Task, wide: &mut [
 /// Copy a task's rows from the padded width into the image `out_b` `[c_out, h, w]`, adding
 /// the bias.
 fn place(wide: &[f32], out_b: &mut [f32], bias: Option<&[f32]>, s: &ConvShape, t: &Task) {
-    let (hw, wp, len) = (s.h * s.w, s.wp(), t.cols_len(s));
+    let (hw, wp, len) = (s.hw(), s.wp(), t.cols_len(s));
     for co in 0..s.c_out {
         let b = bias.map_or(0.0, |b| b[co]);
         let src = &wide[co * len..(co + 1) * len];
@@ -243,7 +241,7 @@ fn place(wide: &[f32], out_b: &mut [f32], bias: Option<&[f32]>, s: &ConvShape, t
 /// optional `bias` `[c_out]`, wrapping at the borders; returns `[B, c_out, h, w]`.
 pub fn forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, s: &ConvShape) -> Vec<f32> {
     s.check(x, weight);
-    let hw = s.h * s.w;
+    let hw = s.hw();
     let mut out = vec![0f32; s.batch * s.c_out * hw];
     if s.batch == 0 || hw == 0 {
         return out;
@@ -308,7 +306,7 @@ pub fn input_grad(grad: &[f32], weight: &[f32], s: &ConvShape) -> Vec<f32> {
 /// The gradient with respect to the weight `[c_out, c_in, k, k]`: Σ over images of
 /// grad_b · im2col(x_b)ᵀ, summed over the tasks in their fixed order.
 pub fn weight_grad(x: &[f32], grad: &[f32], s: &ConvShape) -> Vec<f32> {
-    let (hw, rows, wp) = (s.h * s.w, s.c_in * s.k * s.k, s.wp());
+    let (hw, rows, wp) = (s.hw(), s.rows(), s.wp());
     assert_eq!(x.len(), s.batch * s.c_in * hw, "input size");
     assert_eq!(grad.len(), s.batch * s.c_out * hw, "gradient size");
     let size = s.c_out * rows;

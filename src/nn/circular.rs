@@ -75,7 +75,7 @@ impl CircConv {
 /// kernels and backward passes (`circ_conv_op`, several times faster); elsewhere burn's
 /// convolution of the circularly padded input.
 pub fn circular_conv(x: Tensor<4>, kernel: Tensor<4>, bias: Option<Tensor<1>>) -> Tensor<4> {
-    if circ_conv_op::own_kernels() && circ_conv_op::available_on(&x.device()) {
+    if circ_conv_op::in_use_on(&x.device()) {
         let bias = bias.unwrap_or_else(|| Tensor::zeros([kernel.dims()[0]], &x.device()));
         return circ_conv_op::circ_conv(x, kernel, bias);
     }

@@ -4,6 +4,7 @@
 //! pass is one pass with one exponential and the backward pass another. Other backends keep
 //! burn's `silu`.
 
+use super::circ_conv_op::{contiguous, values};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -11,7 +12,7 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, TensorMetadata, backend_extension};
 use burn::tensor::activation;
-use burn::tensor::{DType, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
 #[backend_extension(Flex, Autodiff)]
@@ -25,9 +26,8 @@ type Host = FloatTensor<Flex>;
 const CHUNK: usize = 1 << 14;
 
 fn map(x: &Host, f: impl Fn(f32) -> f32 + Sync) -> Host {
-    assert_eq!(x.dtype(), DType::F32, "SiLU runs in f32");
-    let x = x.to_contiguous();
-    let src = x.as_slice::<f32>().expect("a contiguous f32 tensor");
+    let x = contiguous(x);
+    let src = values(&x);
     let mut out = vec![0f32; src.len()];
     out.par_chunks_mut(CHUNK)
         .zip(src.par_chunks(CHUNK))
@@ -57,10 +57,8 @@ impl Backward<Flex, 1> for SiluStep {
             return;
         };
         let grad = grads.consume::<Flex>(&ops.node);
-        let x = ops.state.to_contiguous();
-        let xs = x.as_slice::<f32>().expect("a contiguous f32 tensor");
-        let g = grad.to_contiguous();
-        let gs = g.as_slice::<f32>().expect("a contiguous f32 tensor");
+        let (x, g) = (contiguous(&ops.state), contiguous(&grad));
+        let (xs, gs) = (values(&x), values(&g));
         let mut out = vec![0f32; xs.len()];
         out.par_chunks_mut(CHUNK)
             .zip(xs.par_chunks(CHUNK).zip(gs.par_chunks(CHUNK)))
@@ -89,7 +87,7 @@ impl<C: CheckpointStrategy> SiluBackend for Autodiff<Flex, C> {
 /// SiLU: fused on the CPU (unless [`super::circ_conv_op::set_own_kernels`] turned our kernels
 /// off), burn's elsewhere.
 pub fn silu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    if super::circ_conv_op::own_kernels() && super::circ_conv_op::available_on(&x.device()) {
+    if super::circ_conv_op::in_use_on(&x.device()) {
         Tensor::from_dispatch(<Dispatch as SiluBackend>::fused_silu(x.into_dispatch()))
     } else {
         activation::silu(x)
