@@ -1,7 +1,7 @@
 //! Convolutions on a torus: Turing patterns have no edges, so a convolution must see the
 //! opposite border where a plain one would see zeros.
 
-use super::circ_conv_op;
+use super::{circ_conv_op, resample_op};
 use burn::module::Module;
 use burn::nn::Initializer;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -84,8 +84,24 @@ pub fn circular_conv(x: Tensor<4>, kernel: Tensor<4>, bias: Option<Tensor<1>>) -
     conv2d(pad_circular(x, p), kernel, bias, opts)
 }
 
-/// 2×2 average pooling (sides must be even).
+/// 2×2 average pooling (sides must be even): one operation on the CPU (`resample_op`).
 pub fn down2(x: Tensor<4>) -> Tensor<4> {
+    if circ_conv_op::in_use_on(&x.device()) {
+        return resample_op::down2(x);
+    }
+    down2_composed(x)
+}
+
+/// Nearest-neighbour 2× upsampling: one operation on the CPU (`resample_op`).
+pub fn up2(x: Tensor<4>) -> Tensor<4> {
+    if circ_conv_op::in_use_on(&x.device()) {
+        return resample_op::up2(x);
+    }
+    up2_composed(x)
+}
+
+/// [`down2`] from burn's operations (every backend).
+pub fn down2_composed(x: Tensor<4>) -> Tensor<4> {
     let [b, c, h, w] = x.dims();
     x.reshape([b, c, h / 2, 2, w / 2, 2])
         .mean_dim(5)
@@ -93,8 +109,8 @@ pub fn down2(x: Tensor<4>) -> Tensor<4> {
         .reshape([b, c, h / 2, w / 2])
 }
 
-/// Nearest-neighbour 2× upsampling.
-pub fn up2(x: Tensor<4>) -> Tensor<4> {
+/// [`up2`] from burn's operations (every backend).
+pub fn up2_composed(x: Tensor<4>) -> Tensor<4> {
     let [b, c, h, w] = x.dims();
     x.reshape([b, c, h, 1, w, 1])
         .repeat_dim(3, 2)

@@ -8,6 +8,7 @@ pub mod circular;
 pub mod flow_mlp;
 pub mod flow_nca;
 pub mod jvp;
+pub mod resample_op;
 pub mod score_mlp;
 pub mod score_resunet;
 pub mod score_unet;
