@@ -257,6 +257,20 @@ pub(super) unsafe fn written(n: usize, fill: impl FnOnce(&mut [MaybeUninit<f32>]
     v
 }
 
+/// Σ f(v) over a run, in 16 f32 lanes (vectorised) summed in f64.
+#[inline(always)]
+pub(super) fn lane_sum(v: &[f32], f: impl Fn(f32) -> f32) -> f64 {
+    let mut lanes = [0f32; 16];
+    let mut chunks = v.chunks_exact(16);
+    for c in &mut chunks {
+        for i in 0..16 {
+            lanes[i] += f(c[i]);
+        }
+    }
+    let tail: f64 = chunks.remainder().iter().map(|&x| f(x) as f64).sum();
+    tail + lanes.iter().map(|&x| x as f64).sum::<f64>()
+}
+
 /// Copy a task's rows from the padded width into the image `out_b` `[c_out, h, w]`, adding
 /// the bias: writes every value of those rows.
 fn place(
@@ -428,20 +442,11 @@ pub fn weight_grad(x: &[f32], grad: &[f32], s: &ConvShape) -> Vec<f32> {
 pub fn bias_grad(grad: &[f32], s: &ConvShape) -> Vec<f32> {
     let hw = s.hw();
     assert_eq!(grad.len(), s.batch * s.c_out * hw, "gradient size");
-    let plane_sum = |row: &[f32]| {
-        let mut lanes = [0f32; 16];
-        let mut chunks = row.chunks_exact(16);
-        for c in &mut chunks {
-            lanes.iter_mut().zip(c).for_each(|(l, &v)| *l += v);
-        }
-        let tail: f64 = chunks.remainder().iter().map(|&v| v as f64).sum();
-        lanes.iter().map(|&v| v as f64).sum::<f64>() + tail
-    };
     (0..s.c_out)
         .into_par_iter()
         .map(|co| {
             let total: f64 = (0..s.batch)
-                .map(|b| plane_sum(&grad[(b * s.c_out + co) * hw..][..hw]))
+                .map(|b| lane_sum(&grad[(b * s.c_out + co) * hw..][..hw], |v| v))
                 .sum();
             total as f32
         })

@@ -7,6 +7,7 @@ pub mod circ_kernels;
 pub mod circular;
 pub mod flow_mlp;
 pub mod flow_nca;
+pub mod group_norm_op;
 pub mod jvp;
 pub mod resample_op;
 pub mod score_mlp;

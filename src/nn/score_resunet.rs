@@ -8,6 +8,7 @@
 //! shifted prediction.
 
 use super::circular::{CircConv, down2, up2};
+use super::group_norm_op::group_norm;
 use super::silu_op::silu;
 use super::time_features::{TIME_FEATURES, time_features};
 use crate::preset::Prediction;
@@ -56,9 +57,9 @@ impl ResBlock {
     pub fn forward(&self, x: Tensor<4>, temb: Tensor<2>) -> Tensor<4> {
         let [b, _, _, _] = x.dims();
         let c = self.time.weight.dims()[1];
-        let h = self.conv1.forward(silu(self.norm1.forward(x.clone())));
+        let h = self.conv1.forward(group_norm(&self.norm1, x.clone(), true));
         let h = h + self.time.forward(temb).reshape([b, c, 1, 1]);
-        let h = self.conv2.forward(silu(self.norm2.forward(h)));
+        let h = self.conv2.forward(group_norm(&self.norm2, h, true));
         let skip = match &self.skip {
             Some(s) => s.forward(x),
             None => x,
@@ -86,9 +87,7 @@ impl Attention {
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [b, c, h, w] = x.dims();
-        let tokens = self
-            .norm
-            .forward(x.clone())
+        let tokens = group_norm(&self.norm, x.clone(), false)
             .reshape([b, c, h * w])
             .swap_dims(1, 2);
         let qkv = self.qkv.forward(tokens);
@@ -220,7 +219,7 @@ impl ResUnet {
                 h = up2(h);
             }
         }
-        self.conv_out.forward(silu(self.norm_out.forward(h)))
+        self.conv_out.forward(group_norm(&self.norm_out, h, true))
     }
 }
 

@@ -44,7 +44,7 @@ fn map(x: &Host, f: impl Fn(f32) -> f32 + Sync) -> Host {
     Host::from_data(TensorData::new(out, x.shape()))
 }
 
-fn sigmoid(v: f32) -> f32 {
+pub(super) fn sigmoid(v: f32) -> f32 {
     1.0 / (1.0 + exp(-v))
 }
 
