@@ -1,7 +1,7 @@
 //! `equiflow bench --images`: the image models' costs, per architecture (`score.arch`):
 //! one UNet training step at the quick shape and batch, one batched score call at tau, and
-//! one Heun step of the image SDE on the quick live canvas (both score evaluations
-//! included). Ratios between rows of one run are what to compare.
+//! one Heun step of the image SDE on the live canvas at 96² and 256² (both score evaluations
+//! included), one NCA training step. Ratios between rows of one run are what to compare.
 
 use crate::backend::Backend;
 use crate::method::diffusion::Schedule;
@@ -25,7 +25,8 @@ pub struct ImageBenchRow {
     pub case: String,
     pub backend: String,
     pub arch: String,
-    /// Whose circular convolution: `equiflow` (our CPU kernels) or `burn` (padding + conv2d).
+    /// Whose kernels: `equiflow` (our CPU operations: circular convolution, SiLU, GroupNorm,
+    /// 2× resampling) or `burn` (its composed operations: padding + conv2d and the rest).
     pub conv: String,
     /// `[channels, height, width]` of one image.
     pub shape: [usize; 3],
@@ -58,19 +59,20 @@ fn time(steps: usize, mut f: impl FnMut()) -> f64 {
 }
 
 /// The rows `run` can time, in its order.
-pub const CASES: [&str; 5] = [
+pub const CASES: [&str; 6] = [
     "unet_step_quick",
     "score_eval_tau",
     "unet_step_full",
     "sde_step_live",
+    "sde_step_live_256",
     "nca_step_quick",
 ];
 
 /// Timed steps at the full scale (a few seconds each on two cores).
 const FULL_STEPS: usize = 2;
 
-/// Every case for both architectures on `backend` — on the CPU once with our convolution
-/// kernels and once with burn's — and the NCA step; `progress` hears each case's name.
+/// Every case for both architectures on `backend` — on the CPU once with our kernels and
+/// once with burn's — and the NCA step (likewise); `progress` hears each case's name.
 /// Only the `cases` named, when any are.
 pub fn run(
     backend: &Backend,
@@ -153,10 +155,14 @@ pub fn run(
             rows.push(row("unet_step_full", &full, [c, side, side], batch, ms));
         }
 
-        // The live artificial-life canvas of the quick profiles: 3 channels, 96², one image.
-        if want("sde_step_live") {
-            progress(&format!("sde_step_live ({name}, {conv} conv)"));
-            let (c, side) = (3, 96);
+        // The live artificial-life canvas of the quick profiles (3 channels, 96², one image)
+        // and of the full ones (256²).
+        for (case, side) in [("sde_step_live", 96), ("sde_step_live_256", 256)] {
+            if !want(case) {
+                continue;
+            }
+            progress(&format!("{case} ({name}, {conv} conv)"));
+            let c = 3;
             let net = ScoreUnet::new(c, &s, device);
             let kernel = ImageKernel::from_settings(&SdeSettings::default(), c, None);
             let sde = Sde { eta: 0.1, dt: 0.05 };
@@ -168,7 +174,7 @@ pub fn run(
                 st = sde.step(st.clone(), &score, &v, &mut step_rng);
                 let _ = st.x.clone().into_data();
             });
-            rows.push(row("sde_step_live", &s, [c, side, side], 1, ms));
+            rows.push(row(case, &s, [c, side, side], 1, ms));
         }
     }
     circ_conv_op::set_own_kernels(true);
@@ -178,7 +184,6 @@ pub fn run(
     if !want("nca_step_quick") {
         return rows;
     }
-    progress("nca_step_quick");
     let preset = crate::preset::Preset::load("gs-waves", true, &[]).expect("a built-in preset");
     let (c, side, batch) = (2, 48, preset.flow.batch);
     let shape = [batch, c, side, side];
@@ -186,21 +191,27 @@ pub fn run(
         noise(batch * c * side * side),
         noise(batch * c * side * side),
     );
-    let mut nca = NcaTrainer::new(&preset, steps + 1, device);
-    let mut step_rng = StdRng::seed_from_u64(1);
-    let ms = time(steps, || {
-        let _ = nca.step(x.clone(), sc.clone(), shape, &mut step_rng);
-    });
-    rows.push(ImageBenchRow {
-        case: "nca_step_quick".into(),
-        backend: backend.kind.to_string(),
-        arch: "nca".into(),
-        conv: "–".into(),
-        shape: [c, side, side],
-        batch,
-        params: nca.model().num_params(),
-        ms_per_step: ms,
-    });
+    for &own in convs {
+        circ_conv_op::set_own_kernels(own);
+        let conv = if own { "equiflow" } else { "burn" };
+        progress(&format!("nca_step_quick ({conv} ops)"));
+        let mut nca = NcaTrainer::new(&preset, steps + 1, device);
+        let mut step_rng = StdRng::seed_from_u64(1);
+        let ms = time(steps, || {
+            let _ = nca.step(x.clone(), sc.clone(), shape, &mut step_rng);
+        });
+        rows.push(ImageBenchRow {
+            case: "nca_step_quick".into(),
+            backend: backend.kind.to_string(),
+            arch: "nca".into(),
+            conv: conv.into(),
+            shape: [c, side, side],
+            batch,
+            params: nca.model().num_params(),
+            ms_per_step: ms,
+        });
+    }
+    circ_conv_op::set_own_kernels(true);
     rows
 }
 

@@ -20,6 +20,35 @@ use std::mem::MaybeUninit;
 #[backend_extension(Flex, Autodiff)]
 pub trait SiluBackend: Backend {
     fn fused_silu(x: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// SiLU's derivative σ(x)·(1 + x·(1 − σ(x))), which the NCA's tangents are scaled by.
+    fn fused_silu_prime(x: FloatTensor<Self>) -> FloatTensor<Self>;
+}
+
+/// Which function of x an operation computes: its value and its derivative.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Silu,
+    SiluPrime,
+}
+
+impl Kind {
+    #[inline(always)]
+    fn value(self, v: f32) -> f32 {
+        let s = sigmoid(v);
+        match self {
+            Self::Silu => v * s,
+            Self::SiluPrime => s * (1.0 + v * (1.0 - s)),
+        }
+    }
+
+    #[inline(always)]
+    fn derivative(self, v: f32) -> f32 {
+        let s = sigmoid(v);
+        match self {
+            Self::Silu => s * (1.0 + v * (1.0 - s)),
+            Self::SiluPrime => s * (1.0 - s) * (2.0 + v * (1.0 - 2.0 * s)),
+        }
+    }
 }
 
 type Host = FloatTensor<Flex>;
@@ -77,7 +106,11 @@ fn exp(x: f32) -> f32 {
 
 impl SiluBackend for Flex {
     fn fused_silu(x: Host) -> Host {
-        map(&x, |v| v * sigmoid(v))
+        map(&x, |v| Kind::Silu.value(v))
+    }
+
+    fn fused_silu_prime(x: Host) -> Host {
+        map(&x, |v| Kind::SiluPrime.value(v))
     }
 }
 
@@ -85,15 +118,16 @@ impl SiluBackend for Flex {
 struct SiluStep;
 
 impl Backward<Flex, 1> for SiluStep {
-    /// The input.
-    type State = Host;
+    /// The input, and which function of it.
+    type State = (Host, Kind);
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [Some(node)] = ops.parents else {
             return;
         };
         let grad = grads.consume::<Flex>(&ops.node);
-        let (x, g) = (contiguous(&ops.state), contiguous(&grad));
+        let (x, kind) = ops.state;
+        let (x, g) = (contiguous(&x), contiguous(&grad));
         let (xs, gs) = (values(&x), values(&g));
         assert_eq!(xs.len(), gs.len(), "gradient size");
         let fill = |out: &mut [MaybeUninit<f32>]| {
@@ -101,8 +135,7 @@ impl Backward<Flex, 1> for SiluStep {
                 .zip(xs.par_chunks(CHUNK).zip(gs.par_chunks(CHUNK)))
                 .for_each(|(o, (xc, gc))| {
                     for ((o, &v), &g) in o.iter_mut().zip(xc).zip(gc) {
-                        let s = sigmoid(v);
-                        o.write(g * s * (1.0 + v * (1.0 - s)));
+                        o.write(g * kind.derivative(v));
                     }
                 });
         };
@@ -112,15 +145,25 @@ impl Backward<Flex, 1> for SiluStep {
     }
 }
 
+fn tracked<C: CheckpointStrategy>(
+    x: FloatTensor<Autodiff<Flex, C>>,
+    kind: Kind,
+) -> FloatTensor<Autodiff<Flex, C>> {
+    let prep = SiluStep.prepare::<C>([x.node()]).compute_bound().stateful();
+    let out = map(x.primitive(), |v| kind.value(v));
+    match prep {
+        OpsKind::Tracked(prep) => prep.finish((x.primitive().clone(), kind), out),
+        OpsKind::UnTracked(prep) => prep.finish(out),
+    }
+}
+
 impl<C: CheckpointStrategy> SiluBackend for Autodiff<Flex, C> {
     fn fused_silu(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        match SiluStep.prepare::<C>([x.node()]).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => {
-                let state = x.primitive().clone();
-                prep.finish(state, Flex::fused_silu(x.into_primitive()))
-            }
-            OpsKind::UnTracked(prep) => prep.finish(Flex::fused_silu(x.into_primitive())),
-        }
+        tracked::<C>(x, Kind::Silu)
+    }
+
+    fn fused_silu_prime(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        tracked::<C>(x, Kind::SiluPrime)
     }
 }
 
@@ -132,6 +175,14 @@ pub fn silu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     } else {
         activation::silu(x)
     }
+}
+
+/// SiLU's derivative σ(x)·(1 + x·(1 − σ(x))) as one operation (CPU only: see
+/// `nn::jvp::silu_with_derivative`).
+pub fn silu_prime<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    Tensor::from_dispatch(<Dispatch as SiluBackend>::fused_silu_prime(
+        x.into_dispatch(),
+    ))
 }
 
 #[cfg(test)]
@@ -174,7 +225,18 @@ mod tests {
         };
         close(to_vec(ours.clone()), to_vec(theirs.clone()));
         let ga = x.grad(&(ours * probe.clone()).sum().backward()).unwrap();
-        let gb = x.grad(&(theirs * probe).sum().backward()).unwrap();
+        let gb = x.grad(&(theirs * probe.clone()).sum().backward()).unwrap();
+        close(to_vec(ga), to_vec(gb));
+        // The derivative as its own operation, differentiated once more (the NCA's loss
+        // backpropagates through its tangents).
+        let prime = silu_prime(x.clone());
+        let s = activation::sigmoid(x.clone());
+        let composed = s.clone() * (x.clone() * s.neg().add_scalar(1.0)).add_scalar(1.0);
+        close(to_vec(prime.clone()), to_vec(composed.clone()));
+        let ga = x.grad(&(prime * probe.clone()).sum().backward()).unwrap();
+        let gb = x
+            .grad(&(composed * probe.clone()).sum().backward())
+            .unwrap();
         close(to_vec(ga), to_vec(gb));
         // Without autodiff too.
         let xi = x.inner();
