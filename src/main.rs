@@ -12,7 +12,7 @@ use equiflow::preset::{self, ImageFlow, Preset};
 use equiflow::train::checkpoint::{self, RunDir};
 use equiflow::train::evaluate::evaluate;
 use equiflow::train::job::{self, Observer, Phase, Progress};
-use equiflow::train::{sweep, turing};
+use equiflow::train::{cross, sweep, turing};
 use equiflow::ui::Renderer;
 use equiflow::worker::drive;
 use equiflow::worker::event::Event;
@@ -100,6 +100,11 @@ enum Cmd {
     /// Train one score model and N flows that differ only in their seed, then summarise
     /// what they agree on (DIR/seed-K run dirs, DIR/models.csv, DIR/summary.json).
     Sweep(SweepArgs),
+    /// The learned motion of each Turing preset's score against every preset's Gray–Scott
+    /// displacement, by the paper's protocol: each preset trained into DIR/<preset> (a run
+    /// there with the same settings is reused), the table printed and written to
+    /// DIR/cross.json.
+    Cross(CrossArgs),
     /// The sweep summary (models.csv, summary.json) of point run directories trained anywhere.
     Aggregate {
         /// Run directories written by `train` or `sweep`.
@@ -256,6 +261,7 @@ fn run(cli: Cli) -> Result<()> {
         }) => bench_cmd(json, steps, backend),
         Some(Cmd::Target { name, out, size }) => draw_target(&name, &out, size),
         Some(Cmd::Sweep(args)) => sweep(args),
+        Some(Cmd::Cross(args)) => cross_cmd(args),
         Some(Cmd::Aggregate { dirs, out, backend }) => aggregate(&dirs, out, backend),
         Some(Cmd::Presets) => {
             for (name, text) in preset::BUILTIN {
@@ -441,10 +447,20 @@ fn train(args: TrainArgs) -> Result<()> {
     }
     let out = args.run.out(&preset, "");
     let backend = select_backend(args.run.backend)?;
-    let dir = RunDir::create(&out, args.run.force)?;
+    train_into(&preset, &out, &backend, args.run.force).map(|_| ())
+}
+
+/// Train `preset` into the run directory `out` (metrics included), printing its metrics.
+fn train_into(
+    preset: &Preset,
+    out: &std::path::Path,
+    backend: &Backend,
+    force: bool,
+) -> Result<PathBuf> {
+    let dir = RunDir::create(out, force)?;
     eprintln!("training '{}' into {}", preset.name, out.display());
     let trained = dir
-        .write_preset(&preset)
+        .write_preset(preset)
         .map_err(anyhow::Error::from)
         .and_then(|()| {
             let bars = Bars::shared();
@@ -476,7 +492,7 @@ fn train(args: TrainArgs) -> Result<()> {
     }
     let out = dir.commit()?;
     eprintln!("wrote {}", out.display());
-    Ok(())
+    Ok(out)
 }
 
 /// Ctrl-C: the first asks the running job to stop at its next step, keeping what it has
@@ -633,6 +649,81 @@ fn sweep(a: SweepArgs) -> Result<()> {
     summary.write(&out)?;
     print_summary(&summary.json);
     eprintln!("wrote {}", out.display());
+    Ok(())
+}
+
+#[derive(Args)]
+struct CrossArgs {
+    /// Turing presets (built-in names or .toml files), comma-separated, e.g.
+    /// gs-waves,gs-spirals,gs-maze,gs-life.
+    #[arg(long, value_delimiter = ',', required = true)]
+    presets: Vec<String>,
+    /// Print the table as JSON (the cross.json format).
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// `equiflow cross`: train what is missing, then the cross table of the presets' motions.
+fn cross_cmd(a: CrossArgs) -> Result<()> {
+    let presets = a
+        .presets
+        .iter()
+        .map(|name| a.run.preset(name, &[]))
+        .collect::<Result<Vec<_>>>()?;
+    if let Some(p) = presets.iter().find(|p| p.dataset.gray_scott().is_none()) {
+        bail!("{}", cross::CrossError::NotTuring(p.name.clone()));
+    }
+    let out = a.run.out.clone().unwrap_or_else(|| {
+        let quick = if a.run.quick { "-quick" } else { "" };
+        PathBuf::from(format!("runs/cross{quick}-seed{}", presets[0].seed))
+    });
+    let backend = select_backend(a.run.backend)?;
+    let mut models = Vec::with_capacity(presets.len());
+    for preset in presets {
+        let path = out.join(preset.file_stem());
+        let reuse = !a.run.force
+            && path.join(checkpoint::SCORE).exists()
+            && RunDir::open(&path).and_then(|d| d.read_preset()).ok() == Some(preset.clone());
+        if reuse {
+            eprintln!("'{}': reusing the run in {}", preset.name, path.display());
+        } else {
+            train_into(&preset, &path, &backend, a.run.force)?;
+        }
+        let score = RunDir::open(&path)?.load_image_score(&preset, &backend.device)?;
+        models.push((preset, score));
+    }
+    eprintln!(
+        "the cross table: {} models × {} systems",
+        models.len(),
+        models.len()
+    );
+    let mut bars = Bars::new();
+    let total = models.len() * 2 * equiflow::metrics::gs_alignment::Reference::SDE_STEPS;
+    let mut tick = |done: usize, _: usize| {
+        bars.progress(&Progress {
+            phase: Phase::Metrics,
+            done,
+            total,
+            loss: None,
+        });
+        !INTERRUPTED.load(Ordering::SeqCst)
+    };
+    let Some(table) = cross::cross(&models, &mut tick)? else {
+        bail!("interrupted (Ctrl-C)");
+    };
+    bars.finish();
+    let path = out.join("cross.json");
+    equiflow::data::write_atomically(&path, |w| {
+        serde_json::to_writer_pretty(&mut *w, &table).map_err(std::io::Error::from)
+    })?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&table)?);
+    } else {
+        print!("{}", table.text());
+    }
+    eprintln!("wrote {}", path.display());
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! Jobs: training (score, then flow), evaluation, and the run directory they write.
 
 pub mod checkpoint;
+pub mod cross;
 pub mod evaluate;
 pub mod job;
 pub mod nca;
