@@ -292,6 +292,16 @@ fn bad_input_gets_a_clear_error_and_nonzero_exit() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("unknown preset 'spiral'") && stderr(&o).contains("two_moons"));
 
+    // The cross table compares Turing systems: a point preset is refused before any work.
+    let o = equiflow(&["cross", "--presets", "gs-waves,ring", "--out", o_str]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("'ring' is not a Gray–Scott") && !stderr(&o).contains("panicked"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!out.exists(), "nothing trained");
+
     let bad = tmp.path().join("bad.toml");
     std::fs::write(&bad, "name = \"bad\"\n[flow]\nlr = 0.01\nepochs = [\n").unwrap();
     let o = equiflow(&["train", "--preset", bad.to_str().unwrap(), "--out", o_str]);

@@ -147,7 +147,7 @@ mod tests {
             "dataset.size=24",
             "dataset.sim_steps=600",
             "score.channels=[2, 4, 4]",
-            "eval.cos_starts=2",
+            "eval.cos_starts=1",
             "eval.random_draws=1",
             "eval.protocol=\"reference\"",
         ]
