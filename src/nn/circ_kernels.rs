@@ -1,11 +1,13 @@
 //! Plain-Rust kernels of the circular k×k convolution (odd k) on host slices, NCHW, f32:
-//! the forward pass and both backward passes as im2col + one matrix product per image.
+//! each image's channels padded once with the wrap; the forward pass as one matrix product
+//! per kernel tap reading the padded planes in place, the weight gradient as im2col + one
+//! product per image.
 //!
 //! Why our own: burn's CPU backend computes a convolution's input gradient with a direct
 //! transposed convolution and its weight gradient as a convolution whose kernel is the whole
 //! image, and our circular padding costs two concatenations per call on top. Folding the
-//! wrap into the im2col indexing and using one gemm per image for each pass is several
-//! times faster on the UNet's shapes (`equiflow bench --images`).
+//! wrap into the padded planes and using gemm for each pass is several times faster on the
+//! UNet's shapes (`equiflow bench --images`).
 //!
 //! The input gradient of a circular convolution is itself a circular convolution of the
 //! output gradient, with the kernel flipped in space and its channel axes swapped, so the
