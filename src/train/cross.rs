@@ -5,14 +5,12 @@
 //! same snapshots. The diagonal is each run's `cos_truth_training_free_ref`; a model whose
 //! motion is specific to its system beats the other systems' columns on its row.
 
+use super::turing::{better_sign, fields_of, reference_mixers};
 use crate::data::turing::DataError;
 use crate::method::diffusion::Schedule;
-use crate::method::image_flow::Velocity;
-use crate::method::skew::ImageKernel;
 use crate::metrics::gs_alignment::{self, Reference};
 use crate::nn::score_unet::ScoreUnet;
 use crate::preset::Preset;
-use burn::tensor::Tensor;
 use serde::Serialize;
 
 /// The table: `mean[i][j]` (± `sd[i][j]` over the starts) is the |cos| of model i's motion
@@ -92,15 +90,8 @@ pub fn cross(
     for (i, (preset, score)) in models.iter().enumerate() {
         let starts = super::turing::held_out(preset, preset.eval.cos_starts)?;
         table.starts.push(starts.n);
-        let c = starts.channels;
-        let mixers: Vec<Velocity> = [1.0, -1.0]
-            .iter()
-            .map(|&g| Velocity::Kernel(ImageKernel::mix(c, g, preset.sde.kernel_seed)))
-            .collect();
-        let vs: Vec<_> = mixers
-            .iter()
-            .map(|m| move |x: Tensor<4>, s: Tensor<4>| m.at(x, s))
-            .collect();
+        let mixers = reference_mixers(preset, starts.channels);
+        let vs = fields_of(&mixers);
         let fields: Vec<gs_alignment::Field> =
             vs.iter().map(|v| v as gs_alignment::Field).collect();
         let sched = Schedule::from_settings(&preset.score);
@@ -116,15 +107,12 @@ pub fn cross(
         };
         for (j, gs) in params.iter().enumerate() {
             let truth = gs_alignment::true_displacement(&starts, gs, preset.eval.cos_gs_steps);
-            let per_sign: Vec<(f64, f64)> = moved
+            let per_start: Vec<Vec<f64>> = moved
                 .iter()
-                .map(|d| {
-                    gs_alignment::mean_sd(&gs_alignment::abs_cos_per_image(d, &truth, starts.n))
-                })
+                .map(|d| gs_alignment::abs_cos_per_image(d, &truth, starts.n))
                 .collect();
-            let best = if per_sign[0].0 >= per_sign[1].0 { 0 } else { 1 };
-            table.mean[i][j] = per_sign[best].0;
-            table.sd[i][j] = per_sign[best].1;
+            let best = better_sign(&per_start[0], &per_start[1]);
+            (table.mean[i][j], table.sd[i][j]) = gs_alignment::mean_sd(&per_start[best]);
             table.sign[i][j] = if best == 0 { 1.0 } else { -1.0 };
         }
     }

@@ -503,10 +503,7 @@ fn truth_metrics(
     ours.extend((0..draws).map(random));
     ours.extend(ncas.into_iter().flat_map(|(a, b)| [a, b]));
     // The paper's protocol: the skew 1×1 mixer with both signs, then the random kernels.
-    let mut paper: Vec<Velocity> = [1.0, -1.0]
-        .iter()
-        .map(|&g| Velocity::Kernel(ImageKernel::mix(c, g, preset.sde.kernel_seed)))
-        .collect();
+    let mut paper = reference_mixers(preset, c);
     paper.extend((0..draws).map(random));
     let ours_steps = if e.protocol.ours() {
         (ours.len() + 1) * e.cos_sde_steps
@@ -562,12 +559,7 @@ fn truth_metrics(
             .map(|d| gs_alignment::abs_cos_per_image(d, &truth, starts.n))
             .collect();
         let mean = |xs: &[f64]| gs_alignment::mean_sd(xs).0;
-        // The better sign over the starts (the paper: the larger of the two).
-        let best = if mean(&per_start[0]) >= mean(&per_start[1]) {
-            0
-        } else {
-            1
-        };
+        let best = better_sign(&per_start[0], &per_start[1]);
         let (tf, tf_sd) = gs_alignment::mean_sd(&per_start[best]);
         m.cos_truth_training_free_ref = Some(tf);
         m.cos_truth_training_free_ref_sd = Some(tf_sd);
@@ -582,8 +574,24 @@ fn truth_metrics(
     Some(())
 }
 
+/// The paper's Turing flows: the skew 1×1 mixer with g = +1, then with g = −1.
+pub(crate) fn reference_mixers(preset: &Preset, channels: usize) -> Vec<Velocity> {
+    [1.0, -1.0]
+        .iter()
+        .map(|&g| Velocity::Kernel(ImageKernel::mix(channels, g, preset.sde.kernel_seed)))
+        .collect()
+}
+
+/// Which of the two signs' per-start |cos| the paper keeps: the larger mean (0 on a tie).
+pub(crate) fn better_sign(plus: &[f64], minus: &[f64]) -> usize {
+    let mean = |xs: &[f64]| gs_alignment::mean_sd(xs).0;
+    if mean(plus) >= mean(minus) { 0 } else { 1 }
+}
+
 /// The flows as the protocols take them, `v(x, s)`.
-fn fields_of(fields: &[Velocity]) -> Vec<impl Fn(Tensor<4>, Tensor<4>) -> Tensor<4> + '_> {
+pub(crate) fn fields_of(
+    fields: &[Velocity],
+) -> Vec<impl Fn(Tensor<4>, Tensor<4>) -> Tensor<4> + '_> {
     fields
         .iter()
         .map(|f| move |x: Tensor<4>, s: Tensor<4>| f.at(x, s))
