@@ -102,27 +102,16 @@ impl ResampleBackend for Flex {
     }
 }
 
-/// Upsampling's gradient: each 2×2 block of the output gradient summed.
-#[derive(Debug)]
-struct Up2Step;
-
-impl Backward<Flex, 1> for Up2Step {
-    type State = ();
-
-    fn backward(self, ops: Ops<(), 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [Some(node)] = ops.parents else {
-            return;
-        };
-        let grad = grads.consume::<Flex>(&ops.node);
-        grads.register::<Flex>(node.id, down2_host(&grad, 1.0));
-    }
+/// Which way a resampling went; its gradient goes the other way: upsampling's is each 2×2
+/// block of the output gradient summed, pooling's a quarter of the output gradient on each
+/// pixel of its block.
+#[derive(Debug, Clone, Copy)]
+enum ResampleStep {
+    Up,
+    Down,
 }
 
-/// Pooling's gradient: a quarter of the output gradient on each pixel of its block.
-#[derive(Debug)]
-struct Down2Step;
-
-impl Backward<Flex, 1> for Down2Step {
+impl Backward<Flex, 1> for ResampleStep {
     type State = ();
 
     fn backward(self, ops: Ops<(), 1>, grads: &mut Gradients, _: &mut Checkpointer) {
@@ -130,18 +119,22 @@ impl Backward<Flex, 1> for Down2Step {
             return;
         };
         let grad = grads.consume::<Flex>(&ops.node);
-        grads.register::<Flex>(node.id, up2_host(&grad, 0.25));
+        let dx = match self {
+            Self::Up => down2_host(&grad, 1.0),
+            Self::Down => up2_host(&grad, 0.25),
+        };
+        grads.register::<Flex>(node.id, dx);
     }
 }
 
 impl<C: CheckpointStrategy> ResampleBackend for Autodiff<Flex, C> {
     fn up2_nearest(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        let prep = Up2Step.prepare::<C>([x.node()]).compute_bound();
+        let prep = ResampleStep::Up.prepare::<C>([x.node()]).compute_bound();
         prep.stateless(Flex::up2_nearest(x.into_primitive()))
     }
 
     fn down2_mean(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        let prep = Down2Step.prepare::<C>([x.node()]).compute_bound();
+        let prep = ResampleStep::Down.prepare::<C>([x.node()]).compute_bound();
         prep.stateless(Flex::down2_mean(x.into_primitive()))
     }
 }
