@@ -9,7 +9,7 @@ use crate::method::image_diffusion;
 use crate::method::skew::ImageKernel;
 use crate::nn::circ_conv_op;
 use crate::nn::score_unet::ScoreUnet;
-use crate::preset::{Levels, Prediction, ScoreSettings, SdeSettings, UnetArch};
+use crate::preset::{Levels, Prediction, ScoreSettings, UnetArch};
 use crate::sim::sde::Sde;
 use crate::train::nca::NcaTrainer;
 use crate::train::turing::ImageScoreTrainer;
@@ -59,12 +59,13 @@ fn time(steps: usize, mut f: impl FnMut()) -> f64 {
 }
 
 /// The rows `run` can time, in its order.
-pub const CASES: [&str; 6] = [
+pub const CASES: [&str; 7] = [
     "unet_step_quick",
     "score_eval_tau",
     "unet_step_full",
     "sde_step_live",
     "sde_step_live_256",
+    "sde_step_live_full",
     "nca_step_quick",
 ];
 
@@ -154,27 +155,55 @@ pub fn run(
             });
             rows.push(row("unet_step_full", &full, [c, side, side], batch, ms));
         }
-
-        // The live artificial-life canvas of the quick profiles (3 channels, 96², one image)
-        // and of the full ones (256²).
-        for (case, side) in [("sde_step_live", 96), ("sde_step_live_256", 256)] {
+    }
+    // The live artificial-life canvas as the app plays it: alife-dot's own score net (quick:
+    // residual 8/16/16, one block per level, attention at the lowest level) on its quick
+    // canvas (96²) and on 256², and the full profile's net on its 256² canvas.
+    for &own in convs {
+        circ_conv_op::set_own_kernels(own);
+        let conv = if own { "equiflow" } else { "burn" };
+        for (case, quick, side) in [
+            ("sde_step_live", true, 96),
+            ("sde_step_live_256", true, 256),
+            ("sde_step_live_full", false, 256),
+        ] {
             if !want(case) {
                 continue;
             }
+            let preset =
+                crate::preset::Preset::load("alife-dot", quick, &[]).expect("a built-in preset");
+            let s = &preset.score;
+            let name = format!("{:?}", s.arch).to_lowercase();
             progress(&format!("{case} ({name}, {conv} conv)"));
             let c = 3;
-            let net = ScoreUnet::new(c, &s, device);
-            let kernel = ImageKernel::from_settings(&SdeSettings::default(), c, None);
-            let sde = Sde { eta: 0.1, dt: 0.05 };
-            let score = |x: Tensor<4>| image_diffusion::score(&net, x, &sched, 10, true);
+            let sched = Schedule::from_settings(s);
+            let net = ScoreUnet::new(c, s, device);
+            let kernel = ImageKernel::from_settings(&preset.sde, c, None);
+            let sde = Sde {
+                eta: preset.sde.eta,
+                dt: preset.sde.dt,
+            };
+            let score = |x: Tensor<4>| {
+                image_diffusion::score(&net, x, &sched, s.tau_step, preset.sde.clip_x0)
+            };
             let v = |_x: Tensor<4>, s: Tensor<4>| kernel.apply(s);
             let x = Tensor::<4>::random([1, c, side, side], Distribution::Default, device);
             let mut st = Sde::start(x, &score);
+            let mut step_rng = StdRng::seed_from_u64(1);
             let ms = time(steps, || {
                 st = sde.step(st.clone(), &score, &v, &mut step_rng);
                 let _ = st.x.clone().into_data();
             });
-            rows.push(row(case, &s, [c, side, side], 1, ms));
+            rows.push(ImageBenchRow {
+                case: case.into(),
+                backend: backend.kind.to_string(),
+                arch: name,
+                conv: conv.into(),
+                shape: [c, side, side],
+                batch: 1,
+                params: net.num_params(),
+                ms_per_step: ms,
+            });
         }
     }
     circ_conv_op::set_own_kernels(true);

@@ -14,4 +14,5 @@ pub mod score_mlp;
 pub mod score_resunet;
 pub mod score_unet;
 pub mod silu_op;
+pub mod softmax_op;
 pub mod time_features;

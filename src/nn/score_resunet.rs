@@ -10,11 +10,11 @@
 use super::circular::{CircConv, down2, up2};
 use super::group_norm_op::group_norm;
 use super::silu_op::silu;
+use super::softmax_op::softmax_last;
 use super::time_features::{TIME_FEATURES, time_features};
 use crate::preset::Prediction;
 use burn::module::Module;
 use burn::nn::{GroupNorm, GroupNormConfig, Linear, LinearConfig};
-use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
 
 /// GroupNorm(8) as in the reference, or the largest group count ≤ 8 that divides `c`
@@ -94,7 +94,7 @@ impl Attention {
         let q = qkv.clone().narrow(2, 0, c);
         let k = qkv.clone().narrow(2, c, c);
         let v = qkv.narrow(2, 2 * c, c);
-        let weights = softmax(q.matmul(k.swap_dims(1, 2)).div_scalar((c as f64).sqrt()), 2);
+        let weights = softmax_last(q.matmul(k.swap_dims(1, 2)).div_scalar((c as f64).sqrt()));
         let out = self.proj.forward(weights.matmul(v));
         x + out.swap_dims(1, 2).reshape([b, c, h, w])
     }

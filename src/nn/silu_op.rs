@@ -82,7 +82,7 @@ pub(super) fn sigmoid(v: f32) -> f32 {
 /// `expf` is one call per value and was ~9 % of a quick training step. Saturates to
 /// e^±87 outside ±87, where SiLU is already x or 0 to f32 precision.
 #[inline(always)]
-fn exp(x: f32) -> f32 {
+pub(super) fn exp(x: f32) -> f32 {
     // Adding 1.5·2^23 rounds to an integer in the mantissa.
     const ROUND: f32 = 12_582_912.0;
     let x = x.clamp(-87.0, 87.0);
