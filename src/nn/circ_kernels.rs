@@ -157,7 +157,7 @@ fn pad_planes(x: &[f32], s: &ConvShape, t: &Task, planes: &mut Vec<f32>) -> usiz
 
 /// Row-major matrix product `dst = a·b (+ dst when accumulate)` with explicit strides:
 /// `a` is m×k (row stride `a_rs`, column stride `a_cs`), `b` k×n likewise, `dst` m×n dense.
-fn matmul(
+pub(super) fn matmul(
     dst: &mut [f32],
     a: &[f32],
     (a_rs, a_cs): (usize, usize),
@@ -271,6 +271,23 @@ pub(super) fn lane_sum(v: &[f32], f: impl Fn(f32) -> f32) -> f64 {
     }
     let tail: f64 = chunks.remainder().iter().map(|&x| f(x) as f64).sum();
     tail + lanes.iter().map(|&x| x as f64).sum::<f64>()
+}
+
+/// The largest value of a run, in 16 lanes so the loop vectorises (a plain fold over
+/// `f32::max` does not).
+pub(super) fn lane_max(v: &[f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; 16];
+    let mut chunks = v.chunks_exact(16);
+    for c in &mut chunks {
+        for i in 0..16 {
+            lanes[i] = if c[i] > lanes[i] { c[i] } else { lanes[i] };
+        }
+    }
+    let tail = chunks
+        .remainder()
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+    lanes.iter().fold(tail, |m, &x| m.max(x))
 }
 
 /// Copy a task's rows from the padded width into the image `out_b` `[c_out, h, w]`, adding

@@ -1,6 +1,7 @@
 //! Networks. Each module that the equilibrium loss differentiates also pushes tangents
 //! forward by hand (`jvp`), because burn 0.22 has no double backward.
 
+pub mod attention_op;
 pub mod batchnorm;
 pub mod circ_conv_op;
 pub mod circ_kernels;

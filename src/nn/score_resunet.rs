@@ -7,6 +7,7 @@
 //! convolutions, pooling by 2, attention without positions), so a shifted picture gives a
 //! shifted prediction.
 
+use super::attention_op;
 use super::circular::{CircConv, down2, up2};
 use super::group_norm_op::group_norm;
 use super::silu_op::silu;
@@ -91,6 +92,10 @@ impl Attention {
             .reshape([b, c, h * w])
             .swap_dims(1, 2);
         let qkv = self.qkv.forward(tokens);
+        if attention_op::fused_on(&qkv.device()) {
+            let out = self.proj.forward(attention_op::attention(qkv));
+            return x + out.swap_dims(1, 2).reshape([b, c, h, w]);
+        }
         let q = qkv.clone().narrow(2, 0, c);
         let k = qkv.clone().narrow(2, c, c);
         let v = qkv.narrow(2, 2 * c, c);

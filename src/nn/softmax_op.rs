@@ -8,7 +8,7 @@
 //! burn's `softmax`.
 
 use super::circ_conv_op::{contiguous, values};
-use super::circ_kernels::{lane_sum, written};
+use super::circ_kernels::{lane_max, lane_sum, written};
 use super::silu_op::exp;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -33,23 +33,6 @@ type Host = FloatTensor<Flex>;
 /// Rows handed to a thread at once: enough work per hand-out for short rows.
 fn rows_per_task(n: usize) -> usize {
     (4096 / n.max(1)).max(1)
-}
-
-/// The largest value of a row, in 16 lanes so the loop vectorises (a plain fold over
-/// `f32::max` does not).
-fn lane_max(v: &[f32]) -> f32 {
-    let mut lanes = [f32::NEG_INFINITY; 16];
-    let mut chunks = v.chunks_exact(16);
-    for c in &mut chunks {
-        for i in 0..16 {
-            lanes[i] = if c[i] > lanes[i] { c[i] } else { lanes[i] };
-        }
-    }
-    let tail = chunks
-        .remainder()
-        .iter()
-        .fold(f32::NEG_INFINITY, |m, &x| m.max(x));
-    lanes.iter().fold(tail, |m, &x| m.max(x))
 }
 
 fn softmax_rows(x: &Host) -> Host {
