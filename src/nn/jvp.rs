@@ -16,7 +16,7 @@ pub fn linear(t: Tensor<3>, w: Tensor<2>) -> Tensor<3> {
 
 /// Multiply every tangent by the point-wise derivative `factor` `[B, n]` (or `[1, n]`).
 pub fn scale(t: Tensor<3>, factor: Tensor<2>) -> Tensor<3> {
-    t * factor.unsqueeze_dim::<3>(0)
+    super::bcast_op::repeat_mul(t, factor)
 }
 
 /// SiLU and its derivative σ(h)·(1 + h·(1 − σ(h))).

@@ -3,6 +3,7 @@
 
 pub mod attention_op;
 pub mod batchnorm;
+pub mod bcast_op;
 pub mod circ_conv_op;
 pub mod circ_kernels;
 pub mod circular;
