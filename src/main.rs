@@ -19,6 +19,7 @@ use equiflow::worker::event::Event;
 use equiflow::worker::job::JobSession;
 use equiflow::worker::patterns::PatternSession;
 use equiflow::worker::session::Session;
+use equiflow::worker::stacked_flows::StackedFlows;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -575,6 +576,13 @@ struct SweepArgs {
     /// Flow models to train (seeds: the preset's seed, then the next N − 1).
     #[arg(long, default_value_t = 10)]
     seeds: usize,
+    /// Flows trained together as one stacked network (memory grows with it; 1 trains them
+    /// one after the other).
+    #[arg(long, default_value_t = 25)]
+    stack: usize,
+    /// Train each flow as its own job, one after the other (the models are the same).
+    #[arg(long)]
+    sequential: bool,
     #[command(flatten)]
     run: RunArgs,
 }
@@ -621,27 +629,84 @@ fn sweep(a: SweepArgs) -> Result<()> {
     let score = scorer
         .trained_score()
         .context("the score phase did not end")?;
+    let seeds: Vec<u64> = (0..a.seeds as u64)
+        .map(|k| base.seed.wrapping_add(k))
+        .collect();
+    let data = scorer.dataset().clone();
     let mut dirs = Vec::with_capacity(a.seeds);
-    for k in 0..a.seeds as u64 {
-        let seed = base.seed.wrapping_add(k);
-        let path = out.join(format!("seed-{seed}"));
-        eprintln!("model {} of {} (seed {seed})", k + 1, a.seeds);
-        let dir = RunDir::create(&path, a.run.force)?;
-        let preset = sweep::model_preset(&base, seed);
-        let (b, live) = (backend.clone(), Bars::live(&bars));
-        let data = scorer.dataset().clone();
-        let mut job = Session::from_score(
-            preset,
-            b,
-            data,
-            score.clone(),
-            cancel.clone(),
-            live,
-            &mut events,
-        )
-        .headless();
-        run_job(&mut job, &std::mem::take(&mut events), &dir, &bars)?;
-        dirs.push(dir.commit()?);
+    if a.sequential || a.stack <= 1 {
+        for (k, &seed) in seeds.iter().enumerate() {
+            eprintln!("model {} of {} (seed {seed})", k + 1, a.seeds);
+            let dir = RunDir::create(&out.join(format!("seed-{seed}")), a.run.force)?;
+            let preset = sweep::model_preset(&base, seed);
+            let (b, live) = (backend.clone(), Bars::live(&bars));
+            let mut job = Session::from_score(
+                preset,
+                b,
+                data.clone(),
+                score.clone(),
+                cancel.clone(),
+                live,
+                &mut events,
+            )
+            .headless();
+            run_job(&mut job, &std::mem::take(&mut events), &dir, &bars)?;
+            dirs.push(dir.commit()?);
+        }
+    } else {
+        for (c, chunk) in seeds.chunks(a.stack).enumerate() {
+            let (first, last) = (c * a.stack + 1, c * a.stack + chunk.len());
+            eprintln!("flows {first}–{last} of {} as one stacked network", a.seeds);
+            let presets = chunk
+                .iter()
+                .map(|&seed| sweep::model_preset(&base, seed))
+                .collect();
+            let (model, losses, seconds) = score.clone();
+            let mut flows = StackedFlows::new(presets, &backend, data.clone(), model, &losses);
+            while !INTERRUPTED.load(Ordering::SeqCst) && flows.step() {
+                bars.lock()
+                    .expect("bars")
+                    .render(&Event::Progress(flows.progress()));
+            }
+            bars.lock().expect("bars").finish();
+            let interrupted = INTERRUPTED.load(Ordering::SeqCst);
+            for trained in flows.finish() {
+                let seed = trained.preset.seed;
+                let stopped = trained.stop.clone();
+                let dir = RunDir::create(&out.join(format!("seed-{seed}")), a.run.force)?;
+                let mut job = Session::from_trained(
+                    backend.clone(),
+                    data.clone(),
+                    (score.0.clone(), seconds),
+                    trained,
+                    cancel.clone(),
+                    Bars::live(&bars),
+                    &mut events,
+                );
+                if interrupted || stopped.is_some() {
+                    // Kept, each with a partial metrics.json that says why.
+                    job.stop("interrupted (Ctrl-C)", &mut events);
+                    events.clear();
+                    job.write_into(&dir)?;
+                    let path = dir.commit()?;
+                    if let Some(why) = stopped {
+                        eprintln!(
+                            "seed {seed}: {why}; left out of the summary ({})",
+                            path.display()
+                        );
+                    }
+                    continue;
+                }
+                run_job(&mut job, &std::mem::take(&mut events), &dir, &bars)?;
+                dirs.push(dir.commit()?);
+            }
+            if interrupted {
+                bail!(
+                    "interrupted (Ctrl-C); the models trained so far are saved in {}",
+                    out.display()
+                );
+            }
+        }
     }
     let mut summary = sweep::aggregate(&dirs, &backend)?;
     // A sweep trains its score once: its cost is the wall time, not the runs' sum.

@@ -13,6 +13,7 @@
 use crate::nn::batchnorm::BnMode;
 use crate::nn::flow_mlp::FlowMlp;
 use crate::nn::flow_nca::Nca;
+use crate::nn::flow_stack::FlowStack;
 use crate::preset::{Estimator, FlowSettings};
 use crate::tensor_util::normal;
 use burn::tensor::{Device, Tensor, TensorData};
@@ -122,6 +123,56 @@ pub fn equilibrium_loss(
                 loss,
                 batch_stats: out.batch_stats,
             }
+        }
+    }
+}
+
+/// [`equilibrium_loss`] for every model of a stack at once: states `x` and scores `s`
+/// `[N, B, d]` (model k's batch in slice k) and, for Hutchinson, the probes `z`
+/// `[sets·k, N, B, d]` each model drew. Each model's own loss, `[N]`: their sum has each
+/// model's gradient in its own weights.
+pub fn stack_equilibrium_loss(
+    model: &FlowStack,
+    x: Tensor<3>,
+    s: Tensor<3>,
+    z: Option<Tensor<4>>,
+    cfg: &LossConfig,
+    mode: BnMode,
+) -> (Tensor<1>, Option<(Tensor<2>, Tensor<2>)>) {
+    let device = x.device();
+    let [n, b, d] = x.dims();
+    let per_point = |t: Tensor<4>| t.reshape([n, b]);
+    let mean_over_points = |t: Tensor<2>| t.mean_dim(1).reshape([n]);
+    match cfg.estimator {
+        Estimator::Hutchinson => {
+            let z = z.expect("Hutchinson needs probes");
+            let k = cfg.probes;
+            let out = model.forward_jvp(x, Some(z.clone()), mode);
+            let jz = out.tangents.expect("tangents were pushed");
+            let vs = (out.v * s).sum_dim(2).reshape([n, b]);
+            let est = |z: Tensor<4>, jz: Tensor<4>| per_point((z * jz).sum_dim(3).mean_dim(0));
+            let r1 = est(z.clone().narrow(0, 0, k), jz.clone().narrow(0, 0, k)) + vs.clone();
+            let loss = if cfg.unbiased {
+                let r2 = est(z.narrow(0, k, k), jz.narrow(0, k, k)) + vs;
+                mean_over_points(r1 * r2)
+            } else {
+                mean_over_points(r1.square())
+            };
+            (loss, out.batch_stats)
+        }
+        _ => {
+            let basis = basis_tangents(n * b, d, &device).reshape([d, n, b, d]);
+            let out = model.forward_jvp(x, Some(basis.clone()), mode);
+            let cols = out.tangents.expect("tangents were pushed");
+            let vs = (out.v * s).sum_dim(2).reshape([n, b]);
+            let div = per_point((cols.clone() * basis).sum_dim(0).sum_dim(3));
+            let mut loss = mean_over_points((div + vs).square());
+            if cfg.sym_penalty > 0.0 {
+                let sym = (cols.clone() + cols.swap_dims(0, 3)).mul_scalar(0.5);
+                let sq = per_point(sym.square().sum_dim(0).sum_dim(3));
+                loss = loss + mean_over_points(sq).mul_scalar(cfg.sym_penalty);
+            }
+            (loss, out.batch_stats)
         }
     }
 }

@@ -106,6 +106,26 @@ impl FlowMlp {
     }
 }
 
+/// The parameters the equilibrium loss depends on, flattened: all but the output layer's
+/// bias and the running mean. The output norm subtracts the batch mean, so the bias's
+/// gradient is only rounding noise, which Adam scales up to full-size steps; two
+/// computations of one training that round differently move it (and the running mean that
+/// follows it) differently while computing the same field in batch mode.
+#[cfg(test)]
+pub(crate) fn shift_free_params(m: &FlowMlp) -> Vec<f32> {
+    use crate::tensor_util::to_vec;
+    let bias = |l: &Linear| to_vec(l.bias.as_ref().expect("a bias").val());
+    [
+        to_vec(m.l1.weight.val()),
+        bias(&m.l1),
+        to_vec(m.l2.weight.val()),
+        bias(&m.l2),
+        to_vec(m.l3.weight.val()),
+        to_vec(m.bn.running_var.val()),
+    ]
+    .concat()
+}
+
 fn hidden_layer(l: &Linear, x: Tensor<2>, t: Option<Tensor<3>>) -> (Tensor<2>, Option<Tensor<3>>) {
     let h = l.forward(x);
     let (a, da) = super::jvp::silu_with_derivative(h);

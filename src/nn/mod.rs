@@ -9,6 +9,7 @@ pub mod circ_kernels;
 pub mod circular;
 pub mod flow_mlp;
 pub mod flow_nca;
+pub mod flow_stack;
 pub mod group_norm_op;
 pub mod jvp;
 pub mod resample_op;

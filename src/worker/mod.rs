@@ -9,6 +9,7 @@ pub mod event;
 pub mod job;
 pub mod patterns;
 pub mod session;
+pub mod stacked_flows;
 
 pub use command::Command;
 pub use event::{Event, Frame, ParticleFrame};

@@ -79,7 +79,7 @@ const VIEW_SEED: u64 = 0x0B5E_77E5;
 /// Mini-batch epochs walked one batch at a time.
 pub(super) struct Epochs {
     phase: Phase,
-    epochs: usize,
+    pub(super) epochs: usize,
     batch: usize,
     per_epoch: usize,
     order: Vec<usize>,
@@ -301,6 +301,44 @@ impl Session {
         s
     }
 
+    /// A job whose flow was trained elsewhere (in a sweep's stack, `worker::stacked_flows`)
+    /// on this score: it only measures the metrics, and writes the run as
+    /// [`Session::from_score`] would have. A flow that stopped early (`flow.stop`) is
+    /// written with partial metrics and that reason, as a job stopped there would be.
+    pub fn from_trained(
+        backend: Backend,
+        dataset: Dataset,
+        score: (ScoreMlp, f64),
+        flow: super::stacked_flows::TrainedFlow,
+        cancel: Arc<AtomicBool>,
+        live: Box<dyn Fn(Event) + Send>,
+        out: &mut Vec<Event>,
+    ) -> Self {
+        let t = flow;
+        let mut s = Self::assemble(
+            t.preset,
+            backend,
+            dataset,
+            Stage::Metrics,
+            cancel,
+            live,
+            out,
+        );
+        let (model, seconds) = score;
+        s.score = Some(model);
+        s.flow = Some(t.flow);
+        s.losses = t.losses;
+        s.samples = t.samples;
+        s.seconds = [seconds, t.seconds_flow];
+        if let Some(why) = t.stop {
+            s.stage = Stage::Done;
+            s.finish(Some(why), true, out);
+        } else {
+            out.push(Event::Progress(ProgressInfo::starting(Phase::Metrics)));
+        }
+        s
+    }
+
     /// End the job once its score is trained (a sweep's shared score).
     pub fn score_only(mut self) -> Self {
         self.score_only = true;
@@ -324,6 +362,20 @@ impl Session {
 
     pub fn dataset(&self) -> &Dataset {
         &self.dataset
+    }
+
+    /// The flow as last refreshed (trained, once the flow phase is over).
+    pub fn flow(&self) -> Option<&FlowMlp> {
+        self.flow.as_ref()
+    }
+
+    /// The points drawn from the score model when the flow phase began.
+    pub fn samples(&self) -> &[f32] {
+        &self.samples
+    }
+
+    pub fn losses(&self) -> &[LossPoint] {
+        &self.losses
     }
 
     fn assemble(
