@@ -6,6 +6,7 @@ use crate::backend::Backend;
 use crate::method::diffusion::Schedule;
 use crate::nn::flow_mlp::FlowMlpConfig;
 use crate::preset::{Estimator, FlowSettings, ScoreSettings};
+use crate::train::flow_stack::StackTrainer;
 use crate::train::job::{FlowTrainer, ScoreTrainer};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -20,7 +21,11 @@ pub struct BenchRow {
     pub batch: usize,
     pub steps: usize,
     pub ms_per_step: f64,
-    /// For Hutchinson rows: how many times slower than exact+penalty on the same system.
+    /// Flow models a step trains (a sweep's stack), when more than one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub models: Option<usize>,
+    /// For Hutchinson rows: how many times slower than exact+penalty on the same system; for
+    /// stacks: the time per model over one exact model's step alone.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ratio_to_exact: Option<f64>,
 }
@@ -56,6 +61,9 @@ fn time_steps(cfg: &BenchConfig, mut step: impl FnMut()) -> f64 {
     t.elapsed().as_secs_f64() * 1e3 / cfg.steps as f64
 }
 
+/// Models per stacked step timed for sweeps.
+const STACKS: [usize; 3] = [4, 8, 16];
+
 /// Time every case on `backend`; `progress` is told each case name before it runs.
 pub fn run(backend: &Backend, cfg: &BenchConfig, progress: &mut dyn FnMut(&str)) -> Vec<BenchRow> {
     let device = &backend.device;
@@ -63,13 +71,14 @@ pub fn run(backend: &Backend, cfg: &BenchConfig, progress: &mut dyn FnMut(&str))
     let mut rng = StdRng::seed_from_u64(1);
     let sched = Schedule::cosine(100);
     let mut rows = Vec::new();
-    let mut row = |case: String, ms: f64, ratio: Option<f64>| {
+    let mut row = |case: String, ms: f64, ratio: Option<f64>, models: Option<usize>| {
         rows.push(BenchRow {
             case,
             backend: backend.kind.to_string(),
             batch: cfg.batch,
             steps: cfg.steps,
             ms_per_step: ms,
+            models,
             ratio_to_exact: ratio,
         })
     };
@@ -89,7 +98,7 @@ pub fn run(backend: &Backend, cfg: &BenchConfig, progress: &mut dyn FnMut(&str))
         let ms = time_steps(cfg, || {
             let _ = score.step(&x, &sched, &mut step_rng);
         });
-        row(format!("score_{system}"), ms, None);
+        row(format!("score_{system}"), ms, None, None);
 
         let net = FlowMlpConfig {
             dim,
@@ -115,10 +124,35 @@ pub fn run(backend: &Backend, cfg: &BenchConfig, progress: &mut dyn FnMut(&str))
             });
             if estimator == Estimator::Exact {
                 exact_ms = ms;
-                row(format!("flow_{name}_{system}"), ms, None);
+                row(format!("flow_{name}_{system}"), ms, None, None);
             } else {
-                row(format!("flow_{name}_{system}"), ms, Some(ms / exact_ms));
+                row(
+                    format!("flow_{name}_{system}"),
+                    ms,
+                    Some(ms / exact_ms),
+                    None,
+                );
             }
+        }
+        if system != "lorenz" {
+            continue;
+        }
+        // A sweep's flows (Lorenz, exact divergence) trained as one stacked network.
+        let settings = FlowSettings {
+            estimator: Estimator::Exact,
+            ..Default::default()
+        };
+        for n in STACKS {
+            let case = format!("flow_stack{n}_{system}");
+            progress(&case);
+            let seeds: Vec<u64> = (1..=n as u64).collect();
+            let mut stack =
+                StackTrainer::new(net, &settings, cfg.steps + cfg.warmup, &seeds, device);
+            let (xs, ss) = (vec![x.clone(); n], vec![s.clone(); n]);
+            let ms = time_steps(cfg, || {
+                let _ = stack.step(&xs, &ss, &[]);
+            });
+            row(case, ms, Some(ms / n as f64 / exact_ms), Some(n));
         }
     }
     rows
