@@ -33,7 +33,7 @@ const CHUNK: usize = 1 << 14;
 fn product(a: &[f32], f: &[f32], shape: burn::tensor::Shape) -> Host {
     let l = f.len();
     assert!(
-        l > 0 && a.len() % l == 0,
+        l > 0 && a.len().is_multiple_of(l),
         "the factor repeats along the tensor"
     );
     let fill = |out: &mut [MaybeUninit<f32>]| {

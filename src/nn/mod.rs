@@ -7,6 +7,7 @@ pub mod bcast_op;
 pub mod circ_conv_op;
 pub mod circ_kernels;
 pub mod circular;
+pub mod flow_host;
 pub mod flow_mlp;
 pub mod flow_nca;
 pub mod flow_stack;

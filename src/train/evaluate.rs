@@ -16,6 +16,7 @@ use crate::metrics::lyapunov::{LyapunovConfig, largest_exponent};
 use crate::metrics::mmd::mmd2_rbf;
 use crate::metrics::report::{Metrics, MmdCurve};
 use crate::nn::batchnorm::BnMode;
+use crate::nn::flow_host::running_field;
 use crate::nn::flow_mlp::FlowMlp;
 use crate::nn::score_mlp::ScoreMlp;
 use crate::preset::{DatasetKind, Preset};
@@ -88,9 +89,8 @@ pub fn evaluate_with_curves(
     let random = random_flow(preset, dim, &x0, device);
     let d_matrix = skew::random_antisymmetric(dim, preset.seed);
 
-    let learned: Option<Field> =
-        flow.map(|f| Box::new(move |x| f.forward(x, BnMode::Running)) as Field);
-    let random_field: Field = Box::new(|x| random.forward(x, BnMode::Running));
+    let learned: Option<Field> = flow.map(running_field);
+    let random_field: Field = running_field(&random);
     let score_field = speed_matched(
         Box::new(|x| diffusion::score(score, x, &sched, tau)),
         &x0,

@@ -10,7 +10,7 @@ use crate::backend::Backend;
 use crate::data::{Dataset, lorenz};
 use crate::method::diffusion::{self, Schedule};
 use crate::metrics::report::Metrics;
-use crate::nn::batchnorm::BnMode;
+use crate::nn::flow_host::running_field;
 use crate::nn::flow_mlp::FlowMlp;
 use crate::nn::score_mlp::ScoreMlp;
 use crate::preset::Preset;
@@ -22,7 +22,6 @@ use crate::train::job::{
     FlowTrainer, LossPoint, Observer, Phase, Progress, ScoreTrainer, batches_per_epoch, final_loss,
     flow_config, gather, noised_with_scores,
 };
-use burn::tensor::Tensor;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -552,7 +551,7 @@ impl Session {
         if dim != 2 {
             return;
         }
-        let field = |x: Tensor<2>| flow.forward(x, BnMode::Running);
+        let field = running_field(flow);
         let seeds = particles::grid(&self.bounds, 14);
         let len = 24;
         let lines = particles::streamlines(
@@ -593,7 +592,7 @@ impl Session {
         if p.count() != count {
             p.resize(count);
         }
-        let field = |x: Tensor<2>| flow.forward(x, BnMode::Running);
+        let field = running_field(flow);
         p.step(&field, dt, &self.backend.device);
         Some(ParticleFrame {
             dim,
