@@ -32,7 +32,8 @@ pub struct BnOutput {
     pub batch_stats: Option<(Tensor<1>, Tensor<1>)>,
 }
 
-fn frozen(t: Tensor<1>) -> Param<Tensor<1>> {
+/// A parameter the optimiser leaves alone (running statistics).
+pub(super) fn frozen<const D: usize>(t: Tensor<D>) -> Param<Tensor<D>> {
     Param::from_tensor(t).set_require_grad(false)
 }
 

@@ -6,7 +6,7 @@
 //! Layouts: states `[N, B, d]` (model, point, coordinate); tangents `[m, N, B, d]` (the m
 //! directions outermost, so a per-point derivative `[N, B, n]` repeats along them).
 
-use super::batchnorm::{BnMode, OutputBatchNorm};
+use super::batchnorm::{BnMode, OutputBatchNorm, frozen};
 use super::flow_mlp::FlowMlp;
 use super::jvp;
 use burn::module::{Module, Param};
@@ -39,10 +39,6 @@ pub struct StackOutput {
     pub v: Tensor<3>,
     pub tangents: Option<Tensor<4>>,
     pub batch_stats: Option<(Tensor<2>, Tensor<2>)>,
-}
-
-fn frozen<const D: usize>(t: Tensor<D>) -> Param<Tensor<D>> {
-    Param::from_tensor(t.detach()).set_require_grad(false)
 }
 
 impl StackedLinear {
@@ -98,8 +94,8 @@ impl FlowStack {
             l1: StackedLinear::stack(&layers(|m| &m.l1)),
             l2: StackedLinear::stack(&layers(|m| &m.l2)),
             l3: StackedLinear::stack(&layers(|m| &m.l3)),
-            running_mean: frozen(stats(|m| m.bn.running_mean.val())),
-            running_var: frozen(stats(|m| m.bn.running_var.val())),
+            running_mean: frozen(stats(|m| m.bn.running_mean.val()).detach()),
+            running_var: frozen(stats(|m| m.bn.running_var.val()).detach()),
             momentum: first.bn.momentum,
             epsilon: first.bn.epsilon,
             freqs: first.freqs,
@@ -190,8 +186,8 @@ impl FlowStack {
         let rm = self.running_mean.val().mul_scalar(1.0 - m) + mean.mul_scalar(m);
         let rv = self.running_var.val().mul_scalar(1.0 - m) + var.mul_scalar(m * unbias);
         Self {
-            running_mean: frozen(rm),
-            running_var: frozen(rv),
+            running_mean: frozen(rm.detach()),
+            running_var: frozen(rv.detach()),
             ..self
         }
     }

@@ -6,7 +6,7 @@
 //! A model whose loss turns NaN or infinite is frozen at its last good state and leaves the
 //! sum; the others train on.
 
-use super::job::{FLOW_INIT, Lr, adam};
+use super::job::{FLOW_INIT, Lr, adam, trainable};
 use crate::method::equilibrium::{LossConfig, stack_equilibrium_loss};
 use crate::nn::batchnorm::BnMode;
 use crate::nn::flow_mlp::{FlowMlp, FlowMlpConfig};
@@ -42,9 +42,7 @@ impl StackTrainer {
             .iter()
             .map(|&seed| init_seeded(|| net.init(device), seed ^ FLOW_INIT, device))
             .collect();
-        let model = FlowStack::stack(&models)
-            .fork(&device.clone().autodiff())
-            .train();
+        let model = trainable(FlowStack::stack(&models), device);
         Self {
             last_good: model.clone(),
             model,

@@ -114,6 +114,12 @@ pub(crate) fn adam(weight_decay: f64) -> ModuleOptimizer {
         .init()
 }
 
+/// `model` moved to the autodiff version of `device`, its parameters tracked: what every
+/// trainer optimises.
+pub(crate) fn trainable<M: Module>(model: M, device: &Device) -> M {
+    model.fork(&device.clone().autodiff()).train()
+}
+
 /// The loss was NaN or infinite; no update was applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NonFiniteLoss;
@@ -198,9 +204,7 @@ impl ScoreTrainer {
         device: &Device,
     ) -> Self {
         let make = || score_mlp::init(dim, s.hidden, s.prediction, device);
-        let model = init_seeded(make, seed ^ SCORE_INIT, device)
-            .fork(&device.clone().autodiff())
-            .train();
+        let model = trainable(init_seeded(make, seed ^ SCORE_INIT, device), device);
         Self {
             last_good: model.clone(),
             model,
@@ -263,9 +267,10 @@ impl FlowTrainer {
         seed: u64,
         device: &Device,
     ) -> Self {
-        let model = init_seeded(|| net.init(device), seed ^ FLOW_INIT, device)
-            .fork(&device.clone().autodiff())
-            .train();
+        let model = trainable(
+            init_seeded(|| net.init(device), seed ^ FLOW_INIT, device),
+            device,
+        );
         Self {
             last_good: model.clone(),
             model,

@@ -60,9 +60,7 @@ pub struct NcaTrainer {
 impl NcaTrainer {
     pub fn new(preset: &Preset, total_steps: usize, device: &Device) -> Self {
         let f: &FlowSettings = &preset.flow;
-        let model = initial(preset, device)
-            .fork(&device.clone().autodiff())
-            .train();
+        let model = super::job::trainable(initial(preset, device), device);
         Self {
             last_good: model.clone(),
             model,

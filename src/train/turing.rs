@@ -52,9 +52,10 @@ impl ImageScoreTrainer {
         device: &Device,
     ) -> Self {
         let make = || ScoreUnet::new(channels, s, device);
-        let model = init_seeded(make, seed ^ super::job::SCORE_INIT, device)
-            .fork(&device.clone().autodiff())
-            .train();
+        let model = super::job::trainable(
+            init_seeded(make, seed ^ super::job::SCORE_INIT, device),
+            device,
+        );
         Self {
             last_good: model.clone(),
             model,
