@@ -77,28 +77,28 @@ fn repeat_dot(g: &[f32], t: &[f32], l: usize) -> Vec<f32> {
         });
         return out;
     }
-    // Short factor, many repeats: each task sums its block of repeats, then the blocks add.
+    // Short factor, many repeats: each task sums its block of repeats, then the blocks add
+    // in order (fixed blocks, not rayon's fold, whose splits depend on timing: the same
+    // training must give the same numbers wherever it runs).
     let per = (CHUNK / l).max(1);
-    g.par_chunks(per * l)
+    let partials: Vec<Vec<f32>> = g
+        .par_chunks(per * l)
         .zip(t.par_chunks(per * l))
-        .fold(
-            || vec![0f32; l],
-            |mut acc, (gb, tb)| {
-                for (gr, tr) in gb.chunks(l).zip(tb.chunks(l)) {
-                    for ((a, &g), &t) in acc.iter_mut().zip(gr).zip(tr) {
-                        *a += g * t;
-                    }
+        .map(|(gb, tb)| {
+            let mut acc = vec![0f32; l];
+            for (gr, tr) in gb.chunks(l).zip(tb.chunks(l)) {
+                for ((a, &g), &t) in acc.iter_mut().zip(gr).zip(tr) {
+                    *a += g * t;
                 }
-                acc
-            },
-        )
-        .reduce(
-            || vec![0f32; l],
-            |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                a
-            },
-        )
+            }
+            acc
+        })
+        .collect();
+    let mut out = vec![0f32; l];
+    for p in &partials {
+        out.iter_mut().zip(p).for_each(|(o, p)| *o += p);
+    }
+    out
 }
 
 fn forward(t: &Host, f: &Host) -> Host {
