@@ -5,6 +5,7 @@
 pub mod background;
 pub mod command;
 pub mod drive;
+pub mod epochs;
 pub mod event;
 pub mod job;
 pub mod patterns;

@@ -5,13 +5,14 @@
 
 use super::background::{Background, Poll};
 use super::command::{Restart, SimControls};
+use super::epochs::Epochs;
 use super::event::Frame;
 use super::event::{
     Event, ImageKind, Images, JobMetrics, JobStarted, NcaRule, PatternFrame, ProgressInfo, RuleAt,
     Shows,
 };
 use super::job::JobSession;
-use super::session::{Epochs, JobClock, record};
+use super::session::{JobClock, record};
 use crate::backend::Backend;
 use crate::data::gray_scott::{self, Grid, Params};
 use crate::data::snapshots::SnapshotMaker;

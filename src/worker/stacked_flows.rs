@@ -5,8 +5,8 @@
 //! [`StackedFlows::finish`] hands each back as a [`TrainedFlow`] for
 //! [`super::session::Session::from_trained`] to measure and write.
 
+use super::epochs::Epochs;
 use super::event::ProgressInfo;
-use super::session::Epochs;
 use crate::backend::Backend;
 use crate::data::Dataset;
 use crate::method::diffusion::{self, Schedule};
