@@ -14,6 +14,21 @@ pub struct OutputBatchNorm {
     pub epsilon: f64,
 }
 
+/// Running statistics `(mean, var)` blended with a batch's biased ones over `batch` rows
+/// (momentum as in PyTorch; the variance unbiased), as new frozen parameters.
+pub(super) fn blend<const D: usize>(
+    running: (&Param<Tensor<D>>, &Param<Tensor<D>>),
+    (mean, var): (Tensor<D>, Tensor<D>),
+    momentum: f64,
+    batch: usize,
+) -> (Param<Tensor<D>>, Param<Tensor<D>>) {
+    let m = momentum;
+    let unbias = batch as f64 / (batch.max(2) - 1) as f64;
+    let rm = running.0.val().mul_scalar(1.0 - m) + mean.mul_scalar(m);
+    let rv = running.1.val().mul_scalar(1.0 - m) + var.mul_scalar(m * unbias);
+    (frozen(rm.detach()), frozen(rv.detach()))
+}
+
 /// Which statistics normalise the batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BnMode {
@@ -76,13 +91,11 @@ impl OutputBatchNorm {
 
     /// Blend batch statistics into the running ones (momentum as in PyTorch; unbiased var).
     pub fn updated(self, mean: Tensor<1>, var: Tensor<1>, batch: usize) -> Self {
-        let m = self.momentum;
-        let unbias = batch as f64 / (batch.max(2) - 1) as f64;
-        let rm = self.running_mean.val().mul_scalar(1.0 - m) + mean.mul_scalar(m);
-        let rv = self.running_var.val().mul_scalar(1.0 - m) + var.mul_scalar(m * unbias);
+        let running = (&self.running_mean, &self.running_var);
+        let (running_mean, running_var) = blend(running, (mean, var), self.momentum, batch);
         Self {
-            running_mean: frozen(rm.detach()),
-            running_var: frozen(rv.detach()),
+            running_mean,
+            running_var,
             ..self
         }
     }

@@ -6,7 +6,7 @@
 //! Layouts: states `[N, B, d]` (model, point, coordinate); tangents `[m, N, B, d]` (the m
 //! directions outermost, so a per-point derivative `[N, B, n]` repeats along them).
 
-use super::batchnorm::{BnMode, OutputBatchNorm, frozen};
+use super::batchnorm::{BnMode, OutputBatchNorm, blend, frozen};
 use super::flow_mlp::FlowMlp;
 use super::jvp;
 use burn::module::{Module, Param};
@@ -181,13 +181,11 @@ impl FlowStack {
     /// The running statistics blended with batch statistics `[N, d]` (as
     /// [`super::batchnorm::OutputBatchNorm::updated`] does for one model).
     pub fn updated(self, mean: Tensor<2>, var: Tensor<2>, batch: usize) -> Self {
-        let m = self.momentum;
-        let unbias = batch as f64 / (batch.max(2) - 1) as f64;
-        let rm = self.running_mean.val().mul_scalar(1.0 - m) + mean.mul_scalar(m);
-        let rv = self.running_var.val().mul_scalar(1.0 - m) + var.mul_scalar(m * unbias);
+        let running = (&self.running_mean, &self.running_var);
+        let (running_mean, running_var) = blend(running, (mean, var), self.momentum, batch);
         Self {
-            running_mean: frozen(rm.detach()),
-            running_var: frozen(rv.detach()),
+            running_mean,
+            running_var,
             ..self
         }
     }
