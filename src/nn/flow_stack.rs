@@ -173,11 +173,6 @@ impl FlowStack {
         }
     }
 
-    /// v alone.
-    pub fn forward(&self, x: Tensor<3>, mode: BnMode) -> Tensor<3> {
-        self.forward_jvp(x, None, mode).v
-    }
-
     /// The running statistics blended with batch statistics `[N, d]` (as
     /// [`super::batchnorm::OutputBatchNorm::updated`] does for one model).
     pub fn updated(self, mean: Tensor<2>, var: Tensor<2>, batch: usize) -> Self {

@@ -19,7 +19,8 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 pub struct StackTrainer {
     model: FlowStack,
-    /// The stack as it was at the last step whose losses were all finite, for freezing.
+    /// The stack before the last step that trained any model: a model frozen now takes its
+    /// slice (the state at its last finite loss).
     last_good: FlowStack,
     optim: ModuleOptimizer,
     cfg: LossConfig,
@@ -55,11 +56,6 @@ impl StackTrainer {
 
     pub fn models(&self) -> usize {
         self.frozen.len()
-    }
-
-    /// Whether model `k` still trains.
-    pub fn live(&self, k: usize) -> bool {
-        self.frozen[k].is_none()
     }
 
     /// One step: model k's batch is rows `x[k]` with scores `s[k]` (host, every model's

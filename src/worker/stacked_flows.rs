@@ -105,10 +105,6 @@ impl StackedFlows {
         }
     }
 
-    pub fn models(&self) -> usize {
-        self.members.len()
-    }
-
     /// Progress of the stack (every model walks the same batches).
     pub fn progress(&self) -> ProgressInfo {
         self.members[0].epochs.progress()
