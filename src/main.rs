@@ -15,11 +15,11 @@ use equiflow::train::job::{self, Observer, Phase, Progress};
 use equiflow::train::{cross, sweep, turing};
 use equiflow::ui::Renderer;
 use equiflow::worker::drive;
-use equiflow::worker::event::Event;
+use equiflow::worker::event::{Event, ModelState};
 use equiflow::worker::job::JobSession;
 use equiflow::worker::patterns::PatternSession;
 use equiflow::worker::session::Session;
-use equiflow::worker::stacked_flows::StackedFlows;
+use equiflow::worker::sweep_session::SweepSession;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -609,7 +609,6 @@ fn sweep(a: SweepArgs) -> Result<()> {
         );
     }
     let backend = select_backend(a.run.backend)?;
-    let t0 = std::time::Instant::now();
     eprintln!(
         "sweep of '{}': one score, {} flows, into {}",
         base.name,
@@ -617,101 +616,58 @@ fn sweep(a: SweepArgs) -> Result<()> {
         out.display()
     );
     let bars = Bars::shared();
-    let cancel = cancel_flag();
-    let score_dir = RunDir::create(&out.join("score"), a.run.force)?;
-    let shared = sweep::model_preset(&base, base.seed);
+    let live: Arc<dyn Fn(Event) + Send + Sync> = {
+        let bars = bars.clone();
+        Arc::new(move |e| bars.lock().expect("bars").render(&e))
+    };
+    let stack = if a.sequential { 1 } else { a.stack };
     let mut events = Vec::new();
-    let live = Bars::live(&bars);
-    let mut scorer =
-        Session::new(shared, backend.clone(), cancel.clone(), live, &mut events).score_only();
-    run_job(&mut scorer, &std::mem::take(&mut events), &score_dir, &bars)?;
-    score_dir.commit()?;
-    let score = scorer
-        .trained_score()
-        .context("the score phase did not end")?;
-    let seeds: Vec<u64> = (0..a.seeds as u64)
-        .map(|k| base.seed.wrapping_add(k))
-        .collect();
-    let data = scorer.dataset().clone();
-    let mut dirs = Vec::with_capacity(a.seeds);
-    if a.sequential || a.stack <= 1 {
-        for (k, &seed) in seeds.iter().enumerate() {
-            eprintln!("model {} of {} (seed {seed})", k + 1, a.seeds);
-            let dir = RunDir::create(&out.join(format!("seed-{seed}")), a.run.force)?;
-            let preset = sweep::model_preset(&base, seed);
-            let (b, live) = (backend.clone(), Bars::live(&bars));
-            let mut job = Session::from_score(
-                preset,
-                b,
-                data.clone(),
-                score.clone(),
-                cancel.clone(),
-                live,
-                &mut events,
-            )
-            .headless();
-            run_job(&mut job, &std::mem::take(&mut events), &dir, &bars)?;
-            dirs.push(dir.commit()?);
-        }
-    } else {
-        for (c, chunk) in seeds.chunks(a.stack).enumerate() {
-            let (first, last) = (c * a.stack + 1, c * a.stack + chunk.len());
-            eprintln!("flows {first}–{last} of {} as one stacked network", a.seeds);
-            let presets = chunk
-                .iter()
-                .map(|&seed| sweep::model_preset(&base, seed))
-                .collect();
-            let (model, losses, seconds) = score.clone();
-            let mut flows = StackedFlows::new(presets, &backend, data.clone(), model, &losses);
-            while !INTERRUPTED.load(Ordering::SeqCst) && flows.step() {
-                bars.lock()
-                    .expect("bars")
-                    .render(&Event::Progress(flows.progress()));
-            }
-            bars.lock().expect("bars").finish();
-            let interrupted = INTERRUPTED.load(Ordering::SeqCst);
-            for trained in flows.finish() {
-                let seed = trained.preset.seed;
-                let stopped = trained.stop.clone();
-                let dir = RunDir::create(&out.join(format!("seed-{seed}")), a.run.force)?;
-                let mut job = Session::from_trained(
-                    backend.clone(),
-                    data.clone(),
-                    (score.0.clone(), seconds),
-                    trained,
-                    cancel.clone(),
-                    Bars::live(&bars),
-                    &mut events,
-                );
-                if interrupted || stopped.is_some() {
-                    // Kept, each with a partial metrics.json that says why.
-                    job.stop("interrupted (Ctrl-C)", &mut events);
-                    events.clear();
-                    job.write_into(&dir)?;
-                    let path = dir.commit()?;
-                    if let Some(why) = stopped {
-                        eprintln!(
-                            "seed {seed}: {why}; left out of the summary ({})",
-                            path.display()
-                        );
-                    }
-                    continue;
-                }
-                run_job(&mut job, &std::mem::take(&mut events), &dir, &bars)?;
-                dirs.push(dir.commit()?);
-            }
-            if interrupted {
-                bail!(
-                    "interrupted (Ctrl-C); the models trained so far are saved in {}",
-                    out.display()
-                );
-            }
-        }
+    let mut job = SweepSession::new(
+        base,
+        a.seeds,
+        stack,
+        backend,
+        cancel_flag(),
+        live,
+        &mut events,
+    )
+    .saving_into(&out, a.run.force);
+    for e in &events {
+        bars.lock().expect("bars").render(e);
     }
-    let mut summary = sweep::aggregate(&dirs, &backend)?;
-    // A sweep trains its score once: its cost is the wall time, not the runs' sum.
-    summary.json["seconds_total"] = serde_json::json!(t0.elapsed().as_secs_f64());
-    summary.write(&out)?;
+    let interrupted = || {
+        INTERRUPTED
+            .load(Ordering::SeqCst)
+            .then(|| "interrupted (Ctrl-C)".to_string())
+    };
+    let mut reported = std::collections::HashSet::new();
+    let ended = drive::run_to_end(&mut job, &interrupted, &mut |e| {
+        let mut bars = bars.lock().expect("bars");
+        match e {
+            // A model that stopped early is written, and left out of the summary.
+            Event::Solutions(s) => {
+                for (seed, state) in s.seeds.iter().zip(&s.states) {
+                    if let ModelState::Stopped(why) = state
+                        && reported.insert(*seed)
+                    {
+                        bars.render(&Event::Notice(format!(
+                            "seed {seed}: {why}; left out of the summary ({})",
+                            out.join(format!("seed-{seed}")).display()
+                        )));
+                    }
+                }
+            }
+            e => bars.render(e),
+        }
+    });
+    bars.lock().expect("bars").finish();
+    if let Some(why) = ended.stop {
+        bail!(
+            "{why}; the models trained so far are saved in {}",
+            out.display()
+        );
+    }
+    let summary = job.summary().context("the sweep ended without a summary")?;
     print_summary(&summary.json);
     eprintln!("wrote {}", out.display());
     Ok(())

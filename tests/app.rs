@@ -743,3 +743,60 @@ fn a_turing_nca_reports_its_live_cos_as_it_trains() {
     );
     assert!((0.0..=1.0).contains(&mean) && sd > 0.0, "{mean} ± {sd}");
 }
+
+/// The Solutions view: a sweep runs live (its models measured one by one), the heat map and
+/// the plane fill, and a click on a model plays its flow in the 3-D view.
+#[test]
+fn a_sweep_runs_in_the_solutions_view_and_a_click_plays_a_model() {
+    let mut h = harness();
+    h.state_mut().settings = tiny(
+        "lorenz",
+        &[
+            "dataset.runs=2",
+            "dataset.steps_per_run=150",
+            "flow.hidden=16",
+            "eval.protocol=\"ours\"",
+        ],
+    );
+    h.state_mut().state.sweep_seeds = 3;
+    h.state_mut().state.sweep_stack = 2;
+    click(&mut h, "Solutions");
+    assert!(h.query_by_label_contains("No sweep yet").is_some());
+    click(&mut h, "Run sweep");
+    step_until(&mut h, "the sweep to finish", |a| {
+        a.results.state == JobState::Finished
+            && a.results
+                .solutions
+                .as_ref()
+                .is_some_and(|s| !s.summary.is_empty())
+    });
+    let s = h.state().results.solutions.clone().unwrap();
+    assert_eq!(s.len(), 3);
+    assert!(s.embedding.iter().all(|p| p.is_some()));
+    assert!((0..3).all(|i| (0..3).all(|j| s.agreement(i, j).is_some())));
+    assert!(
+        h.query_by_label_contains("3 of 3 models measured")
+            .is_some()
+    );
+    assert_eq!(s.watched, Some(0));
+    // Click the last model: it becomes the one the flow views play, with its metrics.
+    click(&mut h, &format!("seed {}", s.seeds[2]));
+    step_until(&mut h, "model 3 to play", |a| {
+        a.results
+            .solutions
+            .as_ref()
+            .is_some_and(|s| s.watched == Some(2))
+    });
+    let cos = h
+        .state()
+        .results
+        .metrics
+        .as_ref()
+        .and_then(|(m, _)| m.cos_truth_learned);
+    assert_eq!(cos, s.cos_truth[2]);
+    click(&mut h, "Lorenz 3-D");
+    h.state_mut().results.particles = None;
+    step_until(&mut h, "its trajectories in 3-D", |a| {
+        a.results.particles.as_ref().is_some_and(|f| f.dim == 3)
+    });
+}

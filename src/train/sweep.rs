@@ -16,8 +16,11 @@ use crate::method::diffusion::{self, Schedule};
 use crate::method::skew;
 use crate::metrics::consistency::{Stats, across, against, pairwise};
 use crate::nn::batchnorm::BnMode;
+use crate::nn::flow_mlp::FlowMlp;
+use crate::nn::score_mlp::ScoreMlp;
 use crate::preset::{DatasetKind, Preset};
 use crate::tensor_util::{from_rows, to_vec};
+use burn::tensor::Device;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -57,10 +60,13 @@ pub fn model_preset(base: &Preset, seed: u64) -> Preset {
     p
 }
 
+/// One model of a summary: its run directory, its seed, its metrics.
+pub type Run = (PathBuf, u64, Map<String, Value>);
+
 /// What [`aggregate`] found: one row of metrics per run, and the summary.
 #[derive(Debug, Clone)]
 pub struct Summary {
-    pub runs: Vec<(PathBuf, u64, Map<String, Value>)>,
+    pub runs: Vec<Run>,
     pub json: Value,
 }
 
@@ -115,6 +121,61 @@ fn stats_json(xs: &[f64]) -> Value {
     Stats::of(xs).map_or(Value::Null, |s| json!(s))
 }
 
+/// One model's fields on the states the summary compares them on: its learned flow, its
+/// training-free field (its own seed's skew matrix on its score), its random field (its
+/// seed's untrained flow) and its score.
+#[derive(Debug, Clone)]
+pub struct ModelFields {
+    pub learned: Vec<f32>,
+    pub free: Vec<f32>,
+    pub random: Vec<f32>,
+    pub score: Vec<f32>,
+}
+
+impl ModelFields {
+    /// The fields of model `p` at the row-major states `pts`.
+    pub fn of(
+        p: &Preset,
+        score: &ScoreMlp,
+        flow: &FlowMlp,
+        pts: &[f32],
+        dim: usize,
+        device: &Device,
+    ) -> Self {
+        let x = || from_rows(pts, dim, device);
+        let sched = Schedule::cosine(p.score.diffusion_steps);
+        let s = diffusion::score(score, x(), &sched, p.score.tau_step);
+        let d_matrix = skew::random_antisymmetric(dim, p.seed);
+        let untrained = random_flow(p, dim, pts, device);
+        Self {
+            free: to_vec(skew::apply(&d_matrix, s.clone(), device)),
+            score: to_vec(s),
+            learned: to_vec(flow.forward(x(), BnMode::Running)),
+            random: to_vec(untrained.forward(x(), BnMode::Running)),
+        }
+    }
+}
+
+/// The states a summary compares the fields on (`eval.cos_points` of the data), and the
+/// true field there where the system has one (Lorenz).
+pub fn comparison_states(p0: &Preset, data: &Dataset) -> (Vec<f32>, Option<Vec<f32>>) {
+    let pts = data.spread(p0.eval.cos_points);
+    let truth = data
+        .standardizer
+        .as_ref()
+        .zip(p0.dataset.lorenz())
+        .map(|(st, l)| lorenz::field_standardised(&pts, st, l.system()));
+    (pts, truth)
+}
+
+/// A model's metrics as `metrics.json` holds them (non-finite values are null there).
+pub fn metrics_map(m: &crate::metrics::report::Metrics) -> Map<String, Value> {
+    serde_json::from_str::<Value>(&crate::metrics::report::to_json(m))
+        .ok()
+        .and_then(|v| v.as_object().cloned())
+        .unwrap_or_default()
+}
+
 /// The summary of the point runs in `dirs` (see the module doc). The fields are compared on
 /// `eval.cos_points` states of the first run's data; each model's training-free field uses
 /// its own seed's skew matrix and its own score, its random field is its own seed's
@@ -147,33 +208,37 @@ pub fn aggregate(dirs: &[PathBuf], backend: &Backend) -> Result<Summary, SweepEr
     let p0 = &opened[0].1;
     let data = Dataset::generate(&p0.dataset, p0.data_seed());
     let dim = data.dim;
-    let pts = data.spread(p0.eval.cos_points);
-    let x = || from_rows(&pts, dim, device);
-
-    let (mut learned, mut free, mut random, mut scores) = (vec![], vec![], vec![], vec![]);
-    let mut runs = Vec::with_capacity(dirs.len());
+    let (pts, truth) = comparison_states(p0, &data);
+    let mut models = Vec::with_capacity(dirs.len());
     for (d, (run, p)) in dirs.iter().zip(&opened) {
         let score = run.load_score(p, dim, device)?;
         let flow = run.load_flow(p, dim, device)?;
-        let sched = Schedule::cosine(p.score.diffusion_steps);
-        let s = diffusion::score(&score, x(), &sched, p.score.tau_step);
-        let d_matrix = skew::random_antisymmetric(dim, p.seed);
-        free.push(to_vec(skew::apply(&d_matrix, s.clone(), device)));
-        scores.push(to_vec(s));
-        learned.push(to_vec(flow.forward(x(), BnMode::Running)));
-        let untrained = random_flow(p, dim, &pts, device);
-        random.push(to_vec(untrained.forward(x(), BnMode::Running)));
+        let fields = ModelFields::of(p, &score, &flow, &pts, dim, device);
         let metrics = std::fs::read_to_string(d.join(super::checkpoint::METRICS))
             .ok()
             .and_then(|t| serde_json::from_str::<Value>(&t).ok())
             .and_then(|v| v.as_object().cloned())
             .unwrap_or_default();
-        runs.push((d.clone(), p.seed, metrics));
+        models.push(((d.clone(), p.seed, metrics), fields));
     }
+    Ok(summarize(&p0.name, models, truth.as_deref()))
+}
 
+/// The summary of models already measured: each with its directory, seed, metrics and
+/// fields (on the same states; `truth` is the true field there, if known).
+pub fn summarize(system: &str, models: Vec<(Run, ModelFields)>, truth: Option<&[f32]>) -> Summary {
+    let (mut learned, mut free, mut random, mut scores) = (vec![], vec![], vec![], vec![]);
+    let mut runs = Vec::with_capacity(models.len());
+    for (run, f) in models {
+        learned.push(f.learned);
+        free.push(f.free);
+        random.push(f.random);
+        scores.push(f.score);
+        runs.push(run);
+    }
     let mut summary = Map::new();
     summary.insert("models".into(), json!(runs.len()));
-    summary.insert("system".into(), json!(p0.name));
+    summary.insert("system".into(), json!(system));
     let seconds: f64 = runs
         .iter()
         .flat_map(|(_, _, m)| ["seconds_score", "seconds_flow"].map(|k| m.get(k).cloned()))
@@ -208,11 +273,6 @@ pub fn aggregate(dirs: &[PathBuf], backend: &Backend) -> Result<Summary, SweepEr
         "learned_vs_training_free".into(),
         stats_json(&across(&learned, &free)),
     );
-    let truth = data
-        .standardizer
-        .as_ref()
-        .zip(p0.dataset.lorenz())
-        .map(|(st, l)| lorenz::field_standardised(&pts, st, l.system()));
     for (key, fields) in [
         ("cos_truth_learned", &learned),
         ("cos_truth_training_free", &free),
@@ -241,15 +301,15 @@ pub fn aggregate(dirs: &[PathBuf], backend: &Backend) -> Result<Summary, SweepEr
     summary.insert(
         "runs".into(),
         json!(
-            dirs.iter()
-                .map(|d| d.display().to_string())
+            runs.iter()
+                .map(|(d, _, _)| d.display().to_string())
                 .collect::<Vec<_>>()
         ),
     );
-    Ok(Summary {
+    Summary {
         runs,
         json: Value::Object(summary),
-    })
+    }
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ use super::results::{JobState, Message, Results};
 use super::state::{AppState, Tab, ThemeChoice, builtin_source};
 use super::views::paint_view::{self, PaintAction, PaintTexture};
 use super::views::pattern::Export;
+use super::views::solutions::{self, SolutionsAction};
 use super::views::{field2d, help, lorenz3d, nca_view, pattern, plots};
 use crate::data::icon::{ASSET_SIZE, Icon};
 use crate::preset::{DatasetKind, ImageFlow};
@@ -174,6 +175,35 @@ impl EquiflowApp {
             preset: Box::new(self.settings.clone()),
             backend: self.state.backend,
         });
+    }
+
+    /// Train one score model, then `seeds` flows that differ only in their seed (`stack` at
+    /// a time as one network), and compare them (the Solutions view).
+    pub fn start_sweep(&mut self, seeds: usize, stack: usize) {
+        if self.is_image() {
+            self.message = Some(Message::error(
+                "a sweep compares the flows of point systems: choose ring, two peaks, two \
+                 moons or Lorenz",
+            ));
+            return;
+        }
+        if let Err(e) = self.settings.validate() {
+            self.message = Some(Message::error(format!("Cannot train: {e}.")));
+            return;
+        }
+        self.message = None;
+        self.running = Some(self.settings.clone());
+        self.worker.send(Command::StartSweep {
+            preset: Box::new(self.settings.clone()),
+            backend: self.state.backend,
+            seeds,
+            stack,
+        });
+    }
+
+    /// A sweep: play model `k`'s flow in the Flow and 3-D views.
+    pub fn watch_model(&mut self, k: usize) {
+        self.worker.send(Command::Watch(k));
     }
 
     /// Space: train when idle, otherwise pause or resume.
@@ -819,6 +849,14 @@ impl EquiflowApp {
             Tab::Metrics => plots::metrics_view(ui, &self.results),
             Tab::Lorenz3d => {
                 lorenz3d::lorenz_view(ui, &self.results, &mut self.state.camera);
+            }
+            Tab::Solutions => {
+                let (seeds, stack) = (&mut self.state.sweep_seeds, &mut self.state.sweep_stack);
+                match solutions::solutions_view(ui, &self.results, seeds, stack) {
+                    Some(SolutionsAction::Start { seeds, stack }) => self.start_sweep(seeds, stack),
+                    Some(SolutionsAction::Watch(k)) => self.watch_model(k),
+                    None => {}
+                }
             }
         }
     }

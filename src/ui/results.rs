@@ -5,7 +5,7 @@ use crate::train::job::Phase;
 use crate::train::turing::ImageMetrics;
 use crate::worker::event::{
     Cloud, Event, ImageKind, Images, JobMetrics, JobStarted, NcaRule, ParticleFrame, PatternFrame,
-    PointData, ProgressInfo, RuleAt, Shows, VectorField,
+    PointData, ProgressInfo, RuleAt, Shows, Solutions, VectorField,
 };
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -56,6 +56,8 @@ pub struct Results {
     pub streamlines: Option<(usize, Cloud)>,
     pub particles: Option<ParticleFrame>,
     pub metrics: Option<(Metrics, Vec<MmdCurve>)>,
+    /// A sweep's models and how far they agree.
+    pub solutions: Option<Solutions>,
     pub seconds: Option<f64>,
     pub saved: Option<PathBuf>,
     /// Where the job's models were last autosaved (shown in the status bar).
@@ -211,6 +213,7 @@ impl Results {
                 }
             }
             Event::Samples(c) => self.samples = Some(c),
+            Event::Solutions(s) => self.solutions = Some(*s),
             Event::ScoreField(f) => self.score_field = Some(f),
             Event::Streamlines { len, lines } => self.streamlines = Some((len, lines)),
             Event::Metrics(m) => match m {

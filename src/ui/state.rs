@@ -22,16 +22,19 @@ pub enum Tab {
     Paint,
     /// Image jobs: the trained NCA flow (loss, |cos|, its rule).
     Rule,
+    /// Point systems: a sweep of many flows and how far they agree.
+    Solutions,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 6] = [
+    pub const ALL: [Tab; 7] = [
         Tab::Data,
         Tab::Score,
         Tab::Flow,
         Tab::Loss,
         Tab::Metrics,
         Tab::Lorenz3d,
+        Tab::Solutions,
     ];
 
     /// The views of an image job (Turing patterns).
@@ -67,6 +70,7 @@ impl Tab {
             Tab::Pattern => "Patterns",
             Tab::Paint => "Paint",
             Tab::Rule => "NCA",
+            Tab::Solutions => "Solutions",
         }
     }
 
@@ -106,6 +110,9 @@ pub struct AppState {
     pub camera: OrbitCamera,
     /// How the learned pattern dynamics play (image jobs).
     pub sim: SimControls,
+    /// The Solutions view's sweep: how many models, and how many trained together.
+    pub sweep_seeds: usize,
+    pub sweep_stack: usize,
 }
 
 pub const DEFAULT_PRESET: &str = "ring";
@@ -129,6 +136,8 @@ impl Default for AppState {
             show_streamlines: true,
             camera: OrbitCamera::default(),
             sim: SimControls::default(),
+            sweep_seeds: 8,
+            sweep_stack: 8,
         }
     }
 }

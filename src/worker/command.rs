@@ -12,6 +12,16 @@ pub enum Command {
         preset: Box<Preset>,
         backend: BackendChoice,
     },
+    /// Start a sweep (stopping any running job): one score model, then `seeds` flows that
+    /// differ only in their seed, `stack` of them trained at a time as one network.
+    StartSweep {
+        preset: Box<Preset>,
+        backend: BackendChoice,
+        seeds: usize,
+        stack: usize,
+    },
+    /// A sweep: show model `k`'s flow in the Flow and 3-D views.
+    Watch(usize),
     Pause,
     Resume,
     /// End the job; what it trained so far stays available (views, Save).

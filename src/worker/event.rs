@@ -217,6 +217,52 @@ pub enum Frame {
     Pattern(PatternFrame),
 }
 
+/// Where one model of a sweep stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelState {
+    Waiting,
+    Training,
+    Measuring,
+    Done,
+    /// It stopped before its metrics (a NaN loss, or the sweep was stopped): why.
+    Stopped(String),
+}
+
+/// A sweep's models and how far they agree, as measured so far (the Solutions view).
+/// Per-model vectors are indexed like `seeds`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Solutions {
+    pub seeds: Vec<u64>,
+    pub states: Vec<ModelState>,
+    /// |cos| of each measured model's field to the true one (Lorenz), and its mean largest
+    /// Lyapunov exponent.
+    pub cos_truth: Vec<Option<f64>>,
+    pub lyapunov: Vec<Option<f64>>,
+    /// |cos| between the fields of models i and j on the same data states, row-major
+    /// `n × n`; `None` until both are measured.
+    pub agreement: Vec<Option<f64>>,
+    /// Each measured model's field on the first two principal axes of all measured fields.
+    pub embedding: Vec<Option<[f64; 2]>>,
+    /// The model whose flow the Flow and 3-D views show.
+    pub watched: Option<usize>,
+    /// The consistency table as `name: mean ± sd` lines, once every model is measured.
+    pub summary: Vec<String>,
+}
+
+impl Solutions {
+    pub fn len(&self) -> usize {
+        self.seeds.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.seeds.is_empty()
+    }
+
+    pub fn agreement(&self, i: usize, j: usize) -> Option<f64> {
+        self.agreement.get(i * self.len() + j).copied().flatten()
+    }
+}
+
 /// The metrics of a point job (with its MMD² curves) or of an image job.
 #[derive(Debug, Clone)]
 pub enum JobMetrics {
@@ -267,6 +313,8 @@ pub enum Event {
     },
     /// The job's metrics, once measured.
     Metrics(JobMetrics),
+    /// A sweep's models and how far they agree (sent as each model is measured).
+    Solutions(Box<Solutions>),
     /// The job ended; `stop` says why when it did not run to the end.
     Finished {
         stop: Option<String>,

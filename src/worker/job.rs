@@ -41,6 +41,8 @@ pub trait JobSession: Send {
     fn inject_panic(&mut self);
     /// New live-simulation settings (image jobs; others have no live canvas).
     fn steer(&mut self, _controls: SimControls, _restart: bool, _out: &mut Vec<Event>) {}
+    /// A sweep: show model `k` in the flow views (other jobs have one model).
+    fn watch(&mut self, _k: usize, _out: &mut Vec<Event>) {}
     /// CSV of the live blob tracks (artificial life), if any.
     fn tracks_csv(&self) -> Option<String> {
         None

@@ -11,6 +11,7 @@ pub mod job;
 pub mod patterns;
 pub mod session;
 pub mod stacked_flows;
+pub mod sweep_session;
 
 pub use command::Command;
 pub use event::{Event, Frame, ParticleFrame};
@@ -25,6 +26,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use sweep_session::SweepSession;
 
 /// Called after the worker sends something, so the UI wakes up (`request_repaint`).
 pub type Waker = Arc<dyn Fn() + Send + Sync>;
@@ -54,6 +56,13 @@ fn interrupts(cmd: &Command) -> bool {
         Command::Stop | Command::Shutdown => true,
         Command::Start { preset, backend } => {
             preset.validate().is_ok() && Backend::surely_available(*backend)
+        }
+        Command::StartSweep {
+            preset, backend, ..
+        } => {
+            !preset.dataset.kind().is_image()
+                && preset.validate().is_ok()
+                && Backend::surely_available(*backend)
         }
         _ => false,
     }
@@ -280,49 +289,86 @@ impl Loop {
         }
     }
 
+    /// Start a job (a sweep of `seeds` models, `stack` at a time, when `sweep` is given),
+    /// ending the running one; settings the worker refuses leave the running job alone.
+    fn start(
+        &mut self,
+        preset: crate::preset::Preset,
+        backend: crate::backend::BackendChoice,
+        sweep: Option<(usize, usize)>,
+        out: &mut Vec<Event>,
+    ) {
+        self.cancel.store(false, Ordering::Relaxed);
+        // Bad settings leave the current job (and what it trained) alone.
+        let image_sweep = sweep.is_some() && preset.dataset.kind().is_image();
+        let backend = match preset
+            .validate()
+            .map_err(|e| e.to_string())
+            .and_then(|_| match image_sweep {
+                true => Err(format!(
+                    "a sweep compares the flows of point systems (ring, two peaks, two moons, \
+                     Lorenz); '{}' is an image preset",
+                    preset.name
+                )),
+                false => Ok(()),
+            })
+            .and_then(|_| Backend::select(backend).map_err(|e| e.to_string()))
+        {
+            Ok(b) => b,
+            Err(e) => {
+                out.push(Event::Rejected(e));
+                return;
+            }
+        };
+        if let Some(s) = &mut self.session {
+            s.stop("replaced by a new job", out);
+        }
+        self.session = None;
+        self.autosave = None;
+        self.paused = false;
+        let cancel = self.cancel.clone();
+        let (events, waker) = (self.events.clone(), self.waker.clone());
+        let live = move |e: Event| {
+            send_event(&events, e);
+            waker();
+        };
+        self.guarded(out, |lp, out| {
+            let mut s: Box<dyn JobSession> = match sweep {
+                Some((seeds, stack)) => {
+                    let live: sweep_session::Live = Arc::new(live);
+                    Box::new(SweepSession::new(
+                        preset, seeds, stack, backend, cancel, live, out,
+                    ))
+                }
+                None if preset.dataset.kind().is_image() => {
+                    let cache = Some(pattern_cache(&preset));
+                    Box::new(PatternSession::new(preset, backend, cache, cancel, out))
+                }
+                None => Box::new(Session::new(preset, backend, cancel, Box::new(live), out)),
+            };
+            if let Some((a, b)) = lp.lr {
+                s.set_lr(a, b);
+            }
+            lp.session = Some(s);
+        });
+        self.lr = None;
+        (self.last_field, self.last_samples) = (Instant::now(), Instant::now());
+        out.push(Event::Paused(false));
+    }
+
     fn handle(&mut self, cmd: Command, out: &mut Vec<Event>) {
         match cmd {
-            Command::Start { preset, backend } => {
-                self.cancel.store(false, Ordering::Relaxed);
-                // Bad settings leave the current job (and what it trained) alone.
-                let backend = match preset
-                    .validate()
-                    .map_err(|e| e.to_string())
-                    .and_then(|_| Backend::select(backend).map_err(|e| e.to_string()))
-                {
-                    Ok(b) => b,
-                    Err(e) => {
-                        out.push(Event::Rejected(e));
-                        return;
-                    }
-                };
+            Command::Start { preset, backend } => self.start(*preset, backend, None, out),
+            Command::StartSweep {
+                preset,
+                backend,
+                seeds,
+                stack,
+            } => self.start(*preset, backend, Some((seeds, stack)), out),
+            Command::Watch(k) => {
                 if let Some(s) = &mut self.session {
-                    s.stop("replaced by a new job", out);
+                    s.watch(k, out);
                 }
-                self.session = None;
-                self.autosave = None;
-                self.paused = false;
-                let cancel = self.cancel.clone();
-                let (events, waker) = (self.events.clone(), self.waker.clone());
-                let live = Box::new(move |e: Event| {
-                    send_event(&events, e);
-                    waker();
-                });
-                self.guarded(out, |lp, out| {
-                    let mut s: Box<dyn JobSession> = if preset.dataset.kind().is_image() {
-                        let cache = Some(pattern_cache(&preset));
-                        Box::new(PatternSession::new(*preset, backend, cache, cancel, out))
-                    } else {
-                        Box::new(Session::new(*preset, backend, cancel, live, out))
-                    };
-                    if let Some((a, b)) = lp.lr {
-                        s.set_lr(a, b);
-                    }
-                    lp.session = Some(s);
-                });
-                self.lr = None;
-                (self.last_field, self.last_samples) = (Instant::now(), Instant::now());
-                out.push(Event::Paused(false));
             }
             Command::Pause | Command::Resume => {
                 let pause = matches!(cmd, Command::Pause);

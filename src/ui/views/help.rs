@@ -60,6 +60,15 @@ pub fn text(tab: Tab) -> &'static str {
              the true Gray–Scott change on patterns it never saw. The small squares are the \
              rule it learned; the picture is the NCA running live."
         }
+        Tab::Solutions => {
+            "Are the dynamics the snapshots allow one solution or many? A sweep trains one \
+             score model, then many flows that differ only in their random seed. The heat map \
+             is |cos| between every two models' fields on the same data states (1 = the same \
+             dynamics up to speed and sign); the plane places each field by its first two \
+             principal axes, so one tight cluster means one solution; the histograms show each \
+             model's |cos| to the true field (Lorenz) and its largest Lyapunov exponent \
+             (positive = chaotic). Click a model to play its flow in the Flow and 3-D views."
+        }
         Tab::Lorenz3d => {
             "The Lorenz attractor in 3-D (standardised coordinates). Blue dots are the snapshots; \
              grey is one true Lorenz trajectory; coloured curves are trajectories of the learned \

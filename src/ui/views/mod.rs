@@ -8,3 +8,4 @@ pub mod paint_view;
 pub mod pattern;
 pub mod plane;
 pub mod plots;
+pub mod solutions;
