@@ -222,6 +222,8 @@ pub enum Frame {
 pub enum ModelState {
     Waiting,
     Training,
+    /// Its flow is trained; its metrics wait for the models before it.
+    Trained,
     Measuring,
     Done,
     /// It stopped before its metrics (a NaN loss, or the sweep was stopped): why.

@@ -24,6 +24,18 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+/// The consistency table's keys, with the paper's values for the classic Lorenz system
+/// (σ 10, ρ 28, β 8/3; METHOD.md), shown beside ours.
+const PAPER_LORENZ: [(&str, &str); 7] = [
+    ("consistency_learned", "0.9988 ± 0.0005"),
+    ("consistency_training_free", "0.504 ± 0.290"),
+    ("learned_vs_training_free", "0.371 ± 0.199"),
+    ("cos_truth_learned", "0.257 ± 0.012"),
+    ("cos_truth_training_free", "0.129 ± 0.077"),
+    ("cos_truth_random", "0.045 ± 0.039"),
+    ("cos_truth_score", "0.027"),
+];
+
 /// How the session reports from inside a long step; shared by the sessions it makes.
 pub type Live = Arc<dyn Fn(Event) + Send + Sync>;
 
@@ -187,26 +199,30 @@ impl SweepSession {
         };
         let summary = self.summary.as_ref().map_or_else(Vec::new, |s| {
             let j = &s.json;
-            [
-                "consistency_learned",
-                "consistency_training_free",
-                "learned_vs_training_free",
-                "cos_truth_learned",
-                "cos_truth_training_free",
-                "cos_truth_random",
-                "cos_truth_score",
-            ]
-            .iter()
-            .filter_map(|key| {
-                let (m, sd) = (j[key]["mean"].as_f64()?, j[key]["sd"].as_f64()?);
-                Some(format!("{key}: {m:.3} ± {sd:.3}"))
-            })
-            .chain(
-                j["lyapunov_positive_fraction"]
-                    .as_f64()
-                    .map(|f| format!("positive Lyapunov exponents: {:.0} %", 100.0 * f)),
-            )
-            .collect()
+            // The paper's numbers are for the classic system only.
+            let classic = crate::data::lorenz::Lorenz::CLASSIC;
+            let lorenz = self
+                .base
+                .dataset
+                .lorenz()
+                .is_some_and(|l| l.system() == classic);
+            PAPER_LORENZ
+                .iter()
+                .filter_map(|(key, paper)| {
+                    let (m, sd) = (j[key]["mean"].as_f64()?, j[key]["sd"].as_f64()?);
+                    let beside = if lorenz {
+                        format!("   (paper, 100 models: {paper})")
+                    } else {
+                        String::new()
+                    };
+                    Some(format!("{key}: {m:.3} ± {sd:.3}{beside}"))
+                })
+                .chain(
+                    j["lyapunov_positive_fraction"]
+                        .as_f64()
+                        .map(|f| format!("positive Lyapunov exponents: {:.0} %", 100.0 * f)),
+                )
+                .collect()
         });
         Solutions {
             seeds: self.models.iter().map(|m| m.preset.seed).collect(),
@@ -305,7 +321,7 @@ impl SweepSession {
             )
             .headless();
             if job.is_training() {
-                self.models[k].state = ModelState::Measuring;
+                self.models[k].state = ModelState::Trained;
                 queue.push_back((k, Box::new(job)));
             } else if !self.model_ended(k, Box::new(job), out) {
                 return;
@@ -449,9 +465,13 @@ impl JobSession for SweepSession {
     fn stage_index(&self) -> usize {
         match &self.stage {
             Stage::Score(_) => 0,
-            Stage::Stack(_, r) => 1 + 2 * r.start,
-            Stage::Single(_, k) => 1 + 2 * k,
-            Stage::Measure(q, _) => 2 + 2 * q.front().map_or(0, |(k, _)| *k),
+            // Each model's training and metrics, and the moment its metrics begin, are
+            // stages of their own: the view hears of each at once.
+            Stage::Stack(_, r) => 1 + 4 * r.start,
+            Stage::Single(_, k) => 1 + 4 * k,
+            Stage::Measure(q, _) => q.front().map_or(2, |(k, _)| {
+                2 + 4 * k + usize::from(self.models[*k].state == ModelState::Measuring)
+            }),
             Stage::Done => usize::MAX,
         }
     }
@@ -516,6 +536,14 @@ impl JobSession for SweepSession {
                 let Some((k, mut job)) = queue.pop_front() else {
                     return self.start_models(next, out);
                 };
+                if self.models[k].state != ModelState::Measuring {
+                    // Said before the long metrics step, so the view shows which one runs.
+                    self.models[k].state = ModelState::Measuring;
+                    queue.push_front((k, job));
+                    self.stage = Stage::Measure(queue, next);
+                    out.push(Event::Solutions(Box::new(self.solutions())));
+                    return;
+                }
                 job.step(&mut inner);
                 forward(inner, false, out);
                 if job.is_training() {

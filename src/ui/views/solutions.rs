@@ -41,6 +41,7 @@ fn state_text(s: &ModelState) -> String {
     match s {
         ModelState::Waiting => "waiting".into(),
         ModelState::Training => "training".into(),
+        ModelState::Trained => "trained, metrics next".into(),
         ModelState::Measuring => "measuring".into(),
         ModelState::Done => "done".into(),
         ModelState::Stopped(why) => format!("stopped: {why}"),
@@ -147,7 +148,7 @@ fn model_table(ui: &mut Ui, s: &Solutions) -> Option<usize> {
 /// The pairwise |cos| matrix; a click on a row plays that model.
 fn heat_map(ui: &mut Ui, s: &Solutions) -> Option<usize> {
     let n = s.len();
-    ui.label("|cos| between the models' fields")
+    ui.label("|cos| between the models' fields (violet 0 … yellow 1)")
         .on_hover_text("On the same data states; 1 = the same dynamics up to speed and sign");
     let side = ui.available_width().clamp(60.0, 320.0);
     let (rect, response) = ui.allocate_exact_size(vec2(side, side), Sense::click());
