@@ -164,13 +164,22 @@ impl EquiflowApp {
         self.sent_sim = Some(self.state.sim);
     }
 
-    pub fn start(&mut self) {
+    /// The settings validate: the job about to start is the running one. Otherwise the
+    /// user is told why nothing starts.
+    fn ready_to_start(&mut self) -> bool {
         if let Err(e) = self.settings.validate() {
             self.message = Some(Message::error(format!("Cannot train: {e}.")));
-            return;
+            return false;
         }
         self.message = None;
         self.running = Some(self.settings.clone());
+        true
+    }
+
+    pub fn start(&mut self) {
+        if !self.ready_to_start() {
+            return;
+        }
         self.worker.send(Command::Start {
             preset: Box::new(self.settings.clone()),
             backend: self.state.backend,
@@ -187,12 +196,9 @@ impl EquiflowApp {
             ));
             return;
         }
-        if let Err(e) = self.settings.validate() {
-            self.message = Some(Message::error(format!("Cannot train: {e}.")));
+        if !self.ready_to_start() {
             return;
         }
-        self.message = None;
-        self.running = Some(self.settings.clone());
         self.worker.send(Command::StartSweep {
             preset: Box::new(self.settings.clone()),
             backend: self.state.backend,

@@ -54,6 +54,8 @@ pub struct StackedFlows {
     members: Vec<Member>,
     trainer: StackTrainer,
     started: Instant,
+    /// The live models' mean loss of the epoch the last step ended, if it ended one.
+    ended_epoch: Option<LossPoint>,
 }
 
 impl StackedFlows {
@@ -102,6 +104,7 @@ impl StackedFlows {
             members,
             trainer,
             started: Instant::now(),
+            ended_epoch: None,
         }
     }
 
@@ -112,6 +115,7 @@ impl StackedFlows {
 
     /// One batch for every model; false once every epoch is done (or every model stopped).
     pub fn step(&mut self) -> bool {
+        self.ended_epoch = None;
         let dim = self.dataset.dim;
         let device = self.score.l1.weight.device();
         let probes = {
@@ -145,10 +149,12 @@ impl StackedFlows {
             }
         }
         let losses = self.trainer.step(&xs, &ss, &zs);
+        let mut ended: Vec<LossPoint> = Vec::new();
         for (m, loss) in self.members.iter_mut().zip(losses) {
             match loss {
                 Some(loss) => {
                     if let Some(p) = m.epochs.record(loss) {
+                        ended.push(p.clone());
                         m.losses.push(p);
                     }
                 }
@@ -170,7 +176,16 @@ impl StackedFlows {
                 }
             }
         }
+        self.ended_epoch = ended.first().map(|p| LossPoint {
+            loss: ended.iter().map(|p| p.loss).sum::<f64>() / ended.len() as f64,
+            ..p.clone()
+        });
         self.members.iter().any(|m| m.stop.is_none())
+    }
+
+    /// The live models' mean loss of the epoch the last step ended, if it ended one.
+    pub fn ended_epoch(&self) -> Option<&LossPoint> {
+        self.ended_epoch.as_ref()
     }
 
     /// Every model as trained so far, each with its run's records.

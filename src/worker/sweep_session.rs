@@ -435,14 +435,15 @@ impl SweepSession {
     }
 }
 
-/// What a sweep's inner runs say that the sweep's front should hear: their progress, the
-/// score's records and views; not their starts and ends (the sweep is one job).
+/// What a sweep's inner runs say that its front should hear: all the score's run says (its
+/// start is the sweep's; its end is taken out before), only the progress of the models'
+/// runs (a model's views and metrics come when it is watched).
 fn forward(events: Vec<Event>, scoring: bool, out: &mut Vec<Event>) {
-    out.extend(events.into_iter().filter(|e| match e {
-        Event::Started(_) | Event::Finished { .. } | Event::Metrics(_) => scoring,
-        Event::Progress(_) => true,
-        _ => scoring,
-    }));
+    out.extend(
+        events
+            .into_iter()
+            .filter(|e| scoring || matches!(e, Event::Progress(_))),
+    );
 }
 
 impl JobSession for SweepSession {
@@ -514,7 +515,17 @@ impl JobSession for SweepSession {
                 }
             }
             Stage::Stack(mut flows, range) => {
-                if flows.step() {
+                let going = flows.step();
+                if let Some(p) = flows.ended_epoch() {
+                    // Each stack's epochs follow the last one's on the Loss view.
+                    let before = range.start / self.stack * self.base.flow.epochs;
+                    out.push(Event::Loss {
+                        phase: Phase::Flow,
+                        epoch: before + p.epoch,
+                        loss: p.loss,
+                    });
+                }
+                if going {
                     self.stage = Stage::Stack(flows, range);
                 } else {
                     self.stack_done(*flows, range, out);
@@ -522,6 +533,15 @@ impl JobSession for SweepSession {
             }
             Stage::Single(mut job, k) => {
                 job.step(&mut inner);
+                for e in &inner {
+                    if let Event::Loss { phase, epoch, loss } = e {
+                        out.push(Event::Loss {
+                            phase: *phase,
+                            epoch: k * self.base.flow.epochs + epoch,
+                            loss: *loss,
+                        });
+                    }
+                }
                 forward(inner, false, out);
                 if job.is_training() {
                     if job.stage_index() == 2 {
@@ -738,6 +758,27 @@ mod tests {
         let counts: Vec<usize> = views.iter().map(|s| measured(s)).collect();
         assert!(counts.windows(2).all(|w| w[0] <= w[1]), "{counts:?}");
         assert!(counts.contains(&1) && counts.contains(&2), "{counts:?}");
+        // The flows' losses continue from stack to stack on the Loss view.
+        let flow_epochs: Vec<usize> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Loss {
+                    phase: Phase::Flow,
+                    epoch,
+                    ..
+                } => Some(*epoch),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            flow_epochs.len(),
+            4,
+            "two stacks of two epochs: {flow_epochs:?}"
+        );
+        assert!(
+            flow_epochs.windows(2).all(|w| w[0] < w[1]),
+            "{flow_epochs:?}"
+        );
         let last = *views.last().unwrap();
         assert_eq!(last.states, vec![ModelState::Done; 3]);
         assert_eq!(last.watched, Some(0), "the first model measured plays");
