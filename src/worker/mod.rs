@@ -304,13 +304,15 @@ impl Loop {
         let backend = match preset
             .validate()
             .map_err(|e| e.to_string())
-            .and_then(|_| match image_sweep {
-                true => Err(format!(
-                    "a sweep compares the flows of point systems (ring, two peaks, two moons, \
-                     Lorenz); '{}' is an image preset",
-                    preset.name
-                )),
-                false => Ok(()),
+            .and_then(|_| {
+                if image_sweep {
+                    return Err(format!(
+                        "a sweep compares the flows of point systems (ring, two peaks, two \
+                         moons, Lorenz); '{}' is an image preset",
+                        preset.name
+                    ));
+                }
+                Ok(())
             })
             .and_then(|_| Backend::select(backend).map_err(|e| e.to_string()))
         {
@@ -513,6 +515,14 @@ mod tests {
             Backend::surely_available(BackendChoice::Gpu)
         );
         assert!(interrupts(&Command::Stop) && interrupts(&Command::Shutdown));
+        // A sweep of an image preset is refused, so it leaves the running job alone.
+        let sweep = |name: &str| Command::StartSweep {
+            preset: Box::new(Preset::load(name, true, &[]).unwrap()),
+            backend: BackendChoice::Cpu,
+            seeds: 2,
+            stack: 2,
+        };
+        assert!(interrupts(&sweep("lorenz")) && !interrupts(&sweep("gs-waves")));
         assert!(!interrupts(&Command::Pause));
     }
 
