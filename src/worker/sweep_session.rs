@@ -301,33 +301,43 @@ impl SweepSession {
         out.push(Event::Solutions(Box::new(self.solutions())));
     }
 
-    /// The stack's flows are trained: measure each as its own run.
-    fn stack_done(&mut self, flows: StackedFlows, range: Range<usize>, out: &mut Vec<Event>) {
+    /// The runs of the stack's models (`range`), as their flows stand now, to be measured.
+    fn stack_runs(&self, flows: StackedFlows, range: Range<usize>) -> Vec<(usize, Box<Session>)> {
         let (score, data) = match (&self.score, &self.data) {
-            (Some(s), Some(d)) => ((s.0.clone(), s.2), d.clone()),
+            (Some(s), Some(d)) => ((s.0.clone(), s.2), d),
             _ => unreachable!("models start after the score"),
         };
+        range
+            .zip(flows.finish())
+            .map(|(k, trained)| {
+                let job = Session::from_trained(
+                    self.backend.clone(),
+                    data.clone(),
+                    score.clone(),
+                    trained,
+                    self.cancel.clone(),
+                    boxed(&self.live),
+                    &mut Vec::new(),
+                )
+                .headless();
+                (k, Box::new(job))
+            })
+            .collect()
+    }
+
+    /// The stack's flows are trained: measure each as its own run.
+    fn stack_done(&mut self, flows: StackedFlows, range: Range<usize>, out: &mut Vec<Event>) {
+        let next = range.end;
         let mut queue = VecDeque::new();
-        for (k, trained) in range.clone().zip(flows.finish()) {
-            let mut ignored = Vec::new();
-            let job = Session::from_trained(
-                self.backend.clone(),
-                data.clone(),
-                score.clone(),
-                trained,
-                self.cancel.clone(),
-                boxed(&self.live),
-                &mut ignored,
-            )
-            .headless();
+        for (k, job) in self.stack_runs(flows, range) {
             if job.is_training() {
                 self.models[k].state = ModelState::Trained;
-                queue.push_back((k, Box::new(job)));
-            } else if !self.model_ended(k, Box::new(job), out) {
+                queue.push_back((k, job));
+            } else if !self.model_ended(k, job, out) {
                 return;
             }
         }
-        self.stage = Stage::Measure(queue, range.end);
+        self.stage = Stage::Measure(queue, next);
         out.push(Event::Solutions(Box::new(self.solutions())));
     }
 
@@ -494,24 +504,23 @@ impl JobSession for SweepSession {
         match std::mem::replace(&mut self.stage, Stage::Done) {
             Stage::Score(mut s) => {
                 s.step(&mut inner);
-                let ended = inner.iter().find_map(|e| match e {
-                    Event::Finished { stop, failed, .. } => Some((stop.clone(), *failed)),
-                    _ => None,
-                });
-                let finished = inner
+                // The score run's end is not the sweep's: taken out, and acted on.
+                let ended = inner
                     .iter()
-                    .position(|e| matches!(e, Event::Finished { .. }));
-                if let Some(i) = finished {
-                    inner.remove(i);
-                }
+                    .position(|e| matches!(e, Event::Finished { .. }))
+                    .map(|i| inner.remove(i));
                 forward(inner, true, out);
                 match ended {
-                    Some((None, _)) => self.score_done(s, out),
-                    Some((Some(why), failed)) => {
+                    Some(Event::Finished { stop: None, .. }) => self.score_done(s, out),
+                    Some(Event::Finished {
+                        stop: Some(why),
+                        failed,
+                        ..
+                    }) => {
                         self.scorer = Some(s);
                         self.end(Some(why), failed, out);
                     }
-                    None => self.stage = Stage::Score(s),
+                    _ => self.stage = Stage::Score(s),
                 }
             }
             Stage::Stack(mut flows, range) => {
@@ -586,23 +595,9 @@ impl JobSession for SweepSession {
                 self.scorer = Some(s);
             }
             Stage::Stack(flows, range) => {
-                let (model, seconds) = match &self.score {
-                    Some(s) => (s.0.clone(), s.2),
-                    None => unreachable!("models start after the score"),
-                };
-                let data = self.data.clone().expect("data come with the score");
-                for (k, trained) in range.zip(flows.finish()) {
-                    let mut job = Session::from_trained(
-                        self.backend.clone(),
-                        data.clone(),
-                        (model.clone(), seconds),
-                        trained,
-                        self.cancel.clone(),
-                        boxed(&self.live),
-                        &mut inner,
-                    );
+                for (k, mut job) in self.stack_runs(*flows, range) {
                     job.stop(why, &mut inner);
-                    ended.push((k, Box::new(job)));
+                    ended.push((k, job));
                 }
             }
             Stage::Single(mut job, k) => {
