@@ -23,8 +23,8 @@ use equiflow::worker::sweep_session::SweepSession;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 
 #[derive(Parser)]
 #[command(
@@ -297,8 +297,8 @@ struct Bars {
     bar: Option<(Phase, ProgressBar)>,
     /// stderr is not a terminal: plain lines instead of bars.
     plain: bool,
-    /// The phase and time of the last plain line.
-    last_line: Option<(Phase, std::time::Instant)>,
+    /// The phase, count and time of the last plain line.
+    last_line: Option<(Phase, usize, std::time::Instant)>,
     last_loss: Option<f64>,
 }
 
@@ -311,20 +311,23 @@ impl Observer for Bars {
             self.last_loss = Some(l);
         }
         if self.plain {
-            let new_phase = self.last_line.map(|(ph, _)| ph) != Some(p.phase);
+            let new_phase = self.last_line.map(|(ph, ..)| ph) != Some(p.phase);
             if new_phase {
                 self.last_loss = p.loss;
             }
             let due = self
                 .last_line
-                .is_none_or(|(_, t)| t.elapsed() >= PLAIN_EVERY);
-            if new_phase || due || p.done >= p.total {
+                .is_none_or(|(.., t)| t.elapsed() >= PLAIN_EVERY);
+            // A phase's last count is said once, however often it is reported again (the
+            // metrics thread's progress is read after every step until its result comes).
+            let said = self.last_line.map(|(ph, done, _)| (ph, done)) == Some((p.phase, p.done));
+            if !said && (new_phase || due || p.done >= p.total) {
                 let loss = self
                     .last_loss
                     .map(|l| format!(" loss {l:.5}"))
                     .unwrap_or_default();
                 eprintln!("{:>8} {}/{}{loss}", p.phase.label(), p.done, p.total);
-                self.last_line = Some((p.phase, std::time::Instant::now()));
+                self.last_line = Some((p.phase, p.done, std::time::Instant::now()));
             }
             return;
         }
@@ -365,16 +368,6 @@ impl Bars {
             last_line: None,
             last_loss: None,
         }
-    }
-
-    fn shared() -> Arc<Mutex<Bars>> {
-        Arc::new(Mutex::new(Bars::new()))
-    }
-
-    /// What a session reports from inside a long step (the metrics' progress).
-    fn live(bars: &Arc<Mutex<Bars>>) -> Box<dyn Fn(Event) + Send> {
-        let bars = bars.clone();
-        Box::new(move |e| bars.lock().expect("bars").render(&e))
     }
 
     /// A session's event as progress: the phase's bar, the last epoch's loss, notices.
@@ -464,8 +457,7 @@ fn train_into(
         .write_preset(preset)
         .map_err(anyhow::Error::from)
         .and_then(|()| {
-            let bars = Bars::shared();
-            let (cancel, live) = (cancel_flag(), Bars::live(&bars));
+            let cancel = cancel_flag();
             let mut out = Vec::new();
             let mut job: Box<dyn JobSession> = if preset.dataset.kind().is_image() {
                 let cache = Some(dir.path.join(checkpoint::DATASET));
@@ -473,9 +465,9 @@ fn train_into(
                 Box::new(PatternSession::new(p, b, cache, cancel, &mut out).headless())
             } else {
                 let (p, b) = (preset.clone(), backend.clone());
-                Box::new(Session::new(p, b, cancel, live, &mut out).headless())
+                Box::new(Session::new(p, b, cancel, &mut out).headless())
             };
-            run_job(&mut *job, &out, &dir, &bars)?;
+            run_job(&mut *job, &out, &dir)?;
             for line in job.metric_lines() {
                 println!("{line}");
             }
@@ -533,24 +525,18 @@ fn cancel_flag() -> Arc<AtomicBool> {
 /// when it was made), then write what it has into `dir`: the models, losses, samples and
 /// metrics; a job that ended early keeps its last good models beside a partial
 /// `metrics.json` that says why, and the run fails with that reason.
-fn run_job(
-    job: &mut dyn JobSession,
-    started: &[Event],
-    dir: &RunDir,
-    bars: &Arc<Mutex<Bars>>,
-) -> Result<()> {
+fn run_job(job: &mut dyn JobSession, started: &[Event], dir: &RunDir) -> Result<()> {
+    let mut bars = Bars::new();
     for e in started {
-        bars.lock().expect("bars").render(e);
+        bars.render(e);
     }
     let interrupted = || {
         INTERRUPTED
             .load(Ordering::SeqCst)
             .then(|| "interrupted (Ctrl-C)".to_string())
     };
-    let ended = drive::run_to_end(job, &interrupted, &mut |e| {
-        bars.lock().expect("bars").render(e)
-    });
-    bars.lock().expect("bars").finish();
+    let ended = drive::run_to_end(job, &interrupted, &mut |e| bars.render(e));
+    bars.finish();
     let Some(why) = ended.stop else {
         job.write_into(dir)?;
         return Ok(());
@@ -615,25 +601,13 @@ fn sweep(a: SweepArgs) -> Result<()> {
         a.seeds,
         out.display()
     );
-    let bars = Bars::shared();
-    let live: Arc<dyn Fn(Event) + Send + Sync> = {
-        let bars = bars.clone();
-        Arc::new(move |e| bars.lock().expect("bars").render(&e))
-    };
+    let mut bars = Bars::new();
     let stack = if a.sequential { 1 } else { a.stack };
     let mut events = Vec::new();
-    let mut job = SweepSession::new(
-        base,
-        a.seeds,
-        stack,
-        backend,
-        cancel_flag(),
-        live,
-        &mut events,
-    )
-    .saving_into(&out, a.run.force);
+    let mut job = SweepSession::new(base, a.seeds, stack, backend, cancel_flag(), &mut events)
+        .saving_into(&out, a.run.force);
     for e in &events {
-        bars.lock().expect("bars").render(e);
+        bars.render(e);
     }
     let interrupted = || {
         INTERRUPTED
@@ -642,7 +616,6 @@ fn sweep(a: SweepArgs) -> Result<()> {
     };
     let mut reported = std::collections::HashSet::new();
     let ended = drive::run_to_end(&mut job, &interrupted, &mut |e| {
-        let mut bars = bars.lock().expect("bars");
         match e {
             // A model that stopped early is written, and left out of the summary.
             Event::Solutions(s) => {
@@ -660,7 +633,7 @@ fn sweep(a: SweepArgs) -> Result<()> {
             e => bars.render(e),
         }
     });
-    bars.lock().expect("bars").finish();
+    bars.finish();
     if let Some(why) = ended.stop {
         bail!(
             "{why}; the models trained so far are saved in {}",
@@ -844,7 +817,6 @@ fn train_nca(path: PathBuf, sets: Vec<String>, choice: BackendChoice) -> Result<
     let old = read_metrics::<turing::ImageMetrics>(&path).unwrap_or_default();
     let losses = read_losses(&path.join(checkpoint::LOSSES));
     eprintln!("training an NCA on the score model in {}", path.display());
-    let bars = Bars::shared();
     let cancel = cancel_flag();
     let earlier = (losses, [old.seconds_data, old.seconds_score]);
     let mut out = Vec::new();
@@ -859,7 +831,7 @@ fn train_nca(path: PathBuf, sets: Vec<String>, choice: BackendChoice) -> Result<
         &mut out,
     );
     let mut job = job.headless();
-    run_job(&mut job, &out, &dir, &bars)?;
+    run_job(&mut job, &out, &dir)?;
     for line in job.metric_lines() {
         println!("{line}");
     }

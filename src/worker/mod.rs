@@ -329,24 +329,16 @@ impl Loop {
         self.autosave = None;
         self.paused = false;
         let cancel = self.cancel.clone();
-        let (events, waker) = (self.events.clone(), self.waker.clone());
-        let live = move |e: Event| {
-            send_event(&events, e);
-            waker();
-        };
         self.guarded(out, |lp, out| {
             let mut s: Box<dyn JobSession> = match sweep {
-                Some((seeds, stack)) => {
-                    let live: sweep_session::Live = Arc::new(live);
-                    Box::new(SweepSession::new(
-                        preset, seeds, stack, backend, cancel, live, out,
-                    ))
-                }
+                Some((seeds, stack)) => Box::new(SweepSession::new(
+                    preset, seeds, stack, backend, cancel, out,
+                )),
                 None if preset.dataset.kind().is_image() => {
                     let cache = Some(pattern_cache(&preset));
                     Box::new(PatternSession::new(preset, backend, cache, cancel, out))
                 }
-                None => Box::new(Session::new(preset, backend, cancel, Box::new(live), out)),
+                None => Box::new(Session::new(preset, backend, cancel, out)),
             };
             if let Some((a, b)) = lp.lr {
                 s.set_lr(a, b);
@@ -539,7 +531,7 @@ mod tests {
         let mut job: Box<dyn JobSession> = if p.dataset.kind().is_image() {
             Box::new(PatternSession::new(p, b, None, cancel, &mut out).headless())
         } else {
-            Box::new(Session::new(p, b, cancel, Box::new(|_| {}), &mut out).headless())
+            Box::new(Session::new(p, b, cancel, &mut out).headless())
         };
         let ended = drive::run_to_end(&mut *job, &|| None, &mut |_| {});
         assert_eq!(ended.stop, None);
@@ -672,12 +664,40 @@ mod tests {
         let _ = std::fs::remove_dir_all(&tmp);
     }
 
-    /// The metrics run on their own thread: the live canvas keeps sending frames until they
-    /// arrive (a blocking metrics step sent one frame, then nothing until it ended).
+    /// Frames the worker sent while the metrics of `preset`'s job ran.
+    fn frames_while_measuring(preset: Preset) -> usize {
+        let w = Worker::spawn(|| {});
+        w.send(Command::Animate(true));
+        w.send(start(preset, BackendChoice::Cpu));
+        let (mut frames, mut in_metrics) = (0, false);
+        let t0 = Instant::now();
+        loop {
+            assert!(t0.elapsed() < Duration::from_secs(300), "the worker hangs");
+            let framed = w.latest_frame().is_some();
+            for e in w.events() {
+                match e {
+                    Event::Progress(p) if p.phase == crate::train::job::Phase::Metrics => {
+                        in_metrics = true
+                    }
+                    Event::Metrics(_) => return frames,
+                    Event::Finished { stop, .. } => panic!("ended before its metrics: {stop:?}"),
+                    _ => {}
+                }
+            }
+            if framed && in_metrics {
+                frames += 1;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// The metrics run on their own thread, for image and point jobs alike: the live view
+    /// keeps sending frames until they arrive (a blocking metrics step sent one frame, then
+    /// nothing until it ended).
     #[test]
     fn the_live_canvas_plays_while_the_metrics_run() {
         let _rng = crate::tensor_util::rng_lock();
-        let preset = tiny(
+        let image = tiny(
             "alife-dot",
             &[
                 "dataset.n=16",
@@ -695,33 +715,23 @@ mod tests {
                 "eval.noise_steps=50",
             ],
         );
-        let w = Worker::spawn(|| {});
-        w.send(Command::Animate(true));
-        w.send(start(preset, BackendChoice::Cpu));
-        let (mut frames, mut in_metrics) = (0, false);
-        let t0 = Instant::now();
-        'run: loop {
-            assert!(t0.elapsed() < Duration::from_secs(300), "the worker hangs");
-            let framed = w.latest_frame().is_some();
-            for e in w.events() {
-                match e {
-                    Event::Progress(p) if p.phase == crate::train::job::Phase::Metrics => {
-                        in_metrics = true
-                    }
-                    Event::Metrics(_) => break 'run,
-                    Event::Finished { stop, .. } => panic!("ended before its metrics: {stop:?}"),
-                    _ => {}
-                }
-            }
-            if framed && in_metrics {
-                frames += 1;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        assert!(
-            frames >= 5,
-            "{frames} frames arrived while the metrics ran: the canvas froze"
+        let points = tiny(
+            "ring",
+            &[
+                "dataset.n=500",
+                "score.epochs=2",
+                "flow.epochs=2",
+                "score.samples=100",
+            ],
         );
+        for preset in [image, points] {
+            let name = preset.name.clone();
+            let frames = frames_while_measuring(preset);
+            assert!(
+                frames >= 5,
+                "{name}: {frames} frames arrived while the metrics ran: the view froze"
+            );
+        }
     }
 
     /// A UI that stops draining holds at most the cap of view refreshes; what the job

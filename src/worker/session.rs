@@ -1,6 +1,7 @@
 //! One job as the app runs it: the same training as `train::job`, cut into single steps so
 //! the worker can pause, steer, animate and report between any two of them.
 
+use super::background::{Background, Poll};
 use super::epochs::Epochs;
 use super::event::{
     Cloud, Event, Frame, JobMetrics, JobStarted, ParticleFrame, PointData, ProgressInfo, Shows,
@@ -10,7 +11,7 @@ use super::job::JobSession;
 use crate::backend::Backend;
 use crate::data::{Dataset, lorenz};
 use crate::method::diffusion::{self, Schedule};
-use crate::metrics::report::Metrics;
+use crate::metrics::report::{Metrics, MmdCurve};
 use crate::nn::flow_host::running_field;
 use crate::nn::flow_mlp::FlowMlp;
 use crate::nn::score_mlp::ScoreMlp;
@@ -20,14 +21,14 @@ use crate::tensor_util::{from_rows, to_vec};
 use crate::train::checkpoint::{RunDir, RunDirError};
 use crate::train::evaluate::evaluate_with_curves;
 use crate::train::job::{
-    FlowTrainer, LossPoint, Observer, Phase, Progress, ScoreTrainer, final_loss, flow_config,
-    gather, noised_with_scores,
+    FlowTrainer, LossPoint, Phase, ScoreTrainer, final_loss, flow_config, gather,
+    noised_with_scores,
 };
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// When a job and its running phase began, and why the job ended early: what both kinds of
 /// session keep to time their phases and to end.
@@ -83,9 +84,17 @@ enum Stage {
         xs: Vec<f32>,
         ss: Vec<f32>,
     },
-    Metrics,
+    /// The metrics, on their own thread once the first step of this stage starts them (a
+    /// sweep queues several measured runs and must not start them all at once).
+    Metrics(Option<Box<Background<Measured>>>),
     Done,
 }
+
+/// What the metrics thread returns: the metrics and the MMD curves.
+type Measured = (Metrics, Vec<MmdCurve>);
+
+/// How long one step waits for the metrics thread before handing control back.
+const METRICS_WAIT: Duration = Duration::from_millis(20);
 
 /// How particles look for a job of this dimension.
 pub struct ParticleStyle {
@@ -135,26 +144,9 @@ pub struct Session {
     /// the end point).
     curve_every: usize,
     cancel: Arc<AtomicBool>,
-    /// Sends an event at once, for the long metrics step that would otherwise report at its end.
-    live: Box<dyn Fn(Event) + Send>,
     pub inject_panic: bool,
     /// Stop once the score is trained ([`Session::score_only`]).
     score_only: bool,
-}
-
-/// Forwards metric progress to the UI and honours Stop during the long metrics step.
-pub(super) struct MetricsObserver<'a> {
-    pub(super) live: &'a dyn Fn(Event),
-    pub(super) cancel: &'a AtomicBool,
-}
-
-impl Observer for MetricsObserver<'_> {
-    fn progress(&mut self, p: &Progress) {
-        (self.live)(Event::Progress(ProgressInfo::from(p)));
-    }
-    fn cancelled(&self) -> bool {
-        self.cancel.load(Ordering::Relaxed)
-    }
 }
 
 /// Per-axis data bounds with a margin of `pad` times the range on each side.
@@ -179,7 +171,6 @@ impl Session {
         preset: Preset,
         backend: Backend,
         cancel: Arc<AtomicBool>,
-        live: Box<dyn Fn(Event) + Send>,
         out: &mut Vec<Event>,
     ) -> Self {
         let dataset = Dataset::generate(&preset.dataset, preset.data_seed());
@@ -188,7 +179,7 @@ impl Session {
         let trainer =
             ScoreTrainer::new(dataset.dim, s, epochs.total(), preset.seed, &backend.device);
         let stage = Stage::Score(Box::new(trainer), epochs);
-        Self::assemble(preset, backend, dataset, stage, cancel, live, out)
+        Self::assemble(preset, backend, dataset, stage, cancel, out)
     }
 
     /// A job that trains only the flow on a score trained elsewhere (a sweep's models share
@@ -202,10 +193,9 @@ impl Session {
         dataset: Dataset,
         score: (ScoreMlp, Vec<LossPoint>, f64),
         cancel: Arc<AtomicBool>,
-        live: Box<dyn Fn(Event) + Send>,
         out: &mut Vec<Event>,
     ) -> Self {
-        let mut s = Self::assemble(preset, backend, dataset, Stage::Done, cancel, live, out);
+        let mut s = Self::assemble(preset, backend, dataset, Stage::Done, cancel, out);
         let (model, losses, seconds) = score;
         s.score = Some(model);
         s.losses = losses;
@@ -224,7 +214,6 @@ impl Session {
         score: (ScoreMlp, f64),
         flow: super::stacked_flows::TrainedFlow,
         cancel: Arc<AtomicBool>,
-        live: Box<dyn Fn(Event) + Send>,
         out: &mut Vec<Event>,
     ) -> Self {
         let t = flow;
@@ -232,9 +221,8 @@ impl Session {
             t.preset,
             backend,
             dataset,
-            Stage::Metrics,
+            Stage::Metrics(None),
             cancel,
-            live,
             out,
         );
         let (model, seconds) = score;
@@ -297,7 +285,6 @@ impl Session {
         dataset: Dataset,
         stage: Stage,
         cancel: Arc<AtomicBool>,
-        live: Box<dyn Fn(Event) + Send>,
         out: &mut Vec<Event>,
     ) -> Self {
         let dim = dataset.dim;
@@ -330,7 +317,6 @@ impl Session {
             bounds,
             particles: None,
             cancel,
-            live,
             inject_panic: false,
             preset,
             backend,
@@ -403,27 +389,18 @@ impl Session {
         };
     }
 
-    fn run_metrics(&mut self, out: &mut Vec<Event>) {
-        let (Some(score), Some(flow)) = (&self.score, &self.flow) else {
-            return;
-        };
-        let mut obs = MetricsObserver {
-            live: &*self.live,
-            cancel: &self.cancel,
-        };
-        let every = self.curve_every;
-        let (mut m, curves) = evaluate_with_curves(
-            &self.preset,
-            &self.dataset,
-            score,
-            Some(flow),
-            &self.backend,
-            every,
-            &mut obs,
-        );
-        if self.cancel.load(Ordering::Relaxed) {
-            return;
-        }
+    /// The metrics of the trained models, on their own thread: the views keep playing (and
+    /// a sweep's click on another model is answered) while they run.
+    fn begin_metrics(&self) -> Option<Background<Measured>> {
+        let (score, flow) = (self.score.clone()?, self.flow.clone()?);
+        let (preset, data) = (self.preset.clone(), self.dataset.clone());
+        let (backend, every) = (self.backend.clone(), self.curve_every);
+        Some(Background::spawn(self.cancel.clone(), move |obs| {
+            evaluate_with_curves(&preset, &data, &score, Some(&flow), &backend, every, obs)
+        }))
+    }
+
+    fn metrics_measured(&mut self, (mut m, curves): Measured, out: &mut Vec<Event>) {
         m.score_loss_final = final_loss(&self.losses, Phase::Score);
         m.flow_loss_final = final_loss(&self.losses, Phase::Flow);
         [m.seconds_score, m.seconds_flow] = self.seconds;
@@ -594,7 +571,7 @@ impl JobSession for Session {
         match self.stage {
             Stage::Score(..) => 0,
             Stage::Flow { .. } => 1,
-            Stage::Metrics => 2,
+            Stage::Metrics(_) => 2,
             Stage::Done => 3,
         }
     }
@@ -602,7 +579,12 @@ impl JobSession for Session {
     fn progress(&self) -> Option<ProgressInfo> {
         match &self.stage {
             Stage::Score(_, e) | Stage::Flow { epochs: e, .. } => Some(e.progress()),
-            _ => None,
+            Stage::Metrics(run) => Some(
+                run.as_ref()
+                    .and_then(|r| r.progress())
+                    .map_or(ProgressInfo::starting(Phase::Metrics), ProgressInfo::from),
+            ),
+            Stage::Done => None,
         }
     }
 
@@ -669,18 +651,34 @@ impl JobSession for Session {
                     None => {
                         self.flow = Some(trainer.model());
                         self.end_phase();
-                        self.stage = Stage::Metrics;
+                        self.stage = Stage::Metrics(None);
                         out.push(Event::Progress(ProgressInfo::starting(Phase::Metrics)));
                     }
                 }
             }
-            Stage::Metrics => {
-                self.run_metrics(out);
+            Stage::Metrics(None) => match self.begin_metrics() {
+                Some(run) => self.stage = Stage::Metrics(Some(Box::new(run))),
+                None => {
+                    self.stage = Stage::Done;
+                    self.finish(Some("no trained flow to measure".into()), true, out);
+                }
+            },
+            Stage::Metrics(Some(run)) => {
+                let measured = match run.poll(METRICS_WAIT) {
+                    Poll::Running => return,
+                    Poll::Done(m) => m,
+                    Poll::Panicked(p) => {
+                        self.stage = Stage::Done;
+                        std::panic::resume_unwind(p)
+                    }
+                };
                 self.stage = Stage::Done;
-                let stop = self
-                    .cancel
-                    .load(Ordering::Relaxed)
-                    .then(|| "stopped while computing metrics".to_string());
+                let stop = if self.cancel.load(Ordering::Relaxed) {
+                    Some("stopped while computing metrics".to_string())
+                } else {
+                    self.metrics_measured(measured, out);
+                    None
+                };
                 self.finish(stop, false, out);
             }
             Stage::Done => {}
@@ -789,7 +787,7 @@ mod tests {
         let preset = Preset::load("ring", true, &sets).unwrap();
         let mut out = Vec::new();
         let cancel = Arc::new(AtomicBool::new(false));
-        let mut s = Session::new(preset, Backend::cpu(), cancel, Box::new(|_| {}), &mut out);
+        let mut s = Session::new(preset, Backend::cpu(), cancel, &mut out);
         let epochs = std::cell::Cell::new(0);
         let ended = super::super::drive::run_to_end(
             &mut s,

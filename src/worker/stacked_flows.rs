@@ -259,7 +259,6 @@ mod tests {
                     data.clone(),
                     (score.clone(), Vec::new(), 0.0),
                     cancel,
-                    Box::new(|_| {}),
                     &mut out,
                 );
                 while job.stage_index() < 2 {

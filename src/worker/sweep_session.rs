@@ -36,9 +36,6 @@ const PAPER_LORENZ: [(&str, &str); 7] = [
     ("cos_truth_score", "0.027"),
 ];
 
-/// How the session reports from inside a long step; shared by the sessions it makes.
-pub type Live = Arc<dyn Fn(Event) + Send + Sync>;
-
 enum Stage {
     Score(Box<Session>),
     /// Models `range` trained as one stack.
@@ -64,7 +61,6 @@ pub struct SweepSession {
     backend: Backend,
     stack: usize,
     cancel: Arc<AtomicBool>,
-    live: Live,
     stage: Stage,
     models: Vec<Model>,
     scorer: Option<Box<Session>>,
@@ -80,11 +76,6 @@ pub struct SweepSession {
     inject_panic: bool,
 }
 
-fn boxed(live: &Live) -> Box<dyn Fn(Event) + Send> {
-    let live = live.clone();
-    Box::new(move |e| live(e))
-}
-
 impl SweepSession {
     /// The sweep over `base` with seeds `base.seed`, `base.seed + 1`, … (`seeds` of them).
     pub fn new(
@@ -93,13 +84,11 @@ impl SweepSession {
         stack: usize,
         backend: Backend,
         cancel: Arc<AtomicBool>,
-        live: Live,
         out: &mut Vec<Event>,
     ) -> Self {
         let seeds = seeds.max(1);
         let shared = sweep::model_preset(&base, base.seed);
-        let scorer =
-            Session::new(shared, backend.clone(), cancel.clone(), boxed(&live), out).score_only();
+        let scorer = Session::new(shared, backend.clone(), cancel.clone(), out).score_only();
         let models = (0..seeds as u64)
             .map(|k| Model {
                 preset: sweep::model_preset(&base, base.seed.wrapping_add(k)),
@@ -113,7 +102,6 @@ impl SweepSession {
             backend,
             stack: stack.max(1),
             cancel,
-            live,
             stage: Stage::Score(Box::new(scorer)),
             models,
             scorer: None,
@@ -284,7 +272,6 @@ impl SweepSession {
                 data,
                 score,
                 self.cancel.clone(),
-                boxed(&self.live),
                 &mut ignored,
             )
             .headless();
@@ -316,7 +303,6 @@ impl SweepSession {
                     score.clone(),
                     trained,
                     self.cancel.clone(),
-                    boxed(&self.live),
                     &mut Vec::new(),
                 )
                 .headless();
@@ -491,7 +477,11 @@ impl JobSession for SweepSession {
         match &self.stage {
             Stage::Score(s) | Stage::Single(s, _) => s.progress(),
             Stage::Stack(f, _) => Some(f.progress()),
-            Stage::Measure(..) => Some(ProgressInfo::starting(Phase::Metrics)),
+            Stage::Measure(q, _) => Some(
+                q.front()
+                    .and_then(|(_, job)| job.progress())
+                    .unwrap_or(ProgressInfo::starting(Phase::Metrics)),
+            ),
             Stage::Done => None,
         }
     }
@@ -716,17 +706,8 @@ mod tests {
 
     fn sweep(seeds: usize, stack: usize, dir: &Path, out: &mut Vec<Event>) -> SweepSession {
         let cancel = Arc::new(AtomicBool::new(false));
-        let live: Live = Arc::new(|_| {});
-        SweepSession::new(
-            tiny_lorenz(),
-            seeds,
-            stack,
-            Backend::cpu(),
-            cancel,
-            live,
-            out,
-        )
-        .saving_into(dir, false)
+        SweepSession::new(tiny_lorenz(), seeds, stack, Backend::cpu(), cancel, out)
+            .saving_into(dir, false)
     }
 
     /// The sweep the app plays and the CLI runs: every model measured and written as it
