@@ -484,6 +484,7 @@ mod tests {
     use super::*;
     use crate::backend::BackendChoice;
     use crate::preset::Preset;
+    use crate::worker::event::ModelState;
 
     fn start(preset: Preset, backend: BackendChoice) -> Command {
         Command::Start {
@@ -731,6 +732,68 @@ mod tests {
                 frames >= 5,
                 "{name}: {frames} frames arrived while the metrics ran: the view froze"
             );
+        }
+    }
+
+    /// While one model of a sweep is measured, a click on another is answered at once (its
+    /// metrics run on their own thread; they used to hold the worker until they ended).
+    #[test]
+    fn a_sweep_answers_a_click_while_a_model_is_measured() {
+        let _rng = crate::tensor_util::rng_lock();
+        let preset = tiny(
+            "lorenz",
+            &[
+                "dataset.runs=2",
+                "dataset.steps_per_run=150",
+                "score.epochs=2",
+                "score.samples=50",
+                "flow.epochs=2",
+                "flow.batch=64",
+                "flow.hidden=16",
+                // Metrics long enough (seconds) that a click lands while they run.
+                "eval.mmd_points=300",
+                "eval.rk4_steps=100",
+                "eval.lyapunov_candidates=8",
+                "eval.lyapunov_keep=4",
+                "eval.lyapunov_steps=20",
+                "eval.lyapunov_window=5",
+                "eval.cos_points=64",
+            ],
+        );
+        let w = Worker::spawn(|| {});
+        w.send(Command::StartSweep {
+            preset: Box::new(preset),
+            backend: BackendChoice::Cpu,
+            seeds: 2,
+            stack: 2,
+        });
+        let t0 = Instant::now();
+        let mut clicked = None;
+        loop {
+            assert!(t0.elapsed() < Duration::from_secs(300), "the worker hangs");
+            for e in w.events() {
+                match e {
+                    Event::Solutions(s) => {
+                        let measuring = s.states[1] == ModelState::Measuring;
+                        if clicked.is_none() && measuring && s.states[0] == ModelState::Done {
+                            w.send(Command::Watch(0));
+                            clicked = Some(Instant::now());
+                        } else if let Some(at) = clicked
+                            && s.watched == Some(0)
+                        {
+                            assert!(
+                                measuring,
+                                "the click was answered only after the metrics ended ({:?})",
+                                at.elapsed()
+                            );
+                            return;
+                        }
+                    }
+                    Event::Finished { stop, .. } => panic!("ended before the click: {stop:?}"),
+                    _ => {}
+                }
+            }
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 
