@@ -740,26 +740,12 @@ mod tests {
     #[test]
     fn a_sweep_answers_a_click_while_a_model_is_measured() {
         let _rng = crate::tensor_util::rng_lock();
-        let preset = tiny(
-            "lorenz",
-            &[
-                "dataset.runs=2",
-                "dataset.steps_per_run=150",
-                "score.epochs=2",
-                "score.samples=50",
-                "flow.epochs=2",
-                "flow.batch=64",
-                "flow.hidden=16",
-                // Metrics long enough (seconds) that a click lands while they run.
-                "eval.mmd_points=300",
-                "eval.rk4_steps=100",
-                "eval.lyapunov_candidates=8",
-                "eval.lyapunov_keep=4",
-                "eval.lyapunov_steps=20",
-                "eval.lyapunov_window=5",
-                "eval.cos_points=64",
-            ],
-        );
+        // Metrics long enough (seconds) that a click lands while they run.
+        let preset = sweep_session::tests::tiny_lorenz(&[
+            "eval.mmd_points=300",
+            "eval.rk4_steps=100",
+            "eval.protocol=\"both\"",
+        ]);
         let w = Worker::spawn(|| {});
         w.send(Command::StartSweep {
             preset: Box::new(preset),

@@ -676,11 +676,12 @@ impl JobSession for SweepSession {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::worker::drive;
 
-    fn tiny_lorenz() -> Preset {
+    /// A Lorenz preset small enough for a sweep to run in seconds; `extra` settings last.
+    pub(crate) fn tiny_lorenz(extra: &[&str]) -> Preset {
         let sets: Vec<String> = [
             "dataset.runs=2",
             "dataset.steps_per_run=150",
@@ -699,6 +700,7 @@ mod tests {
             "eval.protocol=\"ours\"",
         ]
         .iter()
+        .chain(extra)
         .map(|s| s.to_string())
         .collect();
         Preset::load("lorenz", true, &sets).unwrap()
@@ -706,7 +708,7 @@ mod tests {
 
     fn sweep(seeds: usize, stack: usize, dir: &Path, out: &mut Vec<Event>) -> SweepSession {
         let cancel = Arc::new(AtomicBool::new(false));
-        SweepSession::new(tiny_lorenz(), seeds, stack, Backend::cpu(), cancel, out)
+        SweepSession::new(tiny_lorenz(&[]), seeds, stack, Backend::cpu(), cancel, out)
             .saving_into(dir, false)
     }
 
