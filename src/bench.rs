@@ -4,10 +4,11 @@
 
 use crate::backend::Backend;
 use crate::method::diffusion::Schedule;
+use crate::method::equilibrium::LossConfig;
 use crate::nn::flow_mlp::FlowMlpConfig;
 use crate::preset::{Estimator, FlowSettings, ScoreSettings};
 use crate::train::flow_stack::StackTrainer;
-use crate::train::job::{FlowTrainer, ScoreTrainer};
+use crate::train::job::{FlowPath, FlowTrainer, ScoreTrainer};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, StandardNormal};
@@ -24,8 +25,9 @@ pub struct BenchRow {
     /// Flow models a step trains (a sweep's stack), when more than one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub models: Option<usize>,
-    /// For Hutchinson rows: how many times slower than exact+penalty on the same system; for
-    /// stacks: the time per model over one exact model's step alone.
+    /// For Hutchinson rows and burn's exact step (where the host's replaces it): how many
+    /// times slower than the exact step on the same system; for stacks: the time per model
+    /// over one exact model's step alone.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ratio_to_exact: Option<f64>,
 }
@@ -125,6 +127,23 @@ pub fn run(backend: &Backend, cfg: &BenchConfig, progress: &mut dyn FnMut(&str))
             if estimator == Estimator::Exact {
                 exact_ms = ms;
                 row(format!("flow_{name}_{system}"), ms, None, None);
+                if FlowPath::Auto.host(&LossConfig::from_settings(&settings, dim), device) {
+                    // The same step through burn's autodiff, which the host step replaced.
+                    let case = format!("flow_{name}_burn_{system}");
+                    progress(&case);
+                    let mut flow = FlowTrainer::on_path(
+                        net,
+                        &settings,
+                        cfg.steps + cfg.warmup,
+                        1,
+                        device,
+                        FlowPath::Burn,
+                    );
+                    let ms = time_steps(cfg, || {
+                        let _ = flow.step(&x, &s, &mut probe_rng);
+                    });
+                    row(case, ms, Some(ms / exact_ms), None);
+                }
             } else {
                 row(
                     format!("flow_{name}_{system}"),
@@ -142,17 +161,31 @@ pub fn run(backend: &Backend, cfg: &BenchConfig, progress: &mut dyn FnMut(&str))
             estimator: Estimator::Exact,
             ..Default::default()
         };
-        for n in STACKS {
-            let case = format!("flow_stack{n}_{system}");
-            progress(&case);
-            let seeds: Vec<u64> = (1..=n as u64).collect();
-            let mut stack =
-                StackTrainer::new(net, &settings, cfg.steps + cfg.warmup, &seeds, device);
-            let (xs, ss) = (vec![x.clone(); n], vec![s.clone(); n]);
-            let ms = time_steps(cfg, || {
-                let _ = stack.step(&xs, &ss, &[]);
-            });
-            row(case, ms, Some(ms / n as f64 / exact_ms), Some(n));
+        let host = FlowPath::Auto.host(&LossConfig::from_settings(&settings, dim), device);
+        let paths: &[(FlowPath, &str)] = if host {
+            &[(FlowPath::Auto, ""), (FlowPath::Burn, "_burn")]
+        } else {
+            &[(FlowPath::Auto, "")]
+        };
+        for &(path, tag) in paths {
+            for n in STACKS {
+                let case = format!("flow_stack{n}{tag}_{system}");
+                progress(&case);
+                let seeds: Vec<u64> = (1..=n as u64).collect();
+                let mut stack = StackTrainer::on_path(
+                    net,
+                    &settings,
+                    cfg.steps + cfg.warmup,
+                    &seeds,
+                    device,
+                    path,
+                );
+                let (xs, ss) = (vec![x.clone(); n], vec![s.clone(); n]);
+                let ms = time_steps(cfg, || {
+                    let _ = stack.step(&xs, &ss, &[]);
+                });
+                row(case, ms, Some(ms / n as f64 / exact_ms), Some(n));
+            }
         }
     }
     rows

@@ -4,13 +4,14 @@
 //! A non-finite loss stops the job and keeps the last model whose loss was finite, so nothing
 //! already trained is lost.
 
+use super::host::{HostFlowTrainer, HostScoreTrainer, host_trains};
 use crate::data::Dataset;
 use crate::method::diffusion::{self, Schedule};
 use crate::method::equilibrium::{LossConfig, equilibrium_loss};
 use crate::nn::batchnorm::BnMode;
 use crate::nn::flow_mlp::{FlowMlp, FlowMlpConfig};
 use crate::nn::score_mlp::{self, ScoreMlp};
-use crate::preset::{FlowSettings, LrSchedule, Preset, ScoreSettings};
+use crate::preset::{Estimator, FlowSettings, LrSchedule, Preset, ScoreSettings};
 use crate::tensor_util::{from_rows, init_seeded, scalar, to_vec};
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, decay::WeightDecayConfig};
@@ -149,10 +150,18 @@ pub(crate) const FLOW_INIT: u64 = 0xF10E_0002;
 
 /// The score model with its optimiser: one DSM step at a time.
 pub struct ScoreTrainer {
-    model: ScoreMlp,
-    last_good: ScoreMlp,
-    optim: ModuleOptimizer,
+    engine: ScoreEngine,
     lr: Lr,
+}
+
+enum ScoreEngine {
+    Burn {
+        model: ScoreMlp,
+        last_good: ScoreMlp,
+        optim: ModuleOptimizer,
+    },
+    /// Our host step (`train::host`), on the CPU.
+    Host(Box<HostScoreTrainer>),
 }
 
 /// A learning-rate schedule being walked through.
@@ -203,34 +212,58 @@ impl ScoreTrainer {
         seed: u64,
         device: &Device,
     ) -> Self {
+        Self::on_path(dim, s, total_steps, seed, device, FlowPath::Auto)
+    }
+
+    pub fn on_path(
+        dim: usize,
+        s: &ScoreSettings,
+        total_steps: usize,
+        seed: u64,
+        device: &Device,
+        path: FlowPath,
+    ) -> Self {
         let make = || score_mlp::init(dim, s.hidden, s.prediction, device);
-        let model = trainable(init_seeded(make, seed ^ SCORE_INIT, device), device);
+        let init = init_seeded(make, seed ^ SCORE_INIT, device);
+        let engine = if path == FlowPath::Auto && host_trains(device) {
+            ScoreEngine::Host(Box::new(HostScoreTrainer::new(init, s.weight_decay)))
+        } else {
+            let model = trainable(init, device);
+            ScoreEngine::Burn {
+                last_good: model.clone(),
+                model,
+                optim: adam(s.weight_decay),
+            }
+        };
         Self {
-            last_good: model.clone(),
-            model,
-            optim: adam(s.weight_decay),
+            engine,
             lr: Lr::new(s.lr, s.lr_schedule, total_steps),
         }
     }
 
-    /// One step on clean points `x0` (created on any device; moved to the training one).
+    /// One step on clean points `x0`.
     pub fn step(
         &mut self,
         x0: &[f32],
         sched: &Schedule,
         rng: &mut StdRng,
     ) -> Result<f64, NonFiniteLoss> {
-        let dim = self.model.dim();
-        let x0 = from_rows(x0, dim, &self.model.l1.weight.device());
-        let loss = diffusion::dsm_loss(&self.model, x0, sched, rng);
-        let lr = self.lr.next();
-        descend(
-            &mut self.model,
-            &mut self.last_good,
-            &mut self.optim,
-            lr,
-            loss,
-        )
+        match &mut self.engine {
+            ScoreEngine::Host(host) => {
+                let lr = self.lr.next();
+                host.step(x0, sched, rng, lr).ok_or(NonFiniteLoss)
+            }
+            ScoreEngine::Burn {
+                model,
+                last_good,
+                optim,
+            } => {
+                let x0 = from_rows(x0, model.dim(), &model.l1.weight.device());
+                let loss = diffusion::dsm_loss(model, x0, sched, rng);
+                let lr = self.lr.next();
+                descend(model, last_good, optim, lr, loss)
+            }
+        }
     }
 
     /// Change the base learning rate; the schedule continues from where it is.
@@ -240,22 +273,54 @@ impl ScoreTrainer {
 
     /// The current model, for inference.
     pub fn model(&self) -> ScoreMlp {
-        self.model.valid()
+        match &self.engine {
+            ScoreEngine::Host(host) => host.model(),
+            ScoreEngine::Burn { model, .. } => model.valid(),
+        }
     }
 
     /// The last model whose loss was finite, for inference.
     pub fn last_good(&self) -> ScoreMlp {
-        self.last_good.valid()
+        match &self.engine {
+            ScoreEngine::Host(host) => host.last_good(),
+            ScoreEngine::Burn { last_good, .. } => last_good.valid(),
+        }
     }
 }
 
 /// The flow model with its optimiser: one equilibrium-loss step at a time.
 pub struct FlowTrainer {
-    model: FlowMlp,
-    last_good: FlowMlp,
-    optim: ModuleOptimizer,
-    cfg: LossConfig,
+    engine: FlowEngine,
     lr: Lr,
+}
+
+/// Who computes a flow step.
+enum FlowEngine {
+    /// burn's autodiff, on any backend and for every estimator.
+    Burn {
+        model: FlowMlp,
+        last_good: FlowMlp,
+        optim: ModuleOptimizer,
+        cfg: LossConfig,
+    },
+    /// Our host step (`train::host`): the CPU, exact divergence.
+    Host(Box<HostFlowTrainer>),
+}
+
+/// Which path trains a point model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowPath {
+    /// The host step where it applies (the CPU backend; for flows, the exact divergence),
+    /// burn elsewhere.
+    Auto,
+    /// burn's autodiff everywhere (the reference the host step is tested against).
+    Burn,
+}
+
+impl FlowPath {
+    pub(crate) fn host(self, cfg: &LossConfig, device: &Device) -> bool {
+        self == FlowPath::Auto && cfg.estimator == Estimator::Exact && host_trains(device)
+    }
 }
 
 impl FlowTrainer {
@@ -267,42 +332,70 @@ impl FlowTrainer {
         seed: u64,
         device: &Device,
     ) -> Self {
-        let model = trainable(
-            init_seeded(|| net.init(device), seed ^ FLOW_INIT, device),
-            device,
-        );
+        Self::on_path(net, f, total_steps, seed, device, FlowPath::Auto)
+    }
+
+    pub fn on_path(
+        net: FlowMlpConfig,
+        f: &FlowSettings,
+        total_steps: usize,
+        seed: u64,
+        device: &Device,
+        path: FlowPath,
+    ) -> Self {
+        let init = init_seeded(|| net.init(device), seed ^ FLOW_INIT, device);
+        let cfg = LossConfig::from_settings(f, net.dim);
+        let engine = if path.host(&cfg, device) {
+            FlowEngine::Host(Box::new(HostFlowTrainer::new(
+                init,
+                f.weight_decay,
+                cfg.sym_penalty,
+            )))
+        } else {
+            let model = trainable(init, device);
+            FlowEngine::Burn {
+                last_good: model.clone(),
+                model,
+                optim: adam(f.weight_decay),
+                cfg,
+            }
+        };
         Self {
-            last_good: model.clone(),
-            model,
-            optim: adam(f.weight_decay),
-            cfg: LossConfig::from_settings(f, net.dim),
+            engine,
             lr: Lr::new(f.lr, f.lr_schedule, total_steps),
         }
     }
 
     /// One step on noised states `x` with their scores `s` (host rows); probes from `rng`.
     pub fn step(&mut self, x: &[f32], s: &[f32], rng: &mut StdRng) -> Result<f64, NonFiniteLoss> {
-        let dim = self.model.dim();
-        let device = self.model.l1.weight.device();
-        let (x, s) = (from_rows(x, dim, &device), from_rows(s, dim, &device));
-        let [b, _] = x.dims();
-        let out = equilibrium_loss(&self.model, x, s, &self.cfg, BnMode::Batch, rng);
-        let lr = self.lr.next();
-        let value = descend(
-            &mut self.model,
-            &mut self.last_good,
-            &mut self.optim,
-            lr,
-            out.loss,
-        )?;
-        if let Some((mean, var)) = out.batch_stats {
-            let model = self.model.clone();
-            self.model = FlowMlp {
-                bn: model.bn.updated(mean, var, b),
-                ..model
-            };
+        match &mut self.engine {
+            FlowEngine::Host(host) => {
+                let lr = self.lr.next();
+                host.step(x, s, lr).ok_or(NonFiniteLoss)
+            }
+            FlowEngine::Burn {
+                model,
+                last_good,
+                optim,
+                cfg,
+            } => {
+                let dim = model.dim();
+                let device = model.l1.weight.device();
+                let (x, s) = (from_rows(x, dim, &device), from_rows(s, dim, &device));
+                let [b, _] = x.dims();
+                let out = equilibrium_loss(model, x, s, cfg, BnMode::Batch, rng);
+                let lr = self.lr.next();
+                let value = descend(model, last_good, optim, lr, out.loss)?;
+                if let Some((mean, var)) = out.batch_stats {
+                    let m = model.clone();
+                    *model = FlowMlp {
+                        bn: m.bn.updated(mean, var, b),
+                        ..m
+                    };
+                }
+                Ok(value)
+            }
         }
-        Ok(value)
     }
 
     /// Change the base learning rate; the schedule continues from where it is.
@@ -311,11 +404,17 @@ impl FlowTrainer {
     }
 
     pub fn model(&self) -> FlowMlp {
-        self.model.valid()
+        match &self.engine {
+            FlowEngine::Host(host) => host.model(),
+            FlowEngine::Burn { model, .. } => model.valid(),
+        }
     }
 
     pub fn last_good(&self) -> FlowMlp {
-        self.last_good.valid()
+        match &self.engine {
+            FlowEngine::Host(host) => host.last_good(),
+            FlowEngine::Burn { last_good, .. } => last_good.valid(),
+        }
     }
 }
 

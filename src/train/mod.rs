@@ -4,6 +4,7 @@ pub mod checkpoint;
 pub mod cross;
 pub mod evaluate;
 pub mod flow_stack;
+pub mod host;
 pub mod job;
 pub mod nca;
 pub mod sweep;
