@@ -8,7 +8,8 @@ use crate::method::equilibrium::LossConfig;
 use crate::nn::flow_mlp::FlowMlpConfig;
 use crate::preset::{Estimator, FlowSettings, ScoreSettings};
 use crate::train::flow_stack::StackTrainer;
-use crate::train::job::{FlowPath, FlowTrainer, ScoreTrainer};
+use crate::train::host::host_trains;
+use crate::train::job::{FlowTrainer, ScoreTrainer, TrainPath};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, StandardNormal};
@@ -25,9 +26,9 @@ pub struct BenchRow {
     /// Flow models a step trains (a sweep's stack), when more than one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub models: Option<usize>,
-    /// For Hutchinson rows and burn's exact step (where the host's replaces it): how many
-    /// times slower than the exact step on the same system; for stacks: the time per model
-    /// over one exact model's step alone.
+    /// For Hutchinson rows and burn's steps (where the host's replace them): how many times
+    /// slower than the (host's) exact flow step, or score step, on the same system; for
+    /// stacks: the time per model over one exact model's step alone.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ratio_to_exact: Option<f64>,
 }
@@ -101,6 +102,23 @@ pub fn run(backend: &Backend, cfg: &BenchConfig, progress: &mut dyn FnMut(&str))
             let _ = score.step(&x, &sched, &mut step_rng);
         });
         row(format!("score_{system}"), ms, None, None);
+        if host_trains(device) {
+            // burn's autodiff, which the host step replaced on the CPU.
+            let case = format!("score_burn_{system}");
+            progress(&case);
+            let mut burn = ScoreTrainer::on_path(
+                dim,
+                &ScoreSettings::default(),
+                cfg.steps + cfg.warmup,
+                1,
+                device,
+                TrainPath::Burn,
+            );
+            let burn_ms = time_steps(cfg, || {
+                let _ = burn.step(&x, &sched, &mut step_rng);
+            });
+            row(case, burn_ms, Some(burn_ms / ms), None);
+        }
 
         let net = FlowMlpConfig {
             dim,
@@ -127,7 +145,7 @@ pub fn run(backend: &Backend, cfg: &BenchConfig, progress: &mut dyn FnMut(&str))
             if estimator == Estimator::Exact {
                 exact_ms = ms;
                 row(format!("flow_{name}_{system}"), ms, None, None);
-                if FlowPath::Auto.host(&LossConfig::from_settings(&settings, dim), device) {
+                if TrainPath::Auto.host(&LossConfig::from_settings(&settings, dim), device) {
                     // The same step through burn's autodiff, which the host step replaced.
                     let case = format!("flow_{name}_burn_{system}");
                     progress(&case);
@@ -137,7 +155,7 @@ pub fn run(backend: &Backend, cfg: &BenchConfig, progress: &mut dyn FnMut(&str))
                         cfg.steps + cfg.warmup,
                         1,
                         device,
-                        FlowPath::Burn,
+                        TrainPath::Burn,
                     );
                     let ms = time_steps(cfg, || {
                         let _ = flow.step(&x, &s, &mut probe_rng);
@@ -156,16 +174,17 @@ pub fn run(backend: &Backend, cfg: &BenchConfig, progress: &mut dyn FnMut(&str))
         if system != "lorenz" {
             continue;
         }
-        // A sweep's flows (Lorenz, exact divergence) trained as one stacked network.
+        // A sweep's flows (Lorenz, exact divergence) trained together: the host's steps on
+        // the CPU, and burn's stacked network (the GPU's path) beside them.
         let settings = FlowSettings {
             estimator: Estimator::Exact,
             ..Default::default()
         };
-        let host = FlowPath::Auto.host(&LossConfig::from_settings(&settings, dim), device);
-        let paths: &[(FlowPath, &str)] = if host {
-            &[(FlowPath::Auto, ""), (FlowPath::Burn, "_burn")]
+        let host = TrainPath::Auto.host(&LossConfig::from_settings(&settings, dim), device);
+        let paths: &[(TrainPath, &str)] = if host {
+            &[(TrainPath::Auto, ""), (TrainPath::Burn, "_burn")]
         } else {
-            &[(FlowPath::Auto, "")]
+            &[(TrainPath::Auto, "")]
         };
         for &(path, tag) in paths {
             for n in STACKS {
@@ -195,7 +214,7 @@ pub fn run(backend: &Backend, cfg: &BenchConfig, progress: &mut dyn FnMut(&str))
 pub fn table(rows: &[BenchRow]) -> String {
     let mut out = format!(
         "{:<26} {:<8} {:>6} {:>12} {:>16}\n",
-        "case", "backend", "batch", "ms/step", "× exact+penalty"
+        "case", "backend", "batch", "ms/step", "ratio"
     );
     for r in rows {
         let ratio = r

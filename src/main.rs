@@ -65,7 +65,8 @@ enum Cmd {
         #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
         backend: BackendChoice,
     },
-    /// Time score and flow training steps (exact+penalty vs Hutchinson-10) on each backend.
+    /// Time score and flow training steps (exact vs Hutchinson-10; on the CPU the host step vs
+    /// burn's autodiff) on each backend.
     Bench {
         /// Print the rows as a JSON list.
         #[arg(long)]
@@ -562,8 +563,9 @@ struct SweepArgs {
     /// Flow models to train (seeds: the preset's seed, then the next N − 1).
     #[arg(long, default_value_t = 10)]
     seeds: usize,
-    /// Flows trained together as one stacked network (memory grows with it; 1 trains them
-    /// one after the other). On two CPU cores 4–16 cost about the same per model.
+    /// Flows trained together (1 trains them one after the other): on a GPU as one stacked
+    /// network, on the CPU each its own host step, the models spread over the cores.
+    /// Memory grows with it; on two CPU cores 4–16 cost about the same per model.
     #[arg(long, default_value_t = 8)]
     stack: usize,
     /// Train each flow as its own job, one after the other (the models are the same).

@@ -47,7 +47,7 @@ impl Layout {
         o
     }
 
-    pub fn len(&self) -> usize {
+    pub fn params(&self) -> usize {
         self.offsets()[6]
     }
 
@@ -121,7 +121,7 @@ pub fn loss_and_grad(
     ws: &mut Workspace,
 ) -> LossGrad {
     let d = layout.dim;
-    assert_eq!(params.len(), layout.len());
+    assert_eq!(params.len(), layout.params());
     assert_eq!(x.len(), s.len());
     let rows = x.len() / d;
     assert!(rows > 0, "an empty batch");
@@ -139,7 +139,7 @@ pub fn loss_and_grad(
         .par_iter_mut()
         .for_each(|blk| backward(blk, &layers, layout));
     // Summed in block order, so the same batch always gives the same bits.
-    let mut grad = vec![0f32; layout.len()];
+    let mut grad = vec![0f32; layout.params()];
     for blk in &ws.blocks {
         grad.iter_mut().zip(&blk.grad).for_each(|(g, b)| *g += b);
     }
@@ -329,7 +329,7 @@ fn backward(blk: &mut Block, layers: &Layers, l: &Layout) {
     let (d, h, e, m) = (l.dim, l.hidden, l.encoded(), l.streams());
     let n = blk.n;
     let o = l.offsets();
-    let grad = sized(&mut blk.grad, l.len());
+    let grad = sized(&mut blk.grad, l.params());
     let widths = [e, h, h, d];
     for layer in (0..3).rev() {
         let (k, out) = (widths[layer], widths[layer + 1]);

@@ -28,7 +28,7 @@ impl Layout {
         o
     }
 
-    pub fn len(&self) -> usize {
+    pub fn params(&self) -> usize {
         self.offsets()[6]
     }
 }
@@ -62,7 +62,7 @@ pub fn loss_and_grad(
     ws: &mut Workspace,
 ) -> (f64, Vec<f32>) {
     let d = l.dim;
-    assert_eq!(params.len(), l.len());
+    assert_eq!(params.len(), l.params());
     let rows = t.len();
     assert!(rows > 0 && xt.len() == rows * d && target.len() == rows * d);
     ws.blocks.resize_with(rows.div_ceil(ROWS), Block::default);
@@ -115,7 +115,7 @@ pub fn loss_and_grad(
             blk.sq = sq;
             backward(blk, &w, l);
         });
-    let mut grad = vec![0f32; l.len()];
+    let mut grad = vec![0f32; l.params()];
     let mut sq = 0f64;
     for blk in &ws.blocks {
         grad.iter_mut().zip(&blk.grad).for_each(|(g, v)| *g += v);
@@ -133,7 +133,7 @@ fn backward(blk: &mut Block, w: &[&[f32]; 3], l: &Layout) {
     let (d, h, n) = (l.dim, l.hidden, blk.n);
     let o = l.offsets();
     let widths = [d + 1, h, h, d];
-    let grad = sized(&mut blk.grad, l.len());
+    let grad = sized(&mut blk.grad, l.params());
     // The gradient w.r.t. the current layer's output: `out` for the last layer, then `dh`.
     let mut from_out = true;
     for layer in (0..3).rev() {

@@ -10,7 +10,7 @@
 //! sum; the others train on.
 
 use super::host::HostFlowTrainer;
-use super::job::{FLOW_INIT, FlowPath, Lr, adam, trainable};
+use super::job::{FLOW_INIT, Lr, TrainPath, adam, trainable};
 use crate::method::equilibrium::{LossConfig, stack_equilibrium_loss};
 use crate::nn::batchnorm::BnMode;
 use crate::nn::flow_mlp::{FlowMlp, FlowMlpConfig};
@@ -29,17 +29,19 @@ pub struct StackTrainer {
     frozen: Vec<Option<FlowMlp>>,
 }
 
+struct BurnStack {
+    model: FlowStack,
+    /// The stack before the last step that trained any model: a model frozen now takes its
+    /// slice (the state at its last finite loss).
+    last_good: FlowStack,
+    optim: ModuleOptimizer,
+    cfg: LossConfig,
+}
+
 enum StackEngine {
     /// One stacked burn network: one batched product per layer for all models (what pays
     /// where a small model's step is bound by kernel launches, a GPU).
-    Burn {
-        model: FlowStack,
-        /// The stack before the last step that trained any model: a model frozen now takes
-        /// its slice (the state at its last finite loss).
-        last_good: FlowStack,
-        optim: ModuleOptimizer,
-        cfg: LossConfig,
-    },
+    Burn(Box<BurnStack>),
     /// Each model its own host step (`train::flow_host`), the models spread over the cores:
     /// on the CPU a host step per model is faster than the stacked network's.
     Host(Vec<HostFlowTrainer>),
@@ -55,7 +57,7 @@ impl StackTrainer {
         seeds: &[u64],
         device: &Device,
     ) -> Self {
-        Self::on_path(net, f, total_steps, seeds, device, FlowPath::Auto)
+        Self::on_path(net, f, total_steps, seeds, device, TrainPath::Auto)
     }
 
     pub fn on_path(
@@ -64,7 +66,7 @@ impl StackTrainer {
         total_steps: usize,
         seeds: &[u64],
         device: &Device,
-        path: FlowPath,
+        path: TrainPath,
     ) -> Self {
         let models: Vec<FlowMlp> = seeds
             .iter()
@@ -80,12 +82,12 @@ impl StackTrainer {
             )
         } else {
             let model = trainable(FlowStack::stack(&models), device);
-            StackEngine::Burn {
+            StackEngine::Burn(Box::new(BurnStack {
                 last_good: model.clone(),
                 model,
                 optim: adam(f.weight_decay),
                 cfg,
-            }
+            }))
         };
         Self {
             engine,
@@ -123,20 +125,7 @@ impl StackTrainer {
                 }
                 losses
             }
-            StackEngine::Burn {
-                model,
-                last_good,
-                optim,
-                cfg,
-            } => burn_step(
-                model,
-                last_good,
-                optim,
-                cfg,
-                &mut self.frozen,
-                lr,
-                (x, s, z),
-            ),
+            StackEngine::Burn(stack) => burn_step(stack, &mut self.frozen, lr, (x, s, z)),
         }
     }
 
@@ -149,8 +138,8 @@ impl StackTrainer {
                 .zip(&self.frozen)
                 .map(|(h, f)| f.clone().unwrap_or_else(|| h.model()))
                 .collect(),
-            StackEngine::Burn { model, .. } => {
-                let now = model.valid();
+            StackEngine::Burn(b) => {
+                let now = b.model.valid();
                 (0..self.models())
                     .map(|k| self.frozen[k].clone().unwrap_or_else(|| now.model(k)))
                     .collect()
@@ -162,14 +151,17 @@ impl StackTrainer {
 type Batches<'a> = (&'a [Vec<f32>], &'a [Vec<f32>], &'a [Vec<f32>]);
 
 fn burn_step(
-    model: &mut FlowStack,
-    last_good: &mut FlowStack,
-    optim: &mut ModuleOptimizer,
-    cfg: &LossConfig,
+    stack: &mut BurnStack,
     frozen: &mut [Option<FlowMlp>],
     lr: f64,
     (x, s, z): Batches,
 ) -> Vec<Option<f64>> {
+    let BurnStack {
+        model,
+        last_good,
+        optim,
+        cfg,
+    } = stack;
     let n = frozen.len();
     let d = model.dim();
     let device = model.l1.weight.device();
@@ -224,7 +216,7 @@ mod tests {
     use crate::nn::flow_mlp::shift_free_params;
     use crate::preset::Preset;
     use crate::tensor_util::flat_params;
-    use crate::train::job::FlowPath;
+    use crate::train::job::TrainPath;
     use crate::train::job::{FlowTrainer, flow_config};
     use rand::SeedableRng;
     use rand::rngs::StdRng;
@@ -252,11 +244,11 @@ mod tests {
         let p = Preset::load("lorenz", true, &sets).unwrap();
         let cfg = flow_config(&p, 3);
         let seeds = [3u64, 4];
-        for path in [FlowPath::Auto, FlowPath::Burn] {
+        for path in [TrainPath::Auto, TrainPath::Burn] {
             let mut stack = StackTrainer::on_path(cfg, &p.flow, 10, &seeds, &device, path);
             assert_eq!(
                 matches!(stack.engine, StackEngine::Host(_)),
-                path == FlowPath::Auto
+                path == TrainPath::Auto
             );
             let mut alone: Vec<FlowTrainer> = seeds
                 .iter()

@@ -320,7 +320,7 @@ mod tests {
     #[test]
     fn the_host_score_step_is_burns() {
         use crate::preset::{Prediction, ScoreSettings};
-        use crate::train::job::{FlowPath, ScoreTrainer};
+        use crate::train::job::{ScoreTrainer, TrainPath};
         use rand::SeedableRng;
         let _rng = crate::tensor_util::rng_lock();
         let device = Device::flex();
@@ -331,8 +331,8 @@ mod tests {
                 prediction,
                 ..Default::default()
             };
-            let mut host = ScoreTrainer::on_path(3, &s, 10, 7, &device, FlowPath::Auto);
-            let mut burn = ScoreTrainer::on_path(3, &s, 10, 7, &device, FlowPath::Burn);
+            let mut host = ScoreTrainer::on_path(3, &s, 10, 7, &device, TrainPath::Auto);
+            let mut burn = ScoreTrainer::on_path(3, &s, 10, 7, &device, TrainPath::Burn);
             let x0: Vec<f32> = (0..3 * 300)
                 .map(|i| (i as f32 * 0.61).sin() * 1.5)
                 .collect();

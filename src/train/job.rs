@@ -154,12 +154,14 @@ pub struct ScoreTrainer {
     lr: Lr,
 }
 
+struct BurnScore {
+    model: ScoreMlp,
+    last_good: ScoreMlp,
+    optim: ModuleOptimizer,
+}
+
 enum ScoreEngine {
-    Burn {
-        model: ScoreMlp,
-        last_good: ScoreMlp,
-        optim: ModuleOptimizer,
-    },
+    Burn(Box<BurnScore>),
     /// Our host step (`train::host`), on the CPU.
     Host(Box<HostScoreTrainer>),
 }
@@ -212,7 +214,7 @@ impl ScoreTrainer {
         seed: u64,
         device: &Device,
     ) -> Self {
-        Self::on_path(dim, s, total_steps, seed, device, FlowPath::Auto)
+        Self::on_path(dim, s, total_steps, seed, device, TrainPath::Auto)
     }
 
     pub fn on_path(
@@ -221,19 +223,19 @@ impl ScoreTrainer {
         total_steps: usize,
         seed: u64,
         device: &Device,
-        path: FlowPath,
+        path: TrainPath,
     ) -> Self {
         let make = || score_mlp::init(dim, s.hidden, s.prediction, device);
         let init = init_seeded(make, seed ^ SCORE_INIT, device);
-        let engine = if path == FlowPath::Auto && host_trains(device) {
+        let engine = if path == TrainPath::Auto && host_trains(device) {
             ScoreEngine::Host(Box::new(HostScoreTrainer::new(init, s.weight_decay)))
         } else {
             let model = trainable(init, device);
-            ScoreEngine::Burn {
+            ScoreEngine::Burn(Box::new(BurnScore {
                 last_good: model.clone(),
                 model,
                 optim: adam(s.weight_decay),
-            }
+            }))
         };
         Self {
             engine,
@@ -253,11 +255,12 @@ impl ScoreTrainer {
                 let lr = self.lr.next();
                 host.step(x0, sched, rng, lr).ok_or(NonFiniteLoss)
             }
-            ScoreEngine::Burn {
-                model,
-                last_good,
-                optim,
-            } => {
+            ScoreEngine::Burn(b) => {
+                let BurnScore {
+                    model,
+                    last_good,
+                    optim,
+                } = &mut **b;
                 let x0 = from_rows(x0, model.dim(), &model.l1.weight.device());
                 let loss = diffusion::dsm_loss(model, x0, sched, rng);
                 let lr = self.lr.next();
@@ -275,7 +278,7 @@ impl ScoreTrainer {
     pub fn model(&self) -> ScoreMlp {
         match &self.engine {
             ScoreEngine::Host(host) => host.model(),
-            ScoreEngine::Burn { model, .. } => model.valid(),
+            ScoreEngine::Burn(b) => b.model.valid(),
         }
     }
 
@@ -283,7 +286,7 @@ impl ScoreTrainer {
     pub fn last_good(&self) -> ScoreMlp {
         match &self.engine {
             ScoreEngine::Host(host) => host.last_good(),
-            ScoreEngine::Burn { last_good, .. } => last_good.valid(),
+            ScoreEngine::Burn(b) => b.last_good.valid(),
         }
     }
 }
@@ -294,22 +297,24 @@ pub struct FlowTrainer {
     lr: Lr,
 }
 
+struct BurnFlow {
+    model: FlowMlp,
+    last_good: FlowMlp,
+    optim: ModuleOptimizer,
+    cfg: LossConfig,
+}
+
 /// Who computes a flow step.
 enum FlowEngine {
     /// burn's autodiff, on any backend and for every estimator.
-    Burn {
-        model: FlowMlp,
-        last_good: FlowMlp,
-        optim: ModuleOptimizer,
-        cfg: LossConfig,
-    },
+    Burn(Box<BurnFlow>),
     /// Our host step (`train::host`): the CPU, exact divergence.
     Host(Box<HostFlowTrainer>),
 }
 
 /// Which path trains a point model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FlowPath {
+pub enum TrainPath {
     /// The host step where it applies (the CPU backend; for flows, the exact divergence),
     /// burn elsewhere.
     Auto,
@@ -317,9 +322,9 @@ pub enum FlowPath {
     Burn,
 }
 
-impl FlowPath {
+impl TrainPath {
     pub(crate) fn host(self, cfg: &LossConfig, device: &Device) -> bool {
-        self == FlowPath::Auto && cfg.estimator == Estimator::Exact && host_trains(device)
+        self == TrainPath::Auto && cfg.estimator == Estimator::Exact && host_trains(device)
     }
 }
 
@@ -332,7 +337,7 @@ impl FlowTrainer {
         seed: u64,
         device: &Device,
     ) -> Self {
-        Self::on_path(net, f, total_steps, seed, device, FlowPath::Auto)
+        Self::on_path(net, f, total_steps, seed, device, TrainPath::Auto)
     }
 
     pub fn on_path(
@@ -341,7 +346,7 @@ impl FlowTrainer {
         total_steps: usize,
         seed: u64,
         device: &Device,
-        path: FlowPath,
+        path: TrainPath,
     ) -> Self {
         let init = init_seeded(|| net.init(device), seed ^ FLOW_INIT, device);
         let cfg = LossConfig::from_settings(f, net.dim);
@@ -353,12 +358,12 @@ impl FlowTrainer {
             )))
         } else {
             let model = trainable(init, device);
-            FlowEngine::Burn {
+            FlowEngine::Burn(Box::new(BurnFlow {
                 last_good: model.clone(),
                 model,
                 optim: adam(f.weight_decay),
                 cfg,
-            }
+            }))
         };
         Self {
             engine,
@@ -373,12 +378,13 @@ impl FlowTrainer {
                 let lr = self.lr.next();
                 host.step(x, s, lr).ok_or(NonFiniteLoss)
             }
-            FlowEngine::Burn {
-                model,
-                last_good,
-                optim,
-                cfg,
-            } => {
+            FlowEngine::Burn(b) => {
+                let BurnFlow {
+                    model,
+                    last_good,
+                    optim,
+                    cfg,
+                } = &mut **b;
                 let dim = model.dim();
                 let device = model.l1.weight.device();
                 let (x, s) = (from_rows(x, dim, &device), from_rows(s, dim, &device));
@@ -406,14 +412,14 @@ impl FlowTrainer {
     pub fn model(&self) -> FlowMlp {
         match &self.engine {
             FlowEngine::Host(host) => host.model(),
-            FlowEngine::Burn { model, .. } => model.valid(),
+            FlowEngine::Burn(b) => b.model.valid(),
         }
     }
 
     pub fn last_good(&self) -> FlowMlp {
         match &self.engine {
             FlowEngine::Host(host) => host.last_good(),
-            FlowEngine::Burn { last_good, .. } => last_good.valid(),
+            FlowEngine::Burn(b) => b.last_good.valid(),
         }
     }
 }

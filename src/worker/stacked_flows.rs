@@ -1,5 +1,5 @@
 //! The flow phase of several point jobs that share one score and one dataset (a sweep),
-//! trained as one stacked network (`train::flow_stack`). Each model keeps the random stream
+//! trained together (`train::flow_stack`). Each model keeps the random stream
 //! its own [`super::session::Session::from_score`] would have — the samples it draws, the noised states of
 //! every epoch, its batch order and probes — so model k ends exactly as it would alone;
 //! [`StackedFlows::finish`] hands each back as a [`TrainedFlow`] for

@@ -258,11 +258,7 @@ impl SweepSession {
                 self.models[first].preset.seed
             )
         } else {
-            format!(
-                "flows {}–{} of {n} as one stacked network",
-                first + 1,
-                range.end
-            )
+            format!("flows {}–{} of {n}, trained together", first + 1, range.end)
         }));
         self.stage = if self.stack == 1 {
             let mut ignored = Vec::new();

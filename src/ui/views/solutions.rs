@@ -62,7 +62,7 @@ pub fn solutions_view(
         );
         ui.add(egui::DragValue::new(seeds).range(2..=200));
         ui.label("trained together")
-            .on_hover_text("Flows trained at once as one stacked network (1: one at a time)");
+            .on_hover_text("Flows trained at once (1: one at a time)");
         ui.add(egui::DragValue::new(stack).range(1..=32));
         let running = results.is_running();
         if ui
