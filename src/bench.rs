@@ -8,7 +8,6 @@ use crate::method::equilibrium::LossConfig;
 use crate::nn::flow_mlp::FlowMlpConfig;
 use crate::preset::{Estimator, FlowSettings, ScoreSettings};
 use crate::train::flow_stack::StackTrainer;
-use crate::train::host::host_trains;
 use crate::train::job::{FlowTrainer, ScoreTrainer, TrainPath};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -102,7 +101,7 @@ pub fn run(backend: &Backend, cfg: &BenchConfig, progress: &mut dyn FnMut(&str))
             let _ = score.step(&x, &sched, &mut step_rng);
         });
         row(format!("score_{system}"), ms, None, None);
-        if host_trains(device) {
+        if TrainPath::Auto.host_score(device) {
             // burn's autodiff, which the host step replaced on the CPU.
             let case = format!("score_burn_{system}");
             progress(&case);

@@ -8,6 +8,7 @@ use crate::tensor_util::{from_rows, normal};
 use burn::tensor::{Device, Tensor};
 use rand::RngExt;
 use rand::rngs::StdRng;
+use rand_distr::StandardNormal;
 
 #[derive(Debug, Clone)]
 pub struct Schedule {
@@ -82,16 +83,42 @@ fn fixed_level(b: usize, sched: &Schedule, step: usize, device: &Device) -> [Ten
     levels(&vec![step; b], sched, device)
 }
 
-/// The denoising loss mean ‖out − target‖² (target eps or x0) at uniformly drawn steps.
-pub fn dsm_loss(model: &ScoreMlp, x0: Tensor<2>, sched: &Schedule, rng: &mut StdRng) -> Tensor<1> {
-    let device = x0.device();
-    let [b, _] = x0.dims();
+/// One batch of the denoising loss, on the host: clean rows `x0` noised at uniformly drawn
+/// steps. Both score trainers (burn's and the host's) draw through here, so they take the
+/// same levels and noise from the job's generator.
+pub struct DsmBatch {
+    /// x_t = sqrt(ā) x0 + sqrt(1 − ā) eps, rows of `dim`.
+    pub xt: Vec<f32>,
+    /// The network's time input per row.
+    pub t_in: Vec<f32>,
+    pub eps: Vec<f32>,
+}
+
+pub fn dsm_batch(x0: &[f32], dim: usize, sched: &Schedule, rng: &mut StdRng) -> DsmBatch {
+    let b = x0.len() / dim;
     let steps: Vec<usize> = (0..b).map(|_| rng.random_range(0..sched.len())).collect();
-    let [sa, sb, ti] = levels(&steps, sched, &device);
-    let eps = normal(x0.dims(), rng, &device);
-    let xt = x0.clone() * sa + eps.clone() * sb;
-    let target = if model.predicts_x0 { x0 } else { eps };
-    (model.forward(xt, ti) - target).square().mean()
+    let eps: Vec<f32> = (0..b * dim).map(|_| rng.sample(StandardNormal)).collect();
+    let mut xt = vec![0f32; b * dim];
+    let mut t_in = vec![0f32; b];
+    for (r, &k) in steps.iter().enumerate() {
+        let (sa, sb) = (sched.alpha_bar[k].sqrt() as f32, sched.sigma(k) as f32);
+        t_in[r] = sched.t_input(k);
+        for i in r * dim..(r + 1) * dim {
+            xt[i] = x0[i] * sa + eps[i] * sb;
+        }
+    }
+    DsmBatch { xt, t_in, eps }
+}
+
+/// The denoising loss mean ‖out − target‖² (target eps or x0) at uniformly drawn steps, for
+/// clean rows `x0`.
+pub fn dsm_loss(model: &ScoreMlp, x0: &[f32], sched: &Schedule, rng: &mut StdRng) -> Tensor<1> {
+    let device = model.l1.weight.device();
+    let dim = model.dim();
+    let DsmBatch { xt, t_in, eps } = dsm_batch(x0, dim, sched, rng);
+    let target = if model.predicts_x0 { x0 } else { &eps };
+    let out = model.forward(from_rows(&xt, dim, &device), from_rows(&t_in, 1, &device));
+    (out - from_rows(target, dim, &device)).square().mean()
 }
 
 /// The score s(x) of the data density smoothed to noise level `step`.

@@ -103,7 +103,9 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
 }
 
-fn sized(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
+/// The first `n` values of a kept buffer, grown when short (never shrunk: callers read only
+/// what they wrote).
+pub(super) fn sized(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
     if v.len() < n {
         v.resize(n, 0.0);
     }

@@ -15,7 +15,7 @@
 //! [`super::batchnorm`], but the gradient flows through them). Loss = mean r² + λ mean ‖sym J‖²_F
 //! with r = tr J + v·s: the same function as `method::equilibrium::equilibrium_loss`.
 
-use super::circ_kernels::matmul;
+use super::circ_kernels::{matmul, sized};
 use super::silu_op::sigmoid;
 use rayon::prelude::*;
 
@@ -149,11 +149,6 @@ pub fn loss_and_grad(
         mean,
         var,
     }
-}
-
-fn sized(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
-    v.resize(n, 0.0);
-    &mut v[..n]
 }
 
 fn forward(blk: &mut Block, xs: &[f32], layers: &Layers, l: &Layout) {
@@ -399,26 +394,13 @@ mod tests {
     use super::*;
     use crate::method::equilibrium::{LossConfig, equilibrium_loss};
     use crate::nn::batchnorm::BnMode;
-    use crate::nn::flow_mlp::{FlowMlp, FlowMlpConfig};
+    use crate::nn::flow_mlp::FlowMlpConfig;
     use crate::preset::Estimator;
-    use crate::tensor_util::to_vec;
+    use crate::tensor_util::{flat_params, to_vec};
     use burn::module::Module;
     use burn::tensor::{Device, Distribution, Tensor};
     use rand::SeedableRng;
     use rand::rngs::StdRng;
-
-    pub(crate) fn flat(m: &FlowMlp) -> Vec<f32> {
-        let bias = |l: &burn::nn::Linear| to_vec(l.bias.as_ref().expect("a bias").val());
-        [
-            to_vec(m.l1.weight.val()),
-            bias(&m.l1),
-            to_vec(m.l2.weight.val()),
-            bias(&m.l2),
-            to_vec(m.l3.weight.val()),
-            bias(&m.l3),
-        ]
-        .concat()
-    }
 
     /// The hand-written gradient is burn's autodiff gradient of the same loss, for 2-D and
     /// 3-D nets, with and without the ‖sym J‖² penalty, over several blocks of rows (one of
@@ -471,7 +453,7 @@ mod tests {
                 freqs: 3,
             };
             let got = loss_and_grad(
-                &flat(&net.valid()),
+                &flat_params(&net.valid())[..layout.params()],
                 &layout,
                 &to_vec(x),
                 &to_vec(s),

@@ -4,7 +4,7 @@
 //! in memory traffic than in arithmetic). Blocks of rows in cache, one matrix product per
 //! layer, the parameters' gradient summed in block order (the same batch, the same bits).
 
-use super::circ_kernels::matmul;
+use super::circ_kernels::{matmul, sized};
 use rayon::prelude::*;
 
 const ROWS: usize = 128;
@@ -122,11 +122,6 @@ pub fn loss_and_grad(
         sq += blk.sq;
     }
     (sq / values as f64, grad)
-}
-
-fn sized(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
-    v.resize(n, 0.0);
-    &mut v[..n]
 }
 
 fn backward(blk: &mut Block, w: &[&[f32]; 3], l: &Layout) {

@@ -42,7 +42,7 @@ enum StackEngine {
     /// One stacked burn network: one batched product per layer for all models (what pays
     /// where a small model's step is bound by kernel launches, a GPU).
     Burn(Box<BurnStack>),
-    /// Each model its own host step (`train::flow_host`), the models spread over the cores:
+    /// Each model its own host step (`train::host`), the models spread over the cores:
     /// on the CPU a host step per model is faster than the stacked network's.
     Host(Vec<HostFlowTrainer>),
 }

@@ -5,7 +5,7 @@
 //! `OutputBatchNorm::updated` does. The models they hand out are ordinary [`FlowMlp`] and
 //! [`ScoreMlp`], so everything downstream (metrics, views, checkpoints) is unchanged.
 
-use crate::method::diffusion::Schedule;
+use crate::method::diffusion::{DsmBatch, Schedule, dsm_batch};
 use crate::nn::flow_grad::{Layout, Workspace, loss_and_grad};
 use crate::nn::flow_mlp::FlowMlp;
 use crate::nn::score_grad;
@@ -14,9 +14,7 @@ use crate::tensor_util::to_vec;
 use burn::module::Param;
 use burn::nn::Linear;
 use burn::tensor::{Device, Tensor, TensorData};
-use rand::RngExt;
 use rand::rngs::StdRng;
-use rand_distr::StandardNormal;
 
 const BETA_1: f32 = 0.9;
 const BETA_2: f32 = 0.999;
@@ -66,6 +64,15 @@ struct State {
     params: Vec<f32>,
     mean: Vec<f32>,
     var: Vec<f32>,
+}
+
+impl State {
+    /// Become `other` (same sizes) without allocating: once per training step.
+    fn copy_from(&mut self, other: &State) {
+        self.params.copy_from_slice(&other.params);
+        self.mean.copy_from_slice(&other.mean);
+        self.var.copy_from_slice(&other.var);
+    }
 }
 
 pub struct HostFlowTrainer {
@@ -154,7 +161,7 @@ impl HostFlowTrainer {
         if !lg.loss.is_finite() {
             return None;
         }
-        self.last_good = self.now.clone();
+        self.last_good.copy_from(&self.now);
         let mut grad = lg.grad;
         // The output norm subtracts the batch mean, so the exact gradient of the last bias
         // is zero; what the sum gives is rounding noise, which Adam would scale up to
@@ -198,7 +205,7 @@ impl HostFlowTrainer {
 }
 
 /// The score MLP trained on the host, on the denoising loss of `method::diffusion::dsm_loss`
-/// with the same draws from the job's generator (levels, then noise).
+/// with the same draws from the job's generator (`dsm_batch`).
 pub struct HostScoreTrainer {
     layout: score_grad::Layout,
     template: ScoreMlp,
@@ -231,22 +238,10 @@ impl HostScoreTrainer {
 
     /// One step on clean points `x0`; `None` (and no step) when the loss is not finite.
     pub fn step(&mut self, x0: &[f32], sched: &Schedule, rng: &mut StdRng, lr: f64) -> Option<f64> {
-        let d = self.layout.dim;
-        let b = x0.len() / d;
-        let steps: Vec<usize> = (0..b).map(|_| rng.random_range(0..sched.len())).collect();
-        let eps: Vec<f32> = (0..b * d).map(|_| rng.sample(StandardNormal)).collect();
-        let mut xt = vec![0f32; b * d];
-        let mut ti = vec![0f32; b];
-        for (r, &k) in steps.iter().enumerate() {
-            let (sa, sb) = (sched.alpha_bar[k].sqrt() as f32, sched.sigma(k) as f32);
-            ti[r] = sched.t_input(k);
-            for i in r * d..(r + 1) * d {
-                xt[i] = x0[i] * sa + eps[i] * sb;
-            }
-        }
+        let DsmBatch { xt, t_in, eps } = dsm_batch(x0, self.layout.dim, sched, rng);
         let target = if self.template.predicts_x0 { x0 } else { &eps };
         let (loss, grad) =
-            score_grad::loss_and_grad(&self.params, &self.layout, &xt, &ti, target, &mut self.ws);
+            score_grad::loss_and_grad(&self.params, &self.layout, &xt, &t_in, target, &mut self.ws);
         if !loss.is_finite() {
             return None;
         }
@@ -284,6 +279,7 @@ pub fn host_trains(device: &Device) -> bool {
 mod tests {
     use super::*;
     use crate::nn::flow_mlp::FlowMlpConfig;
+    use crate::tensor_util::flat_params;
 
     /// A batch whose loss is not finite changes nothing; after a step, "last good" is the
     /// model before it.
@@ -302,7 +298,8 @@ mod tests {
         let mut t = HostFlowTrainer::new(init, 1e-5, 0.0);
         let x: Vec<f32> = (0..64).map(|i| (i as f32 * 0.37).sin()).collect();
         let s: Vec<f32> = x.iter().map(|v| -v).collect();
-        let flat = |m: &FlowMlp| flat(flow_layers(m));
+        // The running statistics come after the layers: the step changes them too.
+        let flat = |m: &FlowMlp| flat_params(m);
         let before = flat(&t.model());
         assert!(t.step(&x, &s, 1e-2).is_some_and(f64::is_finite));
         let after = flat(&t.model());
@@ -345,10 +342,7 @@ mod tests {
                     "{prediction:?} step {step}: {a} vs {b}"
                 );
             }
-            let (a, b) = (
-                flat(score_layers(&host.model())),
-                flat(score_layers(&burn.model())),
-            );
+            let (a, b) = (flat_params(&host.model()), flat_params(&burn.model()));
             for (x, y) in a.iter().zip(&b) {
                 assert!(
                     (x - y).abs() < 1e-4 * (1.0 + y.abs()),

@@ -227,7 +227,7 @@ impl ScoreTrainer {
     ) -> Self {
         let make = || score_mlp::init(dim, s.hidden, s.prediction, device);
         let init = init_seeded(make, seed ^ SCORE_INIT, device);
-        let engine = if path == TrainPath::Auto && host_trains(device) {
+        let engine = if path.host_score(device) {
             ScoreEngine::Host(Box::new(HostScoreTrainer::new(init, s.weight_decay)))
         } else {
             let model = trainable(init, device);
@@ -261,7 +261,6 @@ impl ScoreTrainer {
                     last_good,
                     optim,
                 } = &mut **b;
-                let x0 = from_rows(x0, model.dim(), &model.l1.weight.device());
                 let loss = diffusion::dsm_loss(model, x0, sched, rng);
                 let lr = self.lr.next();
                 descend(model, last_good, optim, lr, loss)
@@ -323,8 +322,14 @@ pub enum TrainPath {
 }
 
 impl TrainPath {
+    /// Whether the host trains a score model on `device`.
+    pub(crate) fn host_score(self, device: &Device) -> bool {
+        self == TrainPath::Auto && host_trains(device)
+    }
+
+    /// Whether the host trains a flow with loss `cfg` on `device`.
     pub(crate) fn host(self, cfg: &LossConfig, device: &Device) -> bool {
-        self == TrainPath::Auto && cfg.estimator == Estimator::Exact && host_trains(device)
+        self.host_score(device) && cfg.estimator == Estimator::Exact
     }
 }
 
