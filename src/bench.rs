@@ -284,3 +284,78 @@ pub fn gray_scott(size: usize, steps: usize) -> StencilBench {
         speedup_vs_naive: mcups / naive_mcups,
     }
 }
+
+/// How fast and how lean the snapshot loader is on a large CSV (`bench --loader`).
+#[derive(Debug, Clone, Serialize)]
+pub struct LoaderBench {
+    pub rows: usize,
+    pub cols: usize,
+    pub file_mib: f64,
+    /// Reading the table (parse and checks).
+    pub seconds_read: f64,
+    /// Reading, then the dataset as training uses it (standardised, f32).
+    pub seconds_load: f64,
+    /// The numbers as the table holds them (f64).
+    pub table_mib: f64,
+    /// The growth of the process's peak resident memory over the load.
+    pub peak_mib: f64,
+    pub peak_over_table: f64,
+}
+
+/// The process's peak resident memory so far, in MiB (Linux; 0 elsewhere).
+fn max_rss_mib() -> f64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
+        return 0.0;
+    }
+    u.ru_maxrss as f64 / 1024.0
+}
+
+/// Write a CSV of `rows` × 3 random numbers (streamed, so writing it does not raise the
+/// peak memory), then load it twice: as a table and as a dataset. Run it in a fresh
+/// process: the peak is measured over the loads.
+pub fn loader(rows: usize) -> std::io::Result<LoaderBench> {
+    use std::io::Write;
+    let dir = std::env::temp_dir().join(format!("equiflow-bench-loader-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("points.csv");
+    let mut rng = StdRng::seed_from_u64(3);
+    {
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&path)?);
+        writeln!(w, "x,y,z")?;
+        for _ in 0..rows {
+            let v: [f64; 3] = std::array::from_fn(|_| StandardNormal.sample(&mut rng));
+            writeln!(w, "{},{},{}", v[0], v[1], v[2])?;
+        }
+    }
+    let file_mib = std::fs::metadata(&path)?.len() as f64 / (1u64 << 20) as f64;
+    let before = max_rss_mib();
+    let t = Instant::now();
+    let table = crate::data::table::read(&path, crate::data::table::memory_budget())
+        .map_err(std::io::Error::other)?;
+    let seconds_read = t.elapsed().as_secs_f64();
+    let table_mib = table.bytes() as f64 / (1u64 << 20) as f64;
+    let cols = table.cols;
+    drop(table);
+    let t = Instant::now();
+    let file = crate::preset::FileData {
+        path: path.display().to_string(),
+        ..Default::default()
+    };
+    let data = crate::data::points_file::load(&file, 1).map_err(std::io::Error::other)?;
+    let seconds_load = t.elapsed().as_secs_f64();
+    let peak_mib = max_rss_mib() - before;
+    drop(data);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(LoaderBench {
+        rows,
+        cols,
+        file_mib,
+        seconds_read,
+        seconds_load,
+        table_mib,
+        peak_mib,
+        peak_over_table: peak_mib / table_mib,
+    })
+}

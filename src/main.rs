@@ -12,7 +12,7 @@ use equiflow::preset::{self, ImageFlow, Preset};
 use equiflow::train::checkpoint::{self, RunDir};
 use equiflow::train::evaluate::evaluate;
 use equiflow::train::job::{self, Observer, Phase, Progress};
-use equiflow::train::{cross, sweep, turing};
+use equiflow::train::{cross, own_data, sweep, turing};
 use equiflow::ui::Renderer;
 use equiflow::worker::drive;
 use equiflow::worker::event::{Event, ModelState};
@@ -84,6 +84,10 @@ enum Cmd {
         /// plain and the residual UNet.
         #[arg(long, conflicts_with = "gray_scott")]
         images: bool,
+        /// Instead: read a CSV of 1 000 000 rows × 3 (written first) as a table and as a
+        /// dataset, timing both and measuring the peak memory the load takes.
+        #[arg(long, conflicts_with_all = ["gray_scott", "images"])]
+        loader: bool,
         /// With --images: only this case (repeatable), e.g. --case unet_step_quick.
         #[arg(long = "case", value_name = "CASE", requires = "images")]
         cases: Vec<String>,
@@ -120,6 +124,12 @@ enum Cmd {
     },
     /// List the built-in presets.
     Presets,
+    /// Write the example snapshot files (the Thomas attractor's states and velocities, as
+    /// shipped in assets/examples) into a folder, to try --data and --velocity on.
+    Examples {
+        #[arg(long, default_value = "examples")]
+        out: PathBuf,
+    },
     /// Draw a built-in artificial-life target (dot, dots, firefly, taiji) as a PNG.
     Target {
         name: String,
@@ -178,11 +188,67 @@ impl RunArgs {
     }
 }
 
+/// Your own snapshots instead of a preset's built-in system.
+#[derive(Args)]
+struct DataArgs {
+    /// Point snapshots from a file (.csv, .tsv, .txt or .npy: one row per state, one column
+    /// per axis), trained with the settings of the closest built-in preset (or of --preset).
+    #[arg(long, value_name = "FILE")]
+    data: Option<PathBuf>,
+    /// With --data: the true velocities at the same states (same rows and columns), to
+    /// compare the learned flows with.
+    #[arg(long, value_name = "FILE", requires = "data")]
+    velocity: Option<PathBuf>,
+}
+
+impl DataArgs {
+    /// The preset and its data: `preset` (default `fallback`) as it is, or — with --data —
+    /// the file's snapshots with the settings of `preset` or of the built-in closest to the
+    /// data's dimension. Point data are read here, so a file that cannot be used fails
+    /// before anything is written.
+    fn load(
+        &self,
+        run: &RunArgs,
+        preset: Option<&str>,
+        fallback: &str,
+        extra_sets: &[String],
+    ) -> Result<(Preset, Option<Dataset>)> {
+        let Some(path) = &self.data else {
+            let preset = run.preset(preset.unwrap_or(fallback), extra_sets)?;
+            if preset.dataset.kind().is_image() {
+                return Ok((preset, None));
+            }
+            let data = Dataset::generate(&preset.dataset, preset.data_seed())?;
+            return Ok((preset, Some(data)));
+        };
+        if path.is_dir() {
+            bail!(
+                "{} is a folder: --data reads point snapshots from one .csv, .tsv, .txt or .npy \
+                 file (image snapshots from files are not supported yet)",
+                path.display()
+            );
+        }
+        let file = preset::FileData {
+            path: path.display().to_string(),
+            velocity: self.velocity.as_ref().map(|v| v.display().to_string()),
+            ..Default::default()
+        };
+        let sets: Vec<String> = run.sets.iter().chain(extra_sets).cloned().collect();
+        let (p, data) = own_data::open(file, preset, run.quick, &sets, run.seed)?;
+        let base = preset.unwrap_or(Preset::closest_builtin(data.dim));
+        eprintln!("{}", own_data::describe(&path.display().to_string(), &data, base));
+        Ok((p, Some(data)))
+    }
+}
+
 #[derive(Args)]
 struct TrainArgs {
-    /// A built-in preset name or a path to a .toml file.
-    #[arg(long, default_value = "ring")]
-    preset: String,
+    /// A built-in preset name or a path to a .toml file (default: ring; with --data, the
+    /// built-in closest to the data).
+    #[arg(long)]
+    preset: Option<String>,
+    #[command(flatten)]
+    data: DataArgs,
     #[command(flatten)]
     run: RunArgs,
     /// Artificial-life presets: this PNG or JPEG as the target icon (fitted to the icon size).
@@ -248,6 +314,9 @@ fn run(cli: Cli) -> Result<()> {
             ..
         }) => stencil_bench(json, steps),
         Some(Cmd::Bench {
+            json, loader: true, ..
+        }) => loader_bench(json),
+        Some(Cmd::Bench {
             json,
             steps,
             backend,
@@ -265,6 +334,7 @@ fn run(cli: Cli) -> Result<()> {
         Some(Cmd::Sweep(args)) => sweep(args),
         Some(Cmd::Cross(args)) => cross_cmd(args),
         Some(Cmd::Aggregate { dirs, out, backend }) => aggregate(&dirs, out, backend),
+        Some(Cmd::Examples { out }) => write_examples(&out),
         Some(Cmd::Presets) => {
             for (name, text) in preset::BUILTIN {
                 let about = text.lines().next().unwrap_or("").trim_start_matches("# ");
@@ -418,7 +488,9 @@ fn train(args: TrainArgs) -> Result<()> {
         };
         sets.push(format!("sde.flow=\"{name}\""));
     }
-    let mut preset = args.run.preset(&args.preset, &sets)?;
+    let (mut preset, data) = args
+        .data
+        .load(&args.run, args.preset.as_deref(), "ring", &sets)?;
     if args.flow.is_some() && !preset.dataset.kind().is_image() {
         bail!(
             "--flow chooses the flow of image presets (Turing patterns, artificial life); \
@@ -442,16 +514,23 @@ fn train(args: TrainArgs) -> Result<()> {
     }
     let out = args.run.out(&preset, "");
     let backend = select_backend(args.run.backend)?;
-    train_into(&preset, &out, &backend, args.run.force).map(|_| ())
+    train_into(&preset, data, &out, &backend, args.run.force).map(|_| ())
 }
 
 /// Train `preset` into the run directory `out` (metrics included), printing its metrics.
+/// Point presets train on `data` (read or drawn beforehand; drawn here if `None`).
 fn train_into(
     preset: &Preset,
+    data: Option<Dataset>,
     out: &std::path::Path,
     backend: &Backend,
     force: bool,
 ) -> Result<PathBuf> {
+    let data = match data {
+        Some(d) => Some(d),
+        None if preset.dataset.kind().is_image() => None,
+        None => Some(Dataset::generate(&preset.dataset, preset.data_seed())?),
+    };
     let dir = RunDir::create(out, force)?;
     eprintln!("training '{}' into {}", preset.name, out.display());
     let trained = dir
@@ -460,13 +539,15 @@ fn train_into(
         .and_then(|()| {
             let cancel = cancel_flag();
             let mut out = Vec::new();
-            let mut job: Box<dyn JobSession> = if preset.dataset.kind().is_image() {
-                let cache = Some(dir.path.join(checkpoint::DATASET));
-                let (p, b) = (preset.clone(), backend.clone());
-                Box::new(PatternSession::new(p, b, cache, cancel, &mut out).headless())
-            } else {
-                let (p, b) = (preset.clone(), backend.clone());
-                Box::new(Session::new(p, b, cancel, &mut out).headless())
+            let (p, b) = (preset.clone(), backend.clone());
+            let mut job: Box<dyn JobSession> = match data {
+                Some(data) => {
+                    Box::new(Session::with_data(p, b, data, cancel, &mut out).headless())
+                }
+                None => {
+                    let cache = Some(dir.path.join(checkpoint::DATASET));
+                    Box::new(PatternSession::new(p, b, cache, cancel, &mut out).headless())
+                }
             };
             run_job(&mut *job, &out, &dir)?;
             for line in job.metric_lines() {
@@ -557,9 +638,12 @@ fn run_job(job: &mut dyn JobSession, started: &[Event], dir: &RunDir) -> Result<
 
 #[derive(Args)]
 struct SweepArgs {
-    /// A built-in point preset name or a path to a .toml file.
-    #[arg(long, default_value = "lorenz")]
-    preset: String,
+    /// A built-in point preset name or a path to a .toml file (default: lorenz; with
+    /// --data, the built-in closest to the data).
+    #[arg(long)]
+    preset: Option<String>,
+    #[command(flatten)]
+    data: DataArgs,
     /// Flow models to train (seeds: the preset's seed, then the next N − 1).
     #[arg(long, default_value_t = 10)]
     seeds: usize,
@@ -581,14 +665,14 @@ fn sweep(a: SweepArgs) -> Result<()> {
     if a.seeds == 0 {
         bail!("--seeds must be at least 1");
     }
-    let base = a.run.preset(&a.preset, &[])?;
-    if base.dataset.kind().is_image() {
+    let (base, data) = a.data.load(&a.run, a.preset.as_deref(), "lorenz", &[])?;
+    let Some(data) = data.filter(|_| !base.dataset.kind().is_image()) else {
         bail!(
-            "sweep compares the flows of point systems (ring, two_peaks, two_moons, lorenz); \
-             '{}' is an image preset",
+            "sweep compares the flows of point systems (ring, two_peaks, two_moons, lorenz, \
+             your own --data); '{}' is an image preset",
             base.name
         );
-    }
+    };
     let out = a.run.out(&base, &format!("-sweep{}", a.seeds));
     if out.join(sweep::SUMMARY).exists() && !a.run.force {
         bail!(
@@ -606,8 +690,16 @@ fn sweep(a: SweepArgs) -> Result<()> {
     let mut bars = Bars::new();
     let stack = if a.sequential { 1 } else { a.stack };
     let mut events = Vec::new();
-    let mut job = SweepSession::new(base, a.seeds, stack, backend, cancel_flag(), &mut events)
-        .saving_into(&out, a.run.force);
+    let mut job = SweepSession::with_data(
+        base,
+        data,
+        a.seeds,
+        stack,
+        backend,
+        cancel_flag(),
+        &mut events,
+    )
+    .saving_into(&out, a.run.force);
     for e in &events {
         bars.render(e);
     }
@@ -685,7 +777,7 @@ fn cross_cmd(a: CrossArgs) -> Result<()> {
         if reuse {
             eprintln!("'{}': reusing the run in {}", preset.name, path.display());
         } else {
-            train_into(&preset, &path, &backend, a.run.force)?;
+            train_into(&preset, None, &path, &backend, a.run.force)?;
         }
         let score = RunDir::open(&path)?.load_image_score(&preset, &backend.device)?;
         models.push((preset, score));
@@ -726,6 +818,13 @@ fn cross_cmd(a: CrossArgs) -> Result<()> {
 /// `equiflow aggregate`: the sweep summary of run dirs made anywhere.
 fn aggregate(dirs: &[PathBuf], out: Option<PathBuf>, choice: BackendChoice) -> Result<()> {
     let backend = select_backend(choice)?;
+    for d in dirs {
+        if let Ok(run) = RunDir::open(d) {
+            for change in run.data_changes() {
+                eprintln!("note: {change}");
+            }
+        }
+    }
     let summary = sweep::aggregate(dirs, &backend)?;
     if let Some(out) = out {
         std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
@@ -766,6 +865,21 @@ fn print_summary(s: &serde_json::Value) {
             println!("{key:<28} {x:.4}");
         }
     }
+}
+
+fn write_examples(out: &std::path::Path) -> Result<()> {
+    use equiflow::data::examples;
+    let (states, velocities) = examples::thomas_files(examples::THOMAS_ROWS, examples::THOMAS_SEED);
+    for (name, text) in [
+        ("thomas.csv", states),
+        ("thomas-velocity.csv", velocities),
+    ] {
+        let path = out.join(name);
+        equiflow::data::write_atomically(&path, |w| std::io::Write::write_all(w, text.as_bytes()))
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
 }
 
 fn alife_presets() -> String {
@@ -908,11 +1022,14 @@ fn print_metrics(m: &impl serde::Serialize, json: bool) -> Result<()> {
 fn eval(path: PathBuf, json: bool, choice: BackendChoice) -> Result<()> {
     let dir = RunDir::open(&path)?;
     let preset = dir.read_preset()?;
+    for change in dir.data_changes() {
+        eprintln!("note: {change}");
+    }
     let backend = select_backend(choice)?;
     if preset.dataset.kind().is_image() {
         return eval_turing(&dir, &preset, json, &backend);
     }
-    let data = Dataset::generate(&preset.dataset, preset.data_seed());
+    let data = Dataset::generate(&preset.dataset, preset.data_seed())?;
     let score = dir.load_score(&preset, data.dim, &backend.device)?;
     let flow = if dir.has_flow() {
         Some(dir.load_flow(&preset, data.dim, &backend.device)?)
@@ -942,6 +1059,28 @@ fn eval(path: PathBuf, json: bool, choice: BackendChoice) -> Result<()> {
 fn read_metrics<T: serde::de::DeserializeOwned>(dir: &std::path::Path) -> Option<T> {
     let text = std::fs::read_to_string(dir.join("metrics.json")).ok()?;
     serde_json::from_str(&text).ok()
+}
+
+fn loader_bench(json: bool) -> Result<()> {
+    let b = bench::loader(1_000_000)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&b).context("serialise")?);
+    } else {
+        println!(
+            "load_csv_1m: {} rows × {} ({:.1} MiB of text): table read in {:.2} s, dataset \
+             (read, standardised) in {:.2} s; peak memory {:.1} MiB over the load = {:.2}× the \
+             table's {:.1} MiB",
+            b.rows,
+            b.cols,
+            b.file_mib,
+            b.seconds_read,
+            b.seconds_load,
+            b.peak_mib,
+            b.peak_over_table,
+            b.table_mib
+        );
+    }
+    Ok(())
 }
 
 fn stencil_bench(json: bool, steps: usize) -> Result<()> {

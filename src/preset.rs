@@ -58,10 +58,13 @@ pub enum DatasetKind {
     /// Artificial life: a target icon stamped at random positions and rotations
     /// (`data::tiler`), RGB images on the image pipeline.
     Alife,
+    /// The user's own point snapshots, read from a CSV/TSV or `.npy` file (`data::points_file`).
+    File,
 }
 
 impl DatasetKind {
-    /// The dimension of one point snapshot (image kinds: the channels of a pixel).
+    /// The dimension of one point snapshot (image kinds: the channels of a pixel). A file's
+    /// dimension is known only once it is read (`Dataset::dim`); 2 stands in until then.
     pub fn dim(self) -> usize {
         match self {
             DatasetKind::Lorenz | DatasetKind::Alife => 3,
@@ -109,6 +112,8 @@ pub enum Source {
     /// Artificial life: a target icon stamped at random positions and rotations
     /// (`data::tiler`), RGB images on the image pipeline.
     Alife(AlifeData),
+    /// Point snapshots from the user's file.
+    File(FileData),
 }
 
 impl Default for Source {
@@ -260,6 +265,51 @@ impl Default for AlifeData {
     }
 }
 
+/// A column of a table, by its header name or its 0-based index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Column {
+    Index(usize),
+    Name(String),
+}
+
+impl std::fmt::Display for Column {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Column::Index(i) => write!(f, "{i}"),
+            Column::Name(n) => write!(f, "'{n}'"),
+        }
+    }
+}
+
+/// The user's own point snapshots: one row per state, one column per axis.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileData {
+    /// A `.csv`, `.tsv` (or `.txt`, whitespace-separated) or `.npy` file.
+    pub path: String,
+    /// The columns that are the state's axes; empty, every column.
+    pub columns: Vec<Column>,
+    /// Shift and scale each axis to mean 0 and variance 1 (the models' settings assume it).
+    pub standardise: bool,
+    /// At most this many rows, drawn without replacement (seeded) when the file has more.
+    pub n: Option<usize>,
+    /// Velocities at the same states (same rows, same columns): the truth the flows are
+    /// compared with.
+    pub velocity: Option<String>,
+}
+
+impl Default for FileData {
+    fn default() -> Self {
+        Self {
+            path: String::new(),
+            columns: Vec::new(),
+            standardise: true,
+            n: None,
+            velocity: None,
+        }
+    }
+}
+
 impl Source {
     pub fn kind(&self) -> DatasetKind {
         match self {
@@ -269,6 +319,7 @@ impl Source {
             Source::Lorenz(_) => DatasetKind::Lorenz,
             Source::GrayScott(_) => DatasetKind::GrayScott,
             Source::Alife(_) => DatasetKind::Alife,
+            Source::File(_) => DatasetKind::File,
         }
     }
 }
@@ -299,6 +350,20 @@ impl DatasetSettings {
     pub fn alife(&self) -> Option<&AlifeData> {
         match &self.source {
             Source::Alife(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    pub fn file(&self) -> Option<&FileData> {
+        match &self.source {
+            Source::File(f) => Some(f),
+            _ => None,
+        }
+    }
+
+    pub fn file_mut(&mut self) -> Option<&mut FileData> {
+        match &mut self.source {
+            Source::File(f) => Some(f),
             _ => None,
         }
     }
@@ -403,6 +468,14 @@ struct FlatDataset {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     icons: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    columns: Option<Vec<Column>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    standardise: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    velocity: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     seed: Option<u64>,
 }
 
@@ -412,13 +485,13 @@ const DATASET_KEYS: &[(&str, &[DatasetKind])] = {
     &[
         (
             "kind",
-            &[Ring, TwoPeaks, TwoMoons, Lorenz, GrayScott, Alife],
+            &[Ring, TwoPeaks, TwoMoons, Lorenz, GrayScott, Alife, File],
         ),
         (
             "seed",
-            &[Ring, TwoPeaks, TwoMoons, Lorenz, GrayScott, Alife],
+            &[Ring, TwoPeaks, TwoMoons, Lorenz, GrayScott, Alife, File],
         ),
-        ("n", &[Ring, TwoPeaks, TwoMoons, GrayScott, Alife]),
+        ("n", &[Ring, TwoPeaks, TwoMoons, GrayScott, Alife, File]),
         ("noise", &[TwoMoons]),
         ("runs", &[Lorenz]),
         ("steps_per_run", &[Lorenz]),
@@ -437,6 +510,10 @@ const DATASET_KEYS: &[(&str, &[DatasetKind])] = {
         ("target", &[Alife]),
         ("icon_size", &[Alife]),
         ("icons", &[Alife]),
+        ("path", &[File]),
+        ("columns", &[File]),
+        ("standardise", &[File]),
+        ("velocity", &[File]),
     ]
 };
 
@@ -450,6 +527,7 @@ impl DatasetKind {
             DatasetKind::Lorenz => "lorenz",
             DatasetKind::GrayScott => "gray_scott",
             DatasetKind::Alife => "alife",
+            DatasetKind::File => "file",
         }
     }
 }
@@ -541,6 +619,13 @@ impl TryFrom<FlatDataset> for DatasetSettings {
                     icons: f.icons.unwrap_or(d.icons),
                 })
             }
+            DatasetKind::File => Source::File(FileData {
+                path: f.path.unwrap_or_default(),
+                columns: f.columns.unwrap_or_default(),
+                standardise: f.standardise.unwrap_or(true),
+                n: f.n,
+                velocity: f.velocity,
+            }),
         };
         Ok(DatasetSettings {
             source,
@@ -579,6 +664,10 @@ impl FlatDataset {
             target: Some("dot".into()),
             icon_size: Some(64),
             icons: Some(10),
+            path: None,
+            columns: None,
+            standardise: None,
+            velocity: None,
             seed: None,
         }
     }
@@ -619,6 +708,13 @@ impl From<DatasetSettings> for FlatDataset {
                 f.target = Some(a.target);
                 f.icon_size = Some(a.icon_size);
                 f.icons = Some(a.icons);
+            }
+            Source::File(d) => {
+                f.path = Some(d.path);
+                f.columns = (!d.columns.is_empty()).then_some(d.columns);
+                f.standardise = Some(d.standardise);
+                f.n = d.n;
+                f.velocity = d.velocity;
             }
         }
         f
@@ -1065,6 +1161,9 @@ impl Default for Preset {
     }
 }
 
+/// Fewer snapshots than this from a file cannot train a score model worth the name.
+pub const MIN_FILE_ROWS: usize = 100;
+
 /// The largest image side (training images, live canvas) the settings accept.
 pub const MAX_SIDE: usize = 4096;
 /// The most memory the training images may take, in GiB.
@@ -1130,6 +1229,42 @@ impl Preset {
         Ok(preset)
     }
 
+    /// The settings of built-in (or file) preset `base` for the user's own snapshots `file`:
+    /// the model, training and metric settings of `base` (its quick ones with `quick`), the
+    /// data from the file, named after it; then the `--set` pairs.
+    pub fn for_file(
+        base: &str,
+        file: FileData,
+        quick: bool,
+        sets: &[String],
+    ) -> Result<Self, PresetError> {
+        let (origin, text) = read_source(base)?;
+        let parse_err = |e: &dyn std::fmt::Display| PresetError::Parse {
+            origin: origin.clone(),
+            message: e.to_string().trim_end().to_string(),
+        };
+        let mut table: toml::Table = toml::from_str(&text).map_err(|e| parse_err(&e))?;
+        let name = Path::new(&file.path)
+            .file_stem()
+            .map_or("data".into(), |s| s.to_string_lossy().to_string());
+        table.insert("name".into(), toml::Value::String(name));
+        let dataset = DatasetSettings::new(Source::File(file));
+        let dataset = toml::Table::try_from(&dataset).map_err(|e| parse_err(&e))?;
+        table.insert("dataset".into(), toml::Value::Table(dataset));
+        // The base's quick settings of its own data do not apply to a file.
+        if let Some(toml::Value::Table(q)) = table.get_mut("quick") {
+            q.retain(|k, _| !k.starts_with("dataset."));
+        }
+        let text = toml::to_string(&table).map_err(|e| parse_err(&e))?;
+        Self::from_toml_str(&origin, &text, quick, sets)
+    }
+
+    /// The built-in preset whose settings suit snapshots of dimension `dim` best: two moons
+    /// (standardised 2-D data) in the plane, Lorenz (standardised 3-D data) above.
+    pub fn closest_builtin(dim: usize) -> &'static str {
+        if dim <= 2 { "two_moons" } else { "lorenz" }
+    }
+
     /// The resolved settings as TOML (what a run directory stores).
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("settings always serialise")
@@ -1170,6 +1305,7 @@ impl Preset {
             Source::Lorenz(_) => None,
             Source::GrayScott(g) => Some(g.n),
             Source::Alife(a) => Some(a.n),
+            Source::File(f) => f.n,
         };
         if n.is_some_and(|n| n < 2) {
             return bad("dataset.n", "needs at least 2 points");
@@ -1190,6 +1326,24 @@ impl Preset {
                 if !(v.is_finite() && v > 0.0) {
                     return bad(key, "must be a finite number above 0");
                 }
+            }
+        }
+        if let Some(f) = self.dataset.file() {
+            if f.path.trim().is_empty() {
+                return bad(
+                    "dataset.path",
+                    "names no file; give the CSV, TSV or .npy file of your snapshots",
+                );
+            }
+            if f.velocity.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                return bad("dataset.velocity", "names no file");
+            }
+            let min = MIN_FILE_ROWS;
+            if f.n.is_some_and(|n| n < min) {
+                return bad(
+                    "dataset.n",
+                    &format!("needs at least {min} snapshots (or unset: every row)"),
+                );
             }
         }
         if let Source::TwoMoons(m) = &self.dataset.source

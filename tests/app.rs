@@ -319,7 +319,7 @@ fn dropping_a_preset_loads_it_or_says_what_is_wrong() {
 fn the_lorenz_view_shows_learned_trajectories_in_3d() {
     let mut h = harness();
     h.state_mut().settings = tiny("lorenz", &["dataset.runs=4", "dataset.steps_per_run=200"]);
-    click(&mut h, "Lorenz 3-D");
+    click(&mut h, "3-D");
     click(&mut h, "Train");
     step_until(&mut h, "3-D particles", |a| {
         a.results.particles.as_ref().is_some_and(|f| f.dim == 3)
@@ -374,7 +374,7 @@ fn a_turing_preset_trains_and_its_pattern_plays_beside_the_truth() {
     h.step();
     // Image jobs show their own views, and the F–k map and live controls.
     assert!(h.query_by_label("Patterns").is_some());
-    assert!(h.query_by_label("Lorenz 3-D").is_none());
+    assert!(h.query_by_label("3-D").is_none());
     assert!(h.query_by_label("Restart from noise").is_some());
     click(&mut h, "Train");
     step_until(&mut h, "the job to finish", |a| {
@@ -794,9 +794,86 @@ fn a_sweep_runs_in_the_solutions_view_and_a_click_plays_a_model() {
         .as_ref()
         .and_then(|(m, _)| m.cos_truth_learned);
     assert_eq!(cos, s.cos_truth[2]);
-    click(&mut h, "Lorenz 3-D");
+    click(&mut h, "3-D");
     h.state_mut().results.particles = None;
     step_until(&mut h, "its trajectories in 3-D", |a| {
         a.results.particles.as_ref().is_some_and(|f| f.dim == 3)
     });
+}
+
+/// A user drops their own 4-D CSV: it opens as a new experiment with the closest built-in's
+/// quick settings, the data show before training, the columns are editable, it trains and
+/// plays on the axes picked; a garbage file gets a sentence and changes nothing.
+#[test]
+fn a_dropped_csv_opens_as_a_new_experiment_and_plays_on_picked_axes() {
+    let dir = tempfile::tempdir().unwrap();
+    let text: String = std::iter::once("a,b,c,d\n".to_string())
+        .chain((0..600).map(|r| {
+            let r = r as f64;
+            format!(
+                "{},{},{},{}\n",
+                (r * 0.37).sin(),
+                (r * 0.51).cos(),
+                (r * 0.13).sin() * 2.0,
+                (r * 0.07).cos() + 0.1 * (r * 0.9).sin()
+            )
+        }))
+        .collect();
+    let path = dir.path().join("four.csv");
+    std::fs::write(&path, &text).unwrap();
+    let mut h = harness();
+    h.step();
+    drop_file(&mut h, path.to_str().unwrap(), &text);
+    step_until(&mut h, "the file's data", |a| a.results.dim() == Some(4));
+    let app = h.state();
+    assert_eq!(app.settings.name, "four");
+    assert_eq!(app.state.preset_name, "four");
+    let msg = app.message.clone().unwrap();
+    assert!(
+        !msg.error && msg.text.contains("600 snapshots in 4 dimensions"),
+        "{msg:?}"
+    );
+    assert_eq!(app.results.state, JobState::Idle, "shown, not trained");
+    assert!(h.query_by_label("columns").is_some(), "editable in the panel");
+
+    // Tiny training, then play it on axes b, c, d.
+    let sets: Vec<String> = [
+        "score.epochs=3",
+        "flow.epochs=3",
+        "score.samples=100",
+        "eval.mmd_points=100",
+        "eval.rk4_steps=10",
+        "eval.lyapunov_candidates=8",
+        "eval.lyapunov_keep=4",
+        "eval.lyapunov_steps=20",
+        "eval.lyapunov_window=10",
+        "eval.cos_points=64",
+        "eval.protocol=\"ours\"",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let tiny = Preset::from_toml_str("four", &h.state().settings.to_toml(), false, &sets).unwrap();
+    h.state_mut().set_settings(tiny);
+    h.state_mut().state.axes = [1, 2, 3];
+    click(&mut h, "3-D");
+    click(&mut h, "Train");
+    step_until(&mut h, "4-D particles", |a| {
+        a.results.particles.as_ref().is_some_and(|f| f.dim == 4)
+    });
+    step_until(&mut h, "the metrics", |a| a.results.metrics.is_some());
+    let m = &h.state().results.metrics.as_ref().unwrap().0;
+    assert!(m.mmd2_learned.is_finite() && m.lyapunov_mean.is_some());
+    assert!(m.not_measured.contains_key("tangential_ratio"));
+
+    // A file that cannot be used: a sentence with the line, and nothing changes.
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, "x,y\n1,2\n3,oops\n").unwrap();
+    drop_file(&mut h, bad.to_str().unwrap(), "");
+    step_until(&mut h, "the refusal", |a| {
+        a.message.as_ref().is_some_and(|m| m.error)
+    });
+    let msg = h.state().message.clone().unwrap();
+    assert!(msg.text.contains("line 3, column 2"), "{msg:?}");
+    assert_eq!(h.state().settings.name, "four");
 }

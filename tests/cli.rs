@@ -793,3 +793,233 @@ fn a_sweep_shares_one_score_and_aggregate_rebuilds_its_summary() {
         stderr(&o)
     );
 }
+
+/// Settings small enough for a point run on a file to train in seconds.
+const TINY_POINTS: &[&str] = &[
+    "--set",
+    "score.epochs=4",
+    "--set",
+    "score.batch=256",
+    "--set",
+    "score.samples=50",
+    "--set",
+    "flow.epochs=3",
+    "--set",
+    "flow.batch=256",
+    "--set",
+    "eval.mmd_points=64",
+    "--set",
+    "eval.rk4_steps=4",
+    "--set",
+    "eval.lyapunov_candidates=16",
+    "--set",
+    "eval.lyapunov_keep=8",
+    "--set",
+    "eval.lyapunov_steps=40",
+    "--set",
+    "eval.lyapunov_window=10",
+    "--set",
+    "eval.cos_points=128",
+    "--set",
+    "eval.protocol=\"ours\"",
+];
+
+/// `equiflow train --data FILE [extra] --quick --backend cpu --out DIR` with tiny settings.
+fn train_data(data: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--quick",
+        "--backend",
+        "cpu",
+        "--seed",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(TINY_POINTS);
+    args.extend_from_slice(extra);
+    equiflow(&args)
+}
+
+/// A user's own 3-D snapshots with velocities: the shipped example, trained from a CSV; the
+/// run keeps a copy of both files with their SHA-256, reopens without the originals and
+/// says when an original has changed; truth metrics have their random baseline.
+#[test]
+fn own_snapshots_with_velocities_train_and_the_run_keeps_its_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ex = tmp.path().join("ex");
+    let o = equiflow(&["examples", "--out", ex.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (data, vel) = (ex.join("thomas.csv"), ex.join("thomas-velocity.csv"));
+    let out = tmp.path().join("run");
+    let o = train_data(
+        &data,
+        &out,
+        &[
+            "--velocity",
+            vel.to_str().unwrap(),
+            "--set",
+            "dataset.n=1000",
+        ],
+    );
+    assert!(o.status.success(), "train failed: {}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("1000 snapshots in 3 dimensions") && err.contains("'lorenz'"),
+        "{err}"
+    );
+    let m = metrics(&out);
+    for key in [
+        "mmd2_learned",
+        "mmd2_random",
+        "lyapunov_positive_fraction",
+        "cos_truth_learned",
+        "cos_truth_random",
+        "cos_truth_random_mean",
+        "cos_truth_random_sd",
+    ] {
+        assert!(num(&m, key).is_finite(), "{key} in {m}");
+    }
+    assert!(num(&m, "cos_truth_random_sd") > 0.0, "ten different draws");
+    assert!(m["not_measured"]["tangential_ratio"].is_string(), "{m}");
+    let record: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("data.json")).unwrap()).unwrap();
+    assert_eq!(record["data"]["copy"], "data.csv");
+    assert_eq!(record["velocity"]["copy"], "velocity.csv");
+    assert_eq!(record["data"]["sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(
+        std::fs::read(out.join("data.csv")).unwrap(),
+        std::fs::read(&data).unwrap()
+    );
+
+    // The originals change: eval says so and measures the run on its own copies.
+    std::fs::write(&data, "x,y,z\n1,2,3\n").unwrap();
+    std::fs::remove_file(&vel).unwrap();
+    let o = equiflow(&["eval", out.to_str().unwrap(), "--json", "--backend", "cpu"]);
+    assert!(o.status.success(), "eval failed: {}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("has changed since this run"), "{err}");
+    assert!(err.contains("is gone or unreadable"), "{err}");
+    let again: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let (a, b) = (num(&m, "cos_truth_learned"), num(&again, "cos_truth_learned"));
+    assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+}
+
+/// The same numbers as CSV and as `.npy` are the same run; 4-D data train with every
+/// metric finite or explained.
+#[test]
+fn npy_and_csv_give_the_same_run_and_four_dimensions_train() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rows = 600;
+    let values: Vec<f64> = (0..rows * 4)
+        .map(|i| {
+            let (r, c) = ((i / 4) as f64, (i % 4) as f64);
+            (r * 0.37 + c).sin() * (1.0 + c) + (r * 0.011).cos()
+        })
+        .collect();
+    let csv: String = std::iter::once("a,b,c,d\n".to_string())
+        .chain(values.chunks(4).map(|r| {
+            let cells: Vec<String> = r.iter().map(|v| v.to_string()).collect();
+            cells.join(",") + "\n"
+        }))
+        .collect();
+    let csv_path = tmp.path().join("four.csv");
+    std::fs::write(&csv_path, csv).unwrap();
+    let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': ({rows}, 4), }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut npy = b"\x93NUMPY\x01\x00".to_vec();
+    npy.extend((header.len() as u16).to_le_bytes());
+    npy.extend(header.as_bytes());
+    for v in &values {
+        npy.extend(v.to_le_bytes());
+    }
+    let npy_path = tmp.path().join("four.npy");
+    std::fs::write(&npy_path, npy).unwrap();
+
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let o = train_data(&csv_path, &a, &[]);
+    assert!(o.status.success(), "csv: {}", stderr(&o));
+    let o = train_data(&npy_path, &b, &[]);
+    assert!(o.status.success(), "npy: {}", stderr(&o));
+    let losses = |d: &Path| std::fs::read_to_string(d.join("losses.csv")).unwrap();
+    assert_eq!(losses(&a), losses(&b));
+    let m = metrics(&a);
+    for (k, v) in m.as_object().unwrap() {
+        if let Some(x) = v.as_f64() {
+            assert!(x.is_finite(), "{k} = {x}");
+        }
+    }
+    assert!(m["non_finite"].is_null(), "{m}");
+    assert!(num(&m, "mmd2_learned").is_finite() && num(&m, "lyapunov_mean").is_finite());
+    assert!(m["not_measured"]["tangential_ratio"].is_string(), "{m}");
+    // Columns picked by name make it 2-D, trained with the plane's settings.
+    let c = tmp.path().join("c");
+    let o = train_data(&csv_path, &c, &["--set", "dataset.columns=[\"b\", \"d\"]"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("in 2 dimensions"), "{}", stderr(&o));
+    assert!(num(&metrics(&c), "tangential_ratio").is_finite());
+}
+
+/// Every way a user's file can be unusable: a sentence that says where, a non-zero exit,
+/// nothing written, and an earlier run in the same place untouched.
+#[test]
+fn bad_snapshot_files_are_refused_with_a_sentence_and_nothing_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let good: String = (0..150)
+        .map(|i| format!("{},{}\n", (i as f64 * 0.3).sin(), (i as f64 * 0.7).cos()))
+        .collect();
+    let wide: String = (0..150)
+        .map(|i| {
+            let cells: Vec<String> = (0..17).map(|c| ((i * c) % 13).to_string()).collect();
+            cells.join(",") + "\n"
+        })
+        .collect();
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("cell.csv", format!("x,y\n{good}1,oops\n").into_bytes(), "line 152, column 2 ('y'): 'oops' is not a number"),
+        ("ragged.csv", format!("{good}1,2,3\n").into_bytes(), "line 151: 3 cells where line 1 has 2"),
+        ("nan.csv", format!("{good}nan,1\n").into_bytes(), "line 151, column 1: NaN"),
+        ("inf.tsv", "1\tinf\n".repeat(150).into_bytes(), "line 1, column 2: infinity"),
+        ("few.csv", good.lines().take(40).collect::<Vec<_>>().join("\n").into_bytes(), "40 rows; equiflow needs at least 100"),
+        ("one.csv", "1\n2\n".repeat(80).into_bytes(), "1 column"),
+        ("wide.csv", wide.into_bytes(), "17 columns"),
+        ("garbage.npy", b"\x00\x01garbage".to_vec(), "not a NumPy array file"),
+        ("binary.csv", vec![0xff, 0xfe, 0x00, 0x12, 0x80, 0x81], "not text"),
+        ("data.json", b"{}".to_vec(), "cannot tell the format"),
+    ];
+    let out = tmp.path().join("out");
+    for (name, bytes, want) in &cases {
+        let path = tmp.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let o = train_data(&path, &out, &[]);
+        assert!(!o.status.success(), "{name} was accepted");
+        let err = stderr(&o);
+        assert!(err.contains(want), "{name}: {err:?} should contain {want:?}");
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(!out.exists(), "{name}: something was written");
+    }
+    // The velocity file must match the snapshots.
+    let data = tmp.path().join("good.csv");
+    std::fs::write(&data, &good).unwrap();
+    let short = tmp.path().join("short.csv");
+    std::fs::write(&short, good.lines().take(120).collect::<Vec<_>>().join("\n")).unwrap();
+    let o = train_data(&data, &out, &["--velocity", short.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("has 120 rows"), "{}", stderr(&o));
+    let o = train_data(&tmp.path().join("missing.csv"), &out, &[]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("cannot read"), "{}", stderr(&o));
+    assert!(!out.exists());
+    // An existing run stays as it was when a bad file is given with --force.
+    let o = train_data(&data, &out, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let before = std::fs::read(out.join("flow.bpk")).unwrap();
+    let bad = tmp.path().join("cell.csv");
+    let o = train_data(&bad, &out, &["--force"]);
+    assert!(!o.status.success());
+    assert_eq!(std::fs::read(out.join("flow.bpk")).unwrap(), before);
+}

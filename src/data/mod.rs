@@ -1,10 +1,13 @@
 //! Snapshots: seeded, deterministic point clouds. No time order is kept — that is the premise.
 
+pub mod examples;
 pub mod gray_scott;
 pub mod icon;
 pub mod image_set;
 pub mod lorenz;
+pub mod points_file;
 pub mod snapshots;
+pub mod table;
 pub mod tiler;
 pub mod toy2d;
 pub mod turing;
@@ -92,15 +95,22 @@ pub struct Dataset {
     pub kind: DatasetKind,
     pub dim: usize,
     pub points: Vec<f32>,
-    /// How raw coordinates were standardised (two moons, Lorenz).
+    /// How raw coordinates were standardised (two moons, Lorenz, a file by default).
     pub standardizer: Option<Standardizer>,
+    /// The true velocity at each snapshot, in the same (standardised) coordinates, where it
+    /// is known: Lorenz's own field, or a file's velocities. The "|cos| to the truth"
+    /// metrics compare the flows with it.
+    pub velocity: Option<Vec<f32>>,
 }
 
 impl Dataset {
-    pub fn generate(settings: &DatasetSettings, seed: u64) -> Self {
+    /// The snapshots `settings` describe: drawn (built-in systems, which cannot fail) or read
+    /// from the user's file.
+    pub fn generate(settings: &DatasetSettings, seed: u64) -> Result<Self, table::DataError> {
         let mut rng = StdRng::seed_from_u64(seed ^ 0xDA7A_5E7D);
         let dim = settings.kind().dim();
         let (raw, standardise) = match &settings.source {
+            Source::File(f) => return points_file::load(f, seed),
             Source::Ring(p) => (toy2d::ring(p.n, &mut rng), false),
             Source::TwoPeaks(p) => (toy2d::two_peaks(p.n, &mut rng), false),
             Source::TwoMoons(m) => (toy2d::two_moons(m.n, m.noise, &mut rng), true),
@@ -114,12 +124,18 @@ impl Dataset {
         };
         let mut raw = raw;
         let standardizer = standardise.then(|| Standardizer::fit_apply(&mut raw, dim));
-        Dataset {
+        let points: Vec<f32> = raw.iter().map(|&x| x as f32).collect();
+        let velocity = standardizer
+            .as_ref()
+            .zip(settings.lorenz())
+            .map(|(st, l)| lorenz::field_standardised(&points, st, l.system()));
+        Ok(Dataset {
             kind: settings.kind(),
             dim,
-            points: raw.iter().map(|&x| x as f32).collect(),
+            points,
             standardizer,
-        }
+            velocity,
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -138,14 +154,21 @@ impl Dataset {
     /// An evenly spread subset of `n` points, row-major (Lorenz data are in time order
     /// within each run, so a prefix would cover one run only).
     pub fn spread(&self, n: usize) -> Vec<f32> {
+        self.spread_of(&self.points, n)
+    }
+
+    /// The true velocities at the states [`Dataset::spread`] gives, where they are known.
+    pub fn spread_truth(&self, n: usize) -> Option<Vec<f32>> {
+        self.velocity.as_ref().map(|v| self.spread_of(v, n))
+    }
+
+    fn spread_of(&self, rows: &[f32], n: usize) -> Vec<f32> {
         let len = self.len();
         let n = n.min(len);
         (0..n)
             .flat_map(|i| {
                 let j = i * len / n;
-                self.points[j * self.dim..(j + 1) * self.dim]
-                    .iter()
-                    .copied()
+                rows[j * self.dim..(j + 1) * self.dim].iter().copied()
             })
             .collect()
     }
@@ -200,9 +223,9 @@ mod tests {
             DatasetKind::TwoMoons,
             DatasetKind::Lorenz,
         ] {
-            let a = Dataset::generate(&settings(kind), 7);
-            let b = Dataset::generate(&settings(kind), 7);
-            let c = Dataset::generate(&settings(kind), 8);
+            let a = Dataset::generate(&settings(kind), 7).unwrap();
+            let b = Dataset::generate(&settings(kind), 7).unwrap();
+            let c = Dataset::generate(&settings(kind), 8).unwrap();
             assert_eq!(a.points, b.points);
             assert_ne!(a.points, c.points);
             assert!(a.points.iter().all(|x| x.is_finite()));
@@ -211,7 +234,7 @@ mod tests {
 
     #[test]
     fn standardised_sets_have_unit_moments() {
-        let d = Dataset::generate(&settings(DatasetKind::Lorenz), 1);
+        let d = Dataset::generate(&settings(DatasetKind::Lorenz), 1).unwrap();
         assert_eq!(d.len(), 1200);
         for axis in 0..3 {
             let col: Vec<f64> = d

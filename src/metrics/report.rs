@@ -161,6 +161,23 @@ pub struct Metrics {
         deserialize_with = "nullable::opt"
     )]
     pub cos_truth_random: Option<f64>,
+    /// The random baseline over `train::evaluate::RANDOM_DRAWS` untrained flows (draw 0 is
+    /// `cos_truth_random`): a learned flow means something when it lies beyond mean + 2 sd.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "nullable::opt"
+    )]
+    pub cos_truth_random_mean: Option<f64>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "nullable::opt"
+    )]
+    pub cos_truth_random_sd: Option<f64>,
+    /// Metrics left out for these data, each with the reason.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty", default)]
+    pub not_measured: std::collections::BTreeMap<String, String>,
     /// Set when the run was stopped (Ctrl-C, a cancel, a non-finite loss) before its metrics
     /// were all computed: why, and that the fields present are all there is.
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -195,7 +212,16 @@ pub fn lines(m: &impl Serialize) -> Vec<String> {
             _ if v.is_null() => format!("{k:<28} not finite (NaN or infinite)"),
             Some(x) if x.abs() >= 1e5 => format!("{k:<28} {x:.4e}"),
             Some(x) => format!("{k:<28} {x:.6}"),
-            None => format!("{k:<28} {}", v.as_str().unwrap_or(&v.to_string())),
+            None => match v.as_object() {
+                Some(o) => o
+                    .iter()
+                    .map(|(name, why)| {
+                        format!("{name:<28} not measured: {}", why.as_str().unwrap_or(""))
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                None => format!("{k:<28} {}", v.as_str().unwrap_or(&v.to_string())),
+            },
         })
         .collect()
 }

@@ -44,15 +44,65 @@ pub enum RunDirError {
     Preset(#[from] PresetError),
 }
 
+/// Snapshots from the user's file: what the run's copies are and where they came from.
+pub const DATA_RECORD: &str = "data.json";
 /// The files a run writes (anything else in its directory is the user's and stays), besides
-/// its copy of a target picture ([`TARGET`]`.EXT`).
-const RUN_FILES: [&str; 7] = [PRESET, SCORE, FLOW, LOSSES, SAMPLES, METRICS, DATASET];
+/// its copy of a target picture ([`TARGET`]`.EXT`) and of a data file (`data.EXT`,
+/// `velocity.EXT`).
+const RUN_FILES: [&str; 8] = [
+    PRESET,
+    SCORE,
+    FLOW,
+    LOSSES,
+    SAMPLES,
+    METRICS,
+    DATASET,
+    DATA_RECORD,
+];
 /// Artificial life with a target from a file: the run's copy of the picture, `target.EXT`.
 pub const TARGET: &str = "target";
+/// A file dataset: the run's copies of the snapshots and the velocities.
+const DATA_COPY: &str = "data";
+const VELOCITY_COPY: &str = "velocity";
 
 fn is_run_file(name: &std::ffi::OsStr) -> bool {
     let name = name.to_string_lossy();
-    RUN_FILES.contains(&name.as_ref()) || name.starts_with(&format!("{TARGET}."))
+    RUN_FILES.contains(&name.as_ref())
+        || [TARGET, DATA_COPY, VELOCITY_COPY]
+            .iter()
+            .any(|stem| name.starts_with(&format!("{stem}.")))
+}
+
+/// `STEM.EXT`, keeping `src`'s extension (lower case).
+fn copy_name(stem: &str, src: &Path) -> String {
+    let ext = src
+        .extension()
+        .map_or("csv".into(), |e| e.to_string_lossy().to_lowercase());
+    format!("{stem}.{ext}")
+}
+
+/// The SHA-256 of a file's bytes, in hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(bytes);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// One data file a run was trained on: its copy in the run, the original, its SHA-256.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DataFile {
+    pub copy: String,
+    pub original: String,
+    pub sha256: String,
+    pub bytes: u64,
+}
+
+/// `data.json`: the snapshots (and velocities) a file run was trained on.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DataRecord {
+    pub data: DataFile,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub velocity: Option<DataFile>,
 }
 
 /// The picture file an artificial-life preset's target names (not a built-in target).
@@ -232,6 +282,7 @@ impl RunDir {
     /// The settings, and an artificial-life target read from a file copied in beside them
     /// (as `target.EXT`), so the run does not depend on a picture that may move or change.
     pub fn write_preset(&self, preset: &Preset) -> Result<(), RunDirError> {
+        self.copy_data(preset)?;
         if let Some(src) = target_file(preset) {
             let name = target_name(&src);
             if src != self.file(&name) && src.is_file() {
@@ -242,10 +293,103 @@ impl RunDir {
         self.write(PRESET, preset.to_toml().as_bytes())
     }
 
-    /// The run's settings; a target picture is read from the run's own copy when it has one.
+    /// A file dataset: the snapshot (and velocity) files copied into the run with their
+    /// SHA-256 in [`DATA_RECORD`], so the run reopens without the originals. A preset read
+    /// back from a run already names the copies; they stay as they are.
+    fn copy_data(&self, preset: &Preset) -> Result<(), RunDirError> {
+        let Some(f) = preset.dataset.file() else {
+            return Ok(());
+        };
+        let record_path = self.file(DATA_RECORD);
+        let old: Option<DataRecord> = std::fs::read_to_string(&record_path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok());
+        let copy = |stem: &str, src: &str, old: Option<&DataFile>| {
+            let src_path = Path::new(src);
+            let name = copy_name(stem, src_path);
+            let dest = self.file(&name);
+            let same = std::fs::canonicalize(src_path).ok() == std::fs::canonicalize(&dest).ok();
+            if same && let Some(old) = old {
+                return Ok(old.clone());
+            }
+            let bytes = std::fs::read(src_path).map_err(io_err(src_path))?;
+            if !same {
+                self.write(&name, &bytes)?;
+            }
+            let original = std::fs::canonicalize(src_path)
+                .unwrap_or_else(|_| src_path.to_path_buf())
+                .display()
+                .to_string();
+            Ok::<_, RunDirError>(DataFile {
+                copy: name,
+                original,
+                sha256: sha256_hex(&bytes),
+                bytes: bytes.len() as u64,
+            })
+        };
+        let data = copy(DATA_COPY, &f.path, old.as_ref().map(|r| &r.data))?;
+        let velocity = match &f.velocity {
+            Some(v) => Some(copy(
+                VELOCITY_COPY,
+                v,
+                old.as_ref().and_then(|r| r.velocity.as_ref()),
+            )?),
+            None => None,
+        };
+        let record = DataRecord { data, velocity };
+        let json = serde_json::to_string_pretty(&record).expect("a data record serialises");
+        self.write(DATA_RECORD, (json + "\n").as_bytes())
+    }
+
+    /// What `data.json` says of the files a file run was trained on.
+    pub fn data_record(&self) -> Option<DataRecord> {
+        let text = std::fs::read_to_string(self.file(DATA_RECORD)).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// A sentence for each original data file that has changed (or gone) since the run
+    /// copied it; the run itself reads its own copies.
+    pub fn data_changes(&self) -> Vec<String> {
+        let Some(r) = self.data_record() else {
+            return Vec::new();
+        };
+        [Some(&r.data), r.velocity.as_ref()]
+            .into_iter()
+            .flatten()
+            .filter_map(|f| match std::fs::read(&f.original) {
+                Ok(bytes) if sha256_hex(&bytes) == f.sha256 => None,
+                Ok(_) => Some(format!(
+                    "{} has changed since this run was trained on it; the run uses its own \
+                     copy ({})",
+                    f.original,
+                    self.file(&f.copy).display()
+                )),
+                Err(_) => Some(format!(
+                    "{} is gone or unreadable; the run uses its own copy ({})",
+                    f.original,
+                    self.file(&f.copy).display()
+                )),
+            })
+            .collect()
+    }
+
+    /// The run's settings; a target picture is read from the run's own copy when it has one,
+    /// and so are a file dataset's snapshots and velocities.
     pub fn read_preset(&self) -> Result<Preset, RunDirError> {
         let path = self.file(PRESET);
         let mut preset = Preset::load(&path.to_string_lossy(), false, &[])?;
+        if let (Some(r), Some(f)) = (self.data_record(), preset.dataset.file_mut()) {
+            let data = self.file(&r.data.copy);
+            if data.is_file() {
+                f.path = data.display().to_string();
+            }
+            if let (Some(v), Some(path)) = (&r.velocity, f.velocity.as_mut()) {
+                let copy = self.file(&v.copy);
+                if copy.is_file() {
+                    *path = copy.display().to_string();
+                }
+            }
+        }
         if let Some(src) = target_file(&preset) {
             let copy = self.file(&target_name(&src));
             if copy.is_file()

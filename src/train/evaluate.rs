@@ -8,7 +8,7 @@
 
 use super::job::{Observer, Phase, Progress, flow_config};
 use crate::backend::Backend;
-use crate::data::{Dataset, lorenz};
+use crate::data::Dataset;
 use crate::method::diffusion::{self, Schedule};
 use crate::method::skew;
 use crate::metrics::alignment::{abs_cosine, tangential_ratio};
@@ -29,9 +29,26 @@ type Field<'a> = Box<dyn Fn(Tensor<2>) -> Tensor<2> + 'a>;
 /// Data states of the paper's MMD protocol.
 const REF_MMD_STATES: usize = 256;
 
+/// Untrained flows drawn for the random baseline of "|cos| to the truth" (mean ± sd).
+pub const RANDOM_DRAWS: usize = 10;
+
 /// An untrained flow with the preset's architecture, seeded, its norm calibrated on `points`.
 pub fn random_flow(preset: &Preset, dim: usize, points: &[f32], device: &Device) -> FlowMlp {
-    let seed = preset.seed.wrapping_add(0x9E37);
+    random_flow_draw(preset, dim, points, device, 0)
+}
+
+/// Draw `k` of the untrained flows ([`random_flow`] is draw 0).
+pub fn random_flow_draw(
+    preset: &Preset,
+    dim: usize,
+    points: &[f32],
+    device: &Device,
+    k: u64,
+) -> FlowMlp {
+    let seed = preset
+        .seed
+        .wrapping_add(0x9E37)
+        .wrapping_add(k.wrapping_mul(0x2545_F491));
     let net =
         crate::tensor_util::init_seeded(|| flow_config(preset, dim).init(device), seed, device);
     let out = net.forward_jvp(from_rows(points, dim, device), None, BnMode::Batch);
@@ -110,8 +127,9 @@ pub fn evaluate_with_curves(
         device,
     );
 
-    let is_lorenz = data.kind == DatasetKind::Lorenz;
-    let total = 3 + usize::from(learned.is_some()) + if is_lorenz { 2 } else { 0 };
+    let chaos = matches!(data.kind, DatasetKind::Lorenz | DatasetKind::File);
+    let has_truth = data.velocity.is_some();
+    let total = 3 + usize::from(learned.is_some()) + usize::from(chaos) + usize::from(has_truth);
     let mut step = 0;
     let mut tick = |obs: &mut dyn Observer| {
         step += 1;
@@ -185,17 +203,44 @@ pub fn evaluate_with_curves(
         m.mmd2_training_free_ref = Some(mmd_ref(&training_free));
     }
 
-    if let Some(learned) = learned.as_ref().filter(|_| data.kind == DatasetKind::Ring) {
+    let ring = data.kind == DatasetKind::Ring;
+    let file_2d = data.kind == DatasetKind::File && dim == 2;
+    if let Some(learned) = learned.as_ref().filter(|_| ring || file_2d) {
+        // About the data's centre (the ring's is the origin).
+        let centre = if ring { vec![0.0; 2] } else { mean_state(&x0, dim) };
+        let centred: Vec<f32> = x0
+            .chunks(dim)
+            .flat_map(|p| [p[0] - centre[0], p[1] - centre[1]])
+            .collect();
         let v = to_vec(learned(from_rows(&x0, dim, device)));
-        m.tangential_ratio = Some(tangential_ratio(&x0, &v));
+        m.tangential_ratio = Some(tangential_ratio(&centred, &v));
     }
-    if is_lorenz {
+    if data.kind == DatasetKind::File && dim > 2 {
+        m.not_measured.insert(
+            "tangential_ratio".into(),
+            format!(
+                "defined for 2-D data only (the share of the flow along circles about the                  data's centre); these data have {dim} dimensions"
+            ),
+        );
+    }
+    if chaos {
+        // Lorenz: the paper's bound (standardised units). A file: trajectories that leave
+        // 1.5 times the farthest snapshot's distance from the origin have escaped.
+        let bound = if data.kind == DatasetKind::Lorenz {
+            4.0
+        } else {
+            1.5 * data
+                .points
+                .chunks(dim)
+                .map(|p| p.iter().map(|a| (*a as f64).powi(2)).sum::<f64>().sqrt())
+                .fold(0.0, f64::max)
+        };
         let cfg = LyapunovConfig {
             dt: e.dt,
             steps: e.lyapunov_steps,
             window: e.lyapunov_window,
             keep: e.lyapunov_keep,
-            bound: 4.0,
+            bound,
             delta: 1e-5,
         };
         if let Some(learned) = &learned {
@@ -206,7 +251,11 @@ pub fn evaluate_with_curves(
                 m.lyapunov_positive_fraction = Some(l.positive_fraction);
             }
             if e.protocol.reference() && !obs.cancelled() {
-                let l = largest_exponent(learned, &starts, dim, &LyapunovConfig::REFERENCE, device);
+                let reference = LyapunovConfig {
+                    bound,
+                    ..LyapunovConfig::REFERENCE
+                };
+                let l = largest_exponent(learned, &starts, dim, &reference, device);
                 m.lyapunov_mean_ref = Some(l.mean);
                 m.lyapunov_min_ref = Some(l.min());
                 m.lyapunov_max_ref = Some(l.max());
@@ -215,20 +264,42 @@ pub fn evaluate_with_curves(
             }
             tick(obs);
         }
+    }
+    if let Some(truth) = data.spread_truth(e.cos_points).filter(|_| !obs.cancelled()) {
         let pts = data.spread(e.cos_points);
-        let st = data
-            .standardizer
-            .as_ref()
-            .expect("Lorenz data are always standardised");
-        let system = preset.dataset.lorenz().expect("Lorenz data").system();
-        let truth = lorenz::field_standardised(&pts, st, system);
         let cos = |f: &Field| abs_cosine(&to_vec(f(from_rows(&pts, dim, device))), &truth);
         m.cos_truth_learned = learned.as_ref().map(cos);
         m.cos_truth_training_free = Some(cos(&training_free));
         m.cos_truth_random = Some(cos(&random_field));
+        // Draw 0 is the random flow above; the others only for this baseline.
+        let draws: Vec<f64> = (0..RANDOM_DRAWS as u64)
+            .map(|k| match k {
+                0 => m.cos_truth_random.unwrap_or(f64::NAN),
+                _ => cos(&running_field(&random_flow_draw(preset, dim, &x0, device, k))),
+            })
+            .collect();
+        let (mean, sd) = mean_sd(&draws);
+        m.cos_truth_random_mean = Some(mean);
+        m.cos_truth_random_sd = Some(sd);
         tick(obs);
     }
     (m, curves)
+}
+
+/// The mean state of row-major `points`.
+fn mean_state(points: &[f32], dim: usize) -> Vec<f32> {
+    let n = (points.len() / dim).max(1) as f64;
+    (0..dim)
+        .map(|a| (points.iter().skip(a).step_by(dim).map(|&x| x as f64).sum::<f64>() / n) as f32)
+        .collect()
+}
+
+/// Mean and sample standard deviation.
+pub fn mean_sd(x: &[f64]) -> (f64, f64) {
+    let n = x.len() as f64;
+    let mean = x.iter().sum::<f64>() / n;
+    let var = x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+    (mean, var.sqrt())
 }
 
 #[cfg(test)]
@@ -253,7 +324,7 @@ mod tests {
         let preset = Preset::load("ring", true, &sets).unwrap();
         let _rng = crate::tensor_util::rng_lock();
         let backend = Backend::cpu();
-        let data = Dataset::generate(&preset.dataset, 0);
+        let data = Dataset::generate(&preset.dataset, 0).unwrap();
         let score = score_mlp::init(2, 16, preset.score.prediction, &backend.device);
         let flow = flow_config(&preset, 2).init(&backend.device);
         let mut obs = CancelAfterTicks(2, 0);

@@ -7,5 +7,6 @@ pub mod flow_stack;
 pub mod host;
 pub mod job;
 pub mod nca;
+pub mod own_data;
 pub mod sweep;
 pub mod turing;

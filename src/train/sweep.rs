@@ -11,7 +11,8 @@
 use super::checkpoint::{RunDir, RunDirError};
 use super::evaluate::random_flow;
 use crate::backend::Backend;
-use crate::data::{Dataset, lorenz};
+use crate::data::Dataset;
+use crate::data::table::DataError;
 use crate::method::diffusion::{self, Schedule};
 use crate::method::skew;
 use crate::metrics::consistency::{Stats, across, against, pairwise};
@@ -49,6 +50,13 @@ pub enum SweepError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error(
+        "{0} was trained on other snapshots than {1} (their data files differ): aggregate \
+         runs of one dataset"
+    )]
+    OtherData(PathBuf, PathBuf),
 }
 
 /// The settings of model `seed` of a sweep over `base`: the same data (and so the same
@@ -157,15 +165,10 @@ impl ModelFields {
 }
 
 /// The states a summary compares the fields on (`eval.cos_points` of the data), and the
-/// true field there where the system has one (Lorenz).
+/// true field there where it is known (Lorenz, a file with velocities).
 pub fn comparison_states(p0: &Preset, data: &Dataset) -> (Vec<f32>, Option<Vec<f32>>) {
-    let pts = data.spread(p0.eval.cos_points);
-    let truth = data
-        .standardizer
-        .as_ref()
-        .zip(p0.dataset.lorenz())
-        .map(|(st, l)| lorenz::field_standardised(&pts, st, l.system()));
-    (pts, truth)
+    let n = p0.eval.cos_points;
+    (data.spread(n), data.spread_truth(n))
 }
 
 /// A model's metrics as `metrics.json` holds them (non-finite values are null there).
@@ -193,6 +196,12 @@ pub fn aggregate(dirs: &[PathBuf], backend: &Backend) -> Result<Summary, SweepEr
         if !run.has_flow() {
             return Err(SweepError::NoFlow(d.clone()));
         }
+        if let Some((r0, _)) = opened.first() {
+            let sha = |r: &RunDir| r.data_record().map(|d| d.data.sha256);
+            if sha(&run) != sha(r0) {
+                return Err(SweepError::OtherData(d.clone(), first.clone()));
+            }
+        }
         if let Some((_, p0)) = opened.first()
             && p.dataset.kind() != p0.dataset.kind()
         {
@@ -206,7 +215,7 @@ pub fn aggregate(dirs: &[PathBuf], backend: &Backend) -> Result<Summary, SweepEr
         opened.push((run, p));
     }
     let p0 = &opened[0].1;
-    let data = Dataset::generate(&p0.dataset, p0.data_seed());
+    let data = Dataset::generate(&p0.dataset, p0.data_seed())?;
     let dim = data.dim;
     let (pts, truth) = comparison_states(p0, &data);
     let mut models = Vec::with_capacity(dirs.len());

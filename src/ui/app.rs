@@ -28,6 +28,7 @@ const PROGRESS_REPAINT: Duration = Duration::from_millis(250);
 /// A file chosen in a dialog (dialogs run on their own thread so the UI never blocks).
 enum FileChoice {
     OpenPreset(PathBuf),
+    OpenData(PathBuf),
     SaveTo(PathBuf),
     OpenTarget(PathBuf),
     SaveTarget(PathBuf),
@@ -323,6 +324,55 @@ impl EquiflowApp {
         dialog(self.files.0.clone(), pick, FileChoice::OpenPreset);
     }
 
+    /// Choose a file of point snapshots (the worker reads it and answers).
+    pub fn open_data_dialog(&self) {
+        let pick = || {
+            rfd::FileDialog::new()
+                .add_filter(
+                    "point snapshots",
+                    crate::data::table::Format::EXTENSIONS,
+                )
+                .pick_file()
+        };
+        dialog(self.files.0.clone(), pick, FileChoice::OpenData);
+    }
+
+    /// Open the user's snapshot file: the worker reads it and answers with the settings of
+    /// the closest built-in and the data, shown before anything trains.
+    pub fn open_data(&mut self, path: &Path) {
+        self.message = Some(Message::info(format!("Reading {}…", path.display())));
+        self.worker.send(Command::OpenData {
+            path: path.to_path_buf(),
+            quick: self.state.quick,
+        });
+    }
+
+    /// What [`EquiflowApp::open_data`] got back.
+    fn data_opened(&mut self, opened: Result<Box<crate::worker::event::OpenedData>, String>) {
+        match opened {
+            Ok(o) => {
+                self.state.preset_name = o.preset.name.clone();
+                self.state.preset_source = o.preset.to_toml();
+                self.set_settings(o.preset);
+                if !self.results.is_running() {
+                    self.results = Results {
+                        job: Some(crate::worker::event::JobStarted {
+                            preset: self.settings.name.clone(),
+                            backend: String::new(),
+                            shows: crate::worker::event::Shows::Points(o.points),
+                        }),
+                        ..Results::default()
+                    };
+                }
+                self.message = Some(Message::info(format!(
+                    "Opened {}. Press Train to learn its flow.",
+                    o.summary
+                )));
+            }
+            Err(e) => self.message = Some(Message::error(format!("Could not open: {e}"))),
+        }
+    }
+
     pub fn save_dialog(&self) {
         let pick = || rfd::FileDialog::new().pick_folder();
         dialog(self.files.0.clone(), pick, FileChoice::SaveTo);
@@ -536,6 +586,10 @@ impl EquiflowApp {
                 self.preview_in_flight = false;
                 continue;
             }
+            if let Event::DataOpened(o) = e {
+                self.data_opened(o);
+                continue;
+            }
             if let Some(m) = self.results.apply(e) {
                 self.message = Some(m);
             }
@@ -557,6 +611,7 @@ impl EquiflowApp {
                     let bytes = std::fs::read(&p).map_err(|e| e.to_string());
                     self.load_preset_file(&p, bytes);
                 }
+                FileChoice::OpenData(p) => self.open_data(&p),
                 FileChoice::SaveTo(p) => self.save_run(Some(p)),
                 FileChoice::OpenTarget(p) => {
                     let bytes = std::fs::read(&p).map_err(|e| e.to_string());
@@ -642,6 +697,10 @@ impl EquiflowApp {
     fn dropped_files(&mut self, ui: &Ui) {
         let dropped = ui.input(|i| i.raw.dropped_files.clone());
         for f in dropped {
+            if crate::train::own_data::is_point_file(f.path()) {
+                self.open_data(f.path());
+                continue;
+            }
             let bytes = f.bytes();
             let picture = f.path().extension().is_some_and(|e| {
                 ["png", "jpg", "jpeg"].contains(&e.to_string_lossy().to_lowercase().as_str())
@@ -844,17 +903,27 @@ impl EquiflowApp {
         }
         match tab {
             Tab::Pattern | Tab::Paint | Tab::Rule => {}
-            Tab::Data => field2d::data_view(ui, &self.results),
-            Tab::Score => field2d::score_view(ui, &self.results),
+            Tab::Data => field2d::data_view(ui, &self.results, self.state.axes),
+            Tab::Score => field2d::score_view(ui, &self.results, self.state.axes),
             Tab::Flow => {
                 ui.checkbox(&mut self.state.show_streamlines, "streamlines")
                     .on_hover_text("Draw the learned field's streamlines under the particles");
-                field2d::flow_view(ui, &self.results, self.state.show_streamlines);
+                field2d::flow_view(
+                    ui,
+                    &self.results,
+                    self.state.show_streamlines,
+                    self.state.axes,
+                );
             }
             Tab::Loss => plots::loss_view(ui, &self.results),
             Tab::Metrics => plots::metrics_view(ui, &self.results),
             Tab::Lorenz3d => {
-                lorenz3d::lorenz_view(ui, &self.results, &mut self.state.camera);
+                lorenz3d::lorenz_view(
+                    ui,
+                    &self.results,
+                    &mut self.state.camera,
+                    self.state.axes,
+                );
             }
             Tab::Solutions => {
                 let (seeds, stack) = (&mut self.state.sweep_seeds, &mut self.state.sweep_stack);

@@ -66,7 +66,7 @@ impl Tab {
             Tab::Flow => "Flow",
             Tab::Loss => "Loss",
             Tab::Metrics => "Metrics",
-            Tab::Lorenz3d => "Lorenz 3-D",
+            Tab::Lorenz3d => "3-D",
             Tab::Pattern => "Patterns",
             Tab::Paint => "Paint",
             Tab::Rule => "NCA",
@@ -113,6 +113,9 @@ pub struct AppState {
     /// The Solutions view's sweep: how many models, and how many trained together.
     pub sweep_seeds: usize,
     pub sweep_stack: usize,
+    /// Data of 3 or more dimensions: the data axes shown as x, y and z (the plane views
+    /// show x against z, as for Lorenz).
+    pub axes: [usize; 3],
 }
 
 pub const DEFAULT_PRESET: &str = "ring";
@@ -138,6 +141,7 @@ impl Default for AppState {
             sim: SimControls::default(),
             sweep_seeds: 8,
             sweep_stack: 8,
+            axes: [0, 1, 2],
         }
     }
 }

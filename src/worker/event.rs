@@ -136,6 +136,15 @@ impl Preview {
     }
 }
 
+/// The user's snapshot file, read: the settings a job on it takes, and its data.
+#[derive(Debug, Clone)]
+pub struct OpenedData {
+    pub preset: crate::preset::Preset,
+    /// One line on what was opened (rows, dimensions, the settings' origin).
+    pub summary: String,
+    pub points: PointData,
+}
+
 /// Which images an [`Images`] event holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ImageKind {
@@ -295,6 +304,9 @@ pub enum Event {
     Images(Images),
     /// Answer to [`Command::Preview`](super::command::Command::Preview).
     Preview(Box<Preview>),
+    /// Answer to [`Command::OpenData`](super::command::Command::OpenData): the settings
+    /// for the file and what its data look like, or why it cannot be used.
+    DataOpened(Result<Box<OpenedData>, String>),
     NcaRule(NcaRule),
     Progress(ProgressInfo),
     /// Mean loss of one finished epoch.

@@ -68,6 +68,32 @@ fn interrupts(cmd: &Command) -> bool {
     }
 }
 
+/// [`Command::OpenData`]: the file read with the closest built-in's settings.
+fn open_data(path: &std::path::Path, quick: bool) -> Result<event::OpenedData, String> {
+    use crate::train::own_data;
+    if !own_data::is_point_file(path) {
+        return Err(format!(
+            "{}: equiflow opens point snapshots from .csv, .tsv, .txt and .npy files (image \
+             snapshots from files are not supported yet)",
+            path.display()
+        ));
+    }
+    let file = crate::preset::FileData {
+        path: path.display().to_string(),
+        ..Default::default()
+    };
+    let (preset, data) = own_data::open(file, None, quick, &[], None).map_err(|e| e.to_string())?;
+    let base = crate::preset::Preset::closest_builtin(data.dim);
+    let name = path
+        .file_name()
+        .map_or(String::new(), |n| n.to_string_lossy().to_string());
+    Ok(event::OpenedData {
+        summary: own_data::describe(&name, &data, base),
+        points: session::point_data(&preset, &data),
+        preset,
+    })
+}
+
 impl Worker {
     pub fn spawn(waker: impl Fn() + Send + Sync + 'static) -> Self {
         let waker: Waker = Arc::new(waker);
@@ -322,6 +348,19 @@ impl Loop {
                 return;
             }
         };
+        // Point data are drawn or read before the running job stops: a file that cannot be
+        // used leaves that job (and what it trained) alone.
+        let data = if preset.dataset.kind().is_image() {
+            None
+        } else {
+            match crate::data::Dataset::generate(&preset.dataset, preset.data_seed()) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    out.push(Event::Rejected(e.to_string()));
+                    return;
+                }
+            }
+        };
         if let Some(s) = &mut self.session {
             s.stop("replaced by a new job", out);
         }
@@ -330,15 +369,17 @@ impl Loop {
         self.paused = false;
         let cancel = self.cancel.clone();
         self.guarded(out, |lp, out| {
-            let mut s: Box<dyn JobSession> = match sweep {
-                Some((seeds, stack)) => Box::new(SweepSession::new(
-                    preset, seeds, stack, backend, cancel, out,
+            let mut s: Box<dyn JobSession> = match (sweep, data) {
+                (Some((seeds, stack)), Some(data)) => Box::new(SweepSession::with_data(
+                    preset, data, seeds, stack, backend, cancel, out,
                 )),
-                None if preset.dataset.kind().is_image() => {
+                (None, Some(data)) => {
+                    Box::new(Session::with_data(preset, backend, data, cancel, out))
+                }
+                _ => {
                     let cache = Some(pattern_cache(&preset));
                     Box::new(PatternSession::new(preset, backend, cache, cancel, out))
                 }
-                None => Box::new(Session::new(preset, backend, cancel, out)),
             };
             if let Some((a, b)) = lp.lr {
                 s.set_lr(a, b);
@@ -425,6 +466,9 @@ impl Loop {
                     "nothing to save yet: train a model first".into(),
                 )),
             },
+            Command::OpenData { path, quick } => {
+                out.push(Event::DataOpened(open_data(&path, quick).map(Box::new)));
+            }
             Command::Preview(preset) => {
                 out.push(Event::Preview(Box::new(patterns::preview(&preset))));
             }
@@ -532,7 +576,7 @@ mod tests {
         let mut job: Box<dyn JobSession> = if p.dataset.kind().is_image() {
             Box::new(PatternSession::new(p, b, None, cancel, &mut out).headless())
         } else {
-            Box::new(Session::new(p, b, cancel, &mut out).headless())
+            Box::new(Session::new(p, b, cancel, &mut out).unwrap().headless())
         };
         let ended = drive::run_to_end(&mut *job, &|| None, &mut |_| {});
         assert_eq!(ended.stop, None);

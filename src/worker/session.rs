@@ -165,15 +165,40 @@ pub fn bounds_of(points: &[f32], dim: usize, pad: f32) -> Vec<[f32; 2]> {
         .collect()
 }
 
+/// What the views show of `dataset` before anything is trained.
+pub fn point_data(preset: &Preset, dataset: &Dataset) -> PointData {
+    let dim = dataset.dim;
+    let shown = dataset.spread(2000.min(dataset.len()));
+    let bounds = bounds_of(&shown, dim, 0.15);
+    PointData {
+        dim,
+        data: Cloud { dim, points: shown },
+        bounds,
+        truth: truth_trajectory(preset, dataset),
+    }
+}
+
 impl Session {
-    /// Generate the data and set up the score phase.
+    /// Generate (or read) the data and set up the score phase; a file that cannot be used
+    /// is refused here, before anything is trained or written.
     pub fn new(
         preset: Preset,
         backend: Backend,
         cancel: Arc<AtomicBool>,
         out: &mut Vec<Event>,
+    ) -> Result<Self, crate::data::table::DataError> {
+        let dataset = Dataset::generate(&preset.dataset, preset.data_seed())?;
+        Ok(Self::with_data(preset, backend, dataset, cancel, out))
+    }
+
+    /// [`Session::new`] on data already read.
+    pub fn with_data(
+        preset: Preset,
+        backend: Backend,
+        dataset: Dataset,
+        cancel: Arc<AtomicBool>,
+        out: &mut Vec<Event>,
     ) -> Self {
-        let dataset = Dataset::generate(&preset.dataset, preset.data_seed());
         let s = &preset.score;
         let epochs = Epochs::new(Phase::Score, dataset.len(), s.batch, s.epochs);
         let trainer =
@@ -287,18 +312,12 @@ impl Session {
         cancel: Arc<AtomicBool>,
         out: &mut Vec<Event>,
     ) -> Self {
-        let dim = dataset.dim;
-        let shown = dataset.spread(2000.min(dataset.len()));
-        let bounds = bounds_of(&shown, dim, 0.15);
+        let shows = point_data(&preset, &dataset);
+        let bounds = shows.bounds.clone();
         out.push(Event::Started(Box::new(JobStarted {
             preset: preset.name.clone(),
             backend: backend.description.clone(),
-            shows: Shows::Points(PointData {
-                dim,
-                data: Cloud { dim, points: shown },
-                bounds: bounds.clone(),
-                truth: truth_trajectory(&preset, &dataset),
-            }),
+            shows: Shows::Points(shows),
         })));
         Self {
             sched: Schedule::cosine(preset.score.diffusion_steps),
@@ -778,6 +797,56 @@ mod tests {
         assert_eq!(b, vec![[-0.5, 2.5], [-2.0, 4.0]]);
     }
 
+    /// The user's file path is the built-in path: the ring's own points in a CSV train to
+    /// the same losses, to the bit, as the built-in ring with the same seed.
+    #[test]
+    fn a_csv_of_the_rings_points_trains_as_the_ring_does() {
+        let _rng = crate::tensor_util::rng_lock();
+        let tiny = [
+            "score.epochs=3",
+            "score.batch=64",
+            "score.samples=20",
+            "flow.epochs=2",
+            "flow.batch=64",
+            "eval.mmd_points=32",
+            "eval.rk4_steps=2",
+            "eval.cos_points=32",
+        ];
+        let sets: Vec<String> = tiny.iter().map(|s| s.to_string()).collect();
+        let mut with_n = sets.clone();
+        with_n.push("dataset.n=300".into());
+        let mut ring = Preset::load("ring", true, &with_n).unwrap();
+        ring.seed = 1;
+        let data = Dataset::generate(&ring.dataset, ring.data_seed()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ring.csv");
+        let text: String = data
+            .points
+            .chunks(2)
+            .map(|p| format!("{},{}\n", p[0], p[1]))
+            .collect();
+        std::fs::write(&path, text).unwrap();
+        let file = crate::preset::FileData {
+            path: path.display().to_string(),
+            standardise: false,
+            ..Default::default()
+        };
+        let mut own = Preset::for_file("ring", file, true, &sets).unwrap();
+        own.seed = 1;
+        let losses = |p: Preset| {
+            let mut out = Vec::new();
+            let cancel = Arc::new(AtomicBool::new(false));
+            let mut s = Session::new(p, Backend::cpu(), cancel, &mut out).unwrap();
+            let ended = super::super::drive::run_to_end(&mut s, &|| None, &mut |_| {});
+            assert_eq!(ended.stop, None);
+            assert_eq!(s.dataset.points, data.points);
+            s.losses.iter().map(|l| l.loss.to_bits()).collect::<Vec<_>>()
+        };
+        let (a, b) = (losses(ring), losses(own));
+        assert!(a.len() == 5, "3 score and 2 flow epochs: {}", a.len());
+        assert_eq!(a, b);
+    }
+
     /// A cancel between steps ends the job at once, keeping the score trained so far, with
     /// metrics that say why and the losses of every epoch that finished.
     #[test]
@@ -787,7 +856,7 @@ mod tests {
         let preset = Preset::load("ring", true, &sets).unwrap();
         let mut out = Vec::new();
         let cancel = Arc::new(AtomicBool::new(false));
-        let mut s = Session::new(preset, Backend::cpu(), cancel, &mut out);
+        let mut s = Session::new(preset, Backend::cpu(), cancel, &mut out).unwrap();
         let epochs = std::cell::Cell::new(0);
         let ended = super::super::drive::run_to_end(
             &mut s,

@@ -237,7 +237,7 @@ mod tests {
             let base = Preset::load(name, true, &sets).unwrap();
             let backend = Backend::cpu();
             let device = &backend.device;
-            let data = Dataset::generate(&base.dataset, base.data_seed());
+            let data = Dataset::generate(&base.dataset, base.data_seed()).unwrap();
             let dim = data.dim;
             let score = init_seeded(
                 || score_mlp::init(dim, base.score.hidden, base.score.prediction, device),

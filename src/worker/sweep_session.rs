@@ -85,10 +85,25 @@ impl SweepSession {
         backend: Backend,
         cancel: Arc<AtomicBool>,
         out: &mut Vec<Event>,
+    ) -> Result<Self, crate::data::table::DataError> {
+        let data = Dataset::generate(&base.dataset, base.data_seed())?;
+        Ok(Self::with_data(base, data, seeds, stack, backend, cancel, out))
+    }
+
+    /// [`SweepSession::new`] on the data already read (`base`'s, drawn with its data seed).
+    pub fn with_data(
+        base: Preset,
+        data: Dataset,
+        seeds: usize,
+        stack: usize,
+        backend: Backend,
+        cancel: Arc<AtomicBool>,
+        out: &mut Vec<Event>,
     ) -> Self {
         let seeds = seeds.max(1);
         let shared = sweep::model_preset(&base, base.seed);
-        let scorer = Session::new(shared, backend.clone(), cancel.clone(), out).score_only();
+        let scorer =
+            Session::with_data(shared, backend.clone(), data, cancel.clone(), out).score_only();
         let models = (0..seeds as u64)
             .map(|k| Model {
                 preset: sweep::model_preset(&base, base.seed.wrapping_add(k)),
@@ -705,6 +720,7 @@ pub(crate) mod tests {
     fn sweep(seeds: usize, stack: usize, dir: &Path, out: &mut Vec<Event>) -> SweepSession {
         let cancel = Arc::new(AtomicBool::new(false));
         SweepSession::new(tiny_lorenz(&[]), seeds, stack, Backend::cpu(), cancel, out)
+            .unwrap()
             .saving_into(dir, false)
     }
 

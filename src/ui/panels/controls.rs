@@ -44,6 +44,87 @@ pub(super) fn seed(ui: &mut Ui, seed: &mut u64) -> bool {
     )
 }
 
+/// The user's snapshot file: which columns, how many rows, standardised or not.
+fn file_settings(ui: &mut Ui, f: &mut preset::FileData) -> bool {
+    let mut changed = false;
+    let name = std::path::Path::new(&f.path)
+        .file_name()
+        .map_or(f.path.clone(), |n| n.to_string_lossy().to_string());
+    ui.label("file");
+    ui.label(name).on_hover_text(&f.path);
+    ui.end_row();
+    if let Some(v) = &f.velocity {
+        ui.label("velocities");
+        ui.label(
+            std::path::Path::new(v)
+                .file_name()
+                .map_or(v.clone(), |n| n.to_string_lossy().to_string()),
+        )
+        .on_hover_text(v);
+        ui.end_row();
+    }
+    let tip = "The columns that are the axes, by header name or 0-based index, separated by \
+               commas (empty: every column); applies at the next Train";
+    ui.label("columns").on_hover_text(tip);
+    let id = ui.scope_id().with("file-columns");
+    let shown = columns_text(&f.columns);
+    let mut text: String = ui.data_mut(|d| d.get_temp(id)).unwrap_or(shown.clone());
+    let resp = ui.add(egui::TextEdit::singleline(&mut text).hint_text("all").desired_width(120.0));
+    let resp = resp.on_hover_text(tip);
+    if resp.lost_focus() {
+        let picked = parse_columns(&text);
+        changed |= picked != f.columns;
+        f.columns = picked;
+        ui.data_mut(|d| d.remove::<String>(id));
+    } else if resp.has_focus() {
+        ui.data_mut(|d| d.insert_temp(id, text));
+    }
+    ui.end_row();
+    changed |= ui
+        .checkbox(&mut f.standardise, "standardise")
+        .on_hover_text("Shift and scale each axis to mean 0 and variance 1 (the settings assume it)")
+        .changed();
+    ui.end_row();
+    let mut sub = f.n.is_some();
+    if ui
+        .checkbox(&mut sub, "subsample")
+        .on_hover_text("Train on a seeded random subset of the rows")
+        .changed()
+    {
+        f.n = sub.then_some(10_000);
+        changed = true;
+    }
+    ui.end_row();
+    if let Some(n) = &mut f.n {
+        changed |= number(ui, "rows", n, preset::MIN_FILE_ROWS..=100_000_000, "How many rows to draw");
+    }
+    changed
+}
+
+/// `columns` as the panel shows them: `x, 2, z`.
+fn columns_text(columns: &[preset::Column]) -> String {
+    columns
+        .iter()
+        .map(|c| match c {
+            preset::Column::Index(i) => i.to_string(),
+            preset::Column::Name(n) => n.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The panel's column list: numbers are indices, anything else a header name.
+fn parse_columns(text: &str) -> Vec<preset::Column> {
+    text.split(',')
+        .map(|c| c.trim().trim_matches('"'))
+        .filter(|c| !c.is_empty())
+        .map(|c| match c.parse::<usize>() {
+            Ok(i) => preset::Column::Index(i),
+            Err(_) => preset::Column::Name(c.to_string()),
+        })
+        .collect()
+}
+
 pub(super) fn rate(ui: &mut Ui, label: &str, value: &mut f64, tip: &str) -> bool {
     ui.label(label).on_hover_text(tip);
     let changed = ui
@@ -111,6 +192,16 @@ impl EquiflowApp {
                 .clicked()
             {
                 self.open_dialog();
+            }
+            if ui
+                .button("Open data…")
+                .on_hover_text(
+                    "Your own point snapshots: a .csv, .tsv, .txt or .npy file with one row per \
+                     state and one column per axis (you can also drop one on the window)",
+                )
+                .clicked()
+            {
+                self.open_data_dialog();
             }
         });
         let mut quick = self.state.quick;
@@ -288,6 +379,7 @@ impl EquiflowApp {
                                 "States kept per trajectory (after burn-in)",
                             );
                         }
+                        Source::File(f) => changed |= file_settings(ui, f),
                         // Image kinds have their own panel.
                         Source::GrayScott(_) | Source::Alife(_) => {}
                     }
@@ -381,6 +473,23 @@ impl EquiflowApp {
                     .text("particles"),
             )
             .on_hover_text("How many particles the flow view moves");
+        }
+        let dim = self.results.dim().unwrap_or(2);
+        if dim >= 3 {
+            ui.label("Axes shown")
+                .on_hover_text("Which data axes the views show as x, y and z (the plane views: x against z)");
+            ui.horizontal(|ui| {
+                for (k, name) in ["x", "y", "z"].iter().enumerate() {
+                    egui::ComboBox::from_id_salt(("axis", k))
+                        .width(48.0)
+                        .selected_text(format!("{name}: {}", self.state.axes[k].min(dim - 1)))
+                        .show_ui(ui, |ui| {
+                            for a in 0..dim {
+                                ui.selectable_value(&mut self.state.axes[k], a, format!("axis {a}"));
+                            }
+                        });
+                }
+            });
         }
         ui.add(
             Slider::new(&mut self.state.sim_dt, 0.002..=0.1)

@@ -1,5 +1,5 @@
 //! The 2-D views: data beside samples, the score field, and the flow with its particles.
-//! Higher-dimensional data are shown on two axes (x and z for Lorenz).
+//! Higher-dimensional data are shown on two axes the user picks (x and z for Lorenz).
 
 use super::plane::{DATA, Plane, SAMPLES, Segments, dots, ramp};
 use crate::ui::results::Results;
@@ -14,12 +14,12 @@ fn canvas(ui: &mut Ui, sense: Sense) -> (egui::Response, Painter) {
     (resp, painter)
 }
 
-fn plane_for(results: &Results, rect: egui::Rect) -> Option<Plane> {
+fn plane_for(results: &Results, rect: egui::Rect, axes: [usize; 3]) -> Option<Plane> {
     let s = results.points()?;
     Some(Plane::fit(
         rect.shrink(8.0),
         &s.bounds,
-        Plane::axes_for(s.dim),
+        Plane::axes_for(s.dim, axes),
     ))
 }
 
@@ -49,10 +49,10 @@ fn caption(painter: &Painter, rect: egui::Rect, text: &str, ui: &Ui) {
 }
 
 /// Training data beside samples drawn from the diffusion model as it learns.
-pub fn data_view(ui: &mut Ui, results: &Results) {
+pub fn data_view(ui: &mut Ui, results: &Results, axes: [usize; 3]) {
     ui.columns(2, |cols| {
         let (resp, painter) = canvas(&mut cols[0], Sense::hover());
-        match (plane_for(results, resp.rect), results.points()) {
+        match (plane_for(results, resp.rect, axes), results.points()) {
             (Some(plane), Some(s)) => {
                 scatter(&painter, &plane, &s.data, DATA.gamma_multiply(0.7), 1.5);
                 caption(
@@ -70,7 +70,7 @@ pub fn data_view(ui: &mut Ui, results: &Results) {
             ),
         }
         let (resp, painter) = canvas(&mut cols[1], Sense::hover());
-        match (plane_for(results, resp.rect), &results.samples) {
+        match (plane_for(results, resp.rect, axes), &results.samples) {
             (Some(plane), Some(samples)) => {
                 scatter(&painter, &plane, samples, SAMPLES.gamma_multiply(0.8), 1.5);
                 caption(
@@ -91,9 +91,10 @@ pub fn data_view(ui: &mut Ui, results: &Results) {
 }
 
 /// Arrows of the score field; their colour and length grow with its strength.
-pub fn score_view(ui: &mut Ui, results: &Results) {
+pub fn score_view(ui: &mut Ui, results: &Results, axes: [usize; 3]) {
     let (resp, painter) = canvas(ui, Sense::hover());
-    let (Some(plane), Some(field)) = (plane_for(results, resp.rect), &results.score_field) else {
+    let (Some(plane), Some(field)) = (plane_for(results, resp.rect, axes), &results.score_field)
+    else {
         waiting(
             &painter,
             resp.rect,
@@ -130,9 +131,9 @@ pub fn score_view(ui: &mut Ui, results: &Results) {
 }
 
 /// Streamlines of the learned flow under particles with fading trails coloured by speed.
-pub fn flow_view(ui: &mut Ui, results: &Results, show_streamlines: bool) {
+pub fn flow_view(ui: &mut Ui, results: &Results, show_streamlines: bool, axes: [usize; 3]) {
     let (resp, painter) = canvas(ui, Sense::hover());
-    let Some(plane) = plane_for(results, resp.rect) else {
+    let Some(plane) = plane_for(results, resp.rect, axes) else {
         waiting(
             &painter,
             resp.rect,

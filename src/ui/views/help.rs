@@ -70,11 +70,12 @@ pub fn text(tab: Tab) -> &'static str {
              (positive = chaotic). Click a model to play its flow in the Flow and 3-D views."
         }
         Tab::Lorenz3d => {
-            "The Lorenz attractor in 3-D (standardised coordinates). Blue dots are the snapshots; \
-             grey is one true Lorenz trajectory; coloured curves are trajectories of the learned \
-             flow. The learned flow only saw the cloud of states, never their order — yet it \
-             finds dynamics that wind around the two lobes and keep the butterfly. \
-             Drag to rotate, scroll to zoom, double-click to reset the camera."
+            "Data of three or more dimensions in 3-D (the Lorenz attractor, or your own file; \
+             above three dimensions, the axes picked under Axes shown). Blue dots are the \
+             snapshots; grey is one true Lorenz trajectory; coloured curves are trajectories of \
+             the learned flow. The learned flow only saw the cloud of states, never their \
+             order — yet on Lorenz it finds dynamics that wind around the two lobes and keep \
+             the butterfly. Drag to rotate, scroll to zoom, double-click to reset the camera."
         }
     }
 }

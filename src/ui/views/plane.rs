@@ -25,9 +25,14 @@ impl Plane {
         }
     }
 
-    /// The axes a view of `dim`-dimensional data shows: (x, y), or (x, z) for Lorenz.
-    pub fn axes_for(dim: usize) -> (usize, usize) {
-        if dim >= 3 { (0, 2) } else { (0, 1) }
+    /// The axes a view of `dim`-dimensional data shows: (x, y) in the plane; above, the
+    /// data axes the user picked for x and z (`picked`, [x, y, z]; Lorenz shows x against z).
+    pub fn axes_for(dim: usize, picked: [usize; 3]) -> (usize, usize) {
+        if dim >= 3 {
+            (picked[0].min(dim - 1), picked[2].min(dim - 1))
+        } else {
+            (0, 1)
+        }
     }
 
     pub fn scale(&self) -> f32 {
@@ -144,7 +149,7 @@ mod tests {
         let q = Plane::fit(
             rect,
             &[[-1.0, 1.0], [-9.0, 9.0], [-1.0, 1.0]],
-            Plane::axes_for(3),
+            Plane::axes_for(3, [0, 1, 2]),
         );
         assert_eq!(q.to_screen(&[0.0, 5.0, 1.0]), pos2(200.0, 0.0));
     }

@@ -86,7 +86,7 @@ pub fn metrics_view(ui: &mut Ui, results: &Results) {
             ui,
             "Lyapunov exponent",
             m.lyapunov_mean,
-            "Lorenz: mean largest exponent of the learned flow; > 0 means chaos",
+            "Lorenz and your own data: mean largest exponent of the learned flow; > 0 means chaos",
         );
         row(
             ui,
@@ -128,7 +128,7 @@ pub fn metrics_view(ui: &mut Ui, results: &Results) {
             ui,
             "|cos| to true field",
             m.cos_truth_learned,
-            "Lorenz: alignment of the learned flow with the true Lorenz field",
+            "Lorenz, or your data's velocities: alignment of the learned flow with the true field",
         );
         row(
             ui,
@@ -142,6 +142,23 @@ pub fn metrics_view(ui: &mut Ui, results: &Results) {
             m.cos_truth_random,
             "the same for an untrained flow",
         );
+        row(
+            ui,
+            "|cos| random, mean",
+            m.cos_truth_random_mean,
+            "the mean over 10 untrained flows: the learned flow means something above mean + 2 sd",
+        );
+        row(
+            ui,
+            "|cos| random, sd",
+            m.cos_truth_random_sd,
+            "their standard deviation",
+        );
+        for (name, why) in &m.not_measured {
+            ui.label(name.as_str()).on_hover_text(why.as_str());
+            ui.weak("not measured").on_hover_text(why.as_str());
+            ui.end_row();
+        }
     });
     ui.add_space(6.0);
     Plot::new("mmd")

@@ -90,7 +90,7 @@ pub fn solutions_view(
         "{measured} of {} models measured{}",
         s.len(),
         s.watched
-            .map(|k| format!("; playing seed {} in Flow / Lorenz 3-D", s.seeds[k]))
+            .map(|k| format!("; playing seed {} in Flow / 3-D", s.seeds[k]))
             .unwrap_or_default()
     ));
     for line in &s.summary {
