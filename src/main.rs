@@ -236,7 +236,10 @@ impl DataArgs {
         let sets: Vec<String> = run.sets.iter().chain(extra_sets).cloned().collect();
         let (p, data) = own_data::open(file, preset, run.quick, &sets, run.seed)?;
         let base = preset.unwrap_or(Preset::closest_builtin(data.dim));
-        eprintln!("{}", own_data::describe(&path.display().to_string(), &data, base));
+        eprintln!(
+            "{}",
+            own_data::describe(&path.display().to_string(), &data, base)
+        );
         Ok((p, Some(data)))
     }
 }
@@ -541,9 +544,7 @@ fn train_into(
             let mut out = Vec::new();
             let (p, b) = (preset.clone(), backend.clone());
             let mut job: Box<dyn JobSession> = match data {
-                Some(data) => {
-                    Box::new(Session::with_data(p, b, data, cancel, &mut out).headless())
-                }
+                Some(data) => Box::new(Session::with_data(p, b, data, cancel, &mut out).headless()),
                 None => {
                     let cache = Some(dir.path.join(checkpoint::DATASET));
                     Box::new(PatternSession::new(p, b, cache, cancel, &mut out).headless())
@@ -870,10 +871,7 @@ fn print_summary(s: &serde_json::Value) {
 fn write_examples(out: &std::path::Path) -> Result<()> {
     use equiflow::data::examples;
     let (states, velocities) = examples::thomas_files(examples::THOMAS_ROWS, examples::THOMAS_SEED);
-    for (name, text) in [
-        ("thomas.csv", states),
-        ("thomas-velocity.csv", velocities),
-    ] {
+    for (name, text) in [("thomas.csv", states), ("thomas-velocity.csv", velocities)] {
         let path = out.join(name);
         equiflow::data::write_atomically(&path, |w| std::io::Write::write_all(w, text.as_bytes()))
             .with_context(|| format!("writing {}", path.display()))?;

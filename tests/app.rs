@@ -834,7 +834,10 @@ fn a_dropped_csv_opens_as_a_new_experiment_and_plays_on_picked_axes() {
         "{msg:?}"
     );
     assert_eq!(app.results.state, JobState::Idle, "shown, not trained");
-    assert!(h.query_by_label("columns").is_some(), "editable in the panel");
+    assert!(
+        h.query_by_label("columns").is_some(),
+        "editable in the panel"
+    );
 
     // Tiny training, then play it on axes b, c, d.
     let sets: Vec<String> = [

@@ -903,7 +903,10 @@ fn own_snapshots_with_velocities_train_and_the_run_keeps_its_data() {
     assert!(err.contains("has changed since this run"), "{err}");
     assert!(err.contains("is gone or unreadable"), "{err}");
     let again: Value = serde_json::from_slice(&o.stdout).unwrap();
-    let (a, b) = (num(&m, "cos_truth_learned"), num(&again, "cos_truth_learned"));
+    let (a, b) = (
+        num(&m, "cos_truth_learned"),
+        num(&again, "cos_truth_learned"),
+    );
     assert!((a - b).abs() < 1e-6, "{a} vs {b}");
 }
 
@@ -927,17 +930,8 @@ fn npy_and_csv_give_the_same_run_and_four_dimensions_train() {
         .collect();
     let csv_path = tmp.path().join("four.csv");
     std::fs::write(&csv_path, csv).unwrap();
-    let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': ({rows}, 4), }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut npy = b"\x93NUMPY\x01\x00".to_vec();
-    npy.extend((header.len() as u16).to_le_bytes());
-    npy.extend(header.as_bytes());
-    for v in &values {
-        npy.extend(v.to_le_bytes());
-    }
+    let mut npy = Vec::new();
+    equiflow::data::table::write_npy(&mut npy, &values, 4).unwrap();
     let npy_path = tmp.path().join("four.npy");
     std::fs::write(&npy_path, npy).unwrap();
 
@@ -980,15 +974,47 @@ fn bad_snapshot_files_are_refused_with_a_sentence_and_nothing_written() {
         })
         .collect();
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-        ("cell.csv", format!("x,y\n{good}1,oops\n").into_bytes(), "line 152, column 2 ('y'): 'oops' is not a number"),
-        ("ragged.csv", format!("{good}1,2,3\n").into_bytes(), "line 151: 3 cells where line 1 has 2"),
-        ("nan.csv", format!("{good}nan,1\n").into_bytes(), "line 151, column 1: NaN"),
-        ("inf.tsv", "1\tinf\n".repeat(150).into_bytes(), "line 1, column 2: infinity"),
-        ("few.csv", good.lines().take(40).collect::<Vec<_>>().join("\n").into_bytes(), "40 rows; equiflow needs at least 100"),
+        (
+            "cell.csv",
+            format!("x,y\n{good}1,oops\n").into_bytes(),
+            "line 152, column 2 ('y'): 'oops' is not a number",
+        ),
+        (
+            "ragged.csv",
+            format!("{good}1,2,3\n").into_bytes(),
+            "line 151: 3 cells where line 1 has 2",
+        ),
+        (
+            "nan.csv",
+            format!("{good}nan,1\n").into_bytes(),
+            "line 151, column 1: NaN",
+        ),
+        (
+            "inf.tsv",
+            "1\tinf\n".repeat(150).into_bytes(),
+            "line 1, column 2: infinity",
+        ),
+        (
+            "few.csv",
+            good.lines()
+                .take(40)
+                .collect::<Vec<_>>()
+                .join("\n")
+                .into_bytes(),
+            "40 rows; equiflow needs at least 100",
+        ),
         ("one.csv", "1\n2\n".repeat(80).into_bytes(), "1 column"),
         ("wide.csv", wide.into_bytes(), "17 columns"),
-        ("garbage.npy", b"\x00\x01garbage".to_vec(), "not a NumPy array file"),
-        ("binary.csv", vec![0xff, 0xfe, 0x00, 0x12, 0x80, 0x81], "not text"),
+        (
+            "garbage.npy",
+            b"\x00\x01garbage".to_vec(),
+            "not a NumPy array file",
+        ),
+        (
+            "binary.csv",
+            vec![0xff, 0xfe, 0x00, 0x12, 0x80, 0x81],
+            "not text",
+        ),
         ("data.json", b"{}".to_vec(), "cannot tell the format"),
     ];
     let out = tmp.path().join("out");
@@ -998,7 +1024,10 @@ fn bad_snapshot_files_are_refused_with_a_sentence_and_nothing_written() {
         let o = train_data(&path, &out, &[]);
         assert!(!o.status.success(), "{name} was accepted");
         let err = stderr(&o);
-        assert!(err.contains(want), "{name}: {err:?} should contain {want:?}");
+        assert!(
+            err.contains(want),
+            "{name}: {err:?} should contain {want:?}"
+        );
         assert!(!err.contains("panicked"), "{err}");
         assert!(!out.exists(), "{name}: something was written");
     }
@@ -1006,7 +1035,11 @@ fn bad_snapshot_files_are_refused_with_a_sentence_and_nothing_written() {
     let data = tmp.path().join("good.csv");
     std::fs::write(&data, &good).unwrap();
     let short = tmp.path().join("short.csv");
-    std::fs::write(&short, good.lines().take(120).collect::<Vec<_>>().join("\n")).unwrap();
+    std::fs::write(
+        &short,
+        good.lines().take(120).collect::<Vec<_>>().join("\n"),
+    )
+    .unwrap();
     let o = train_data(&data, &out, &["--velocity", short.to_str().unwrap()]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("has 120 rows"), "{}", stderr(&o));

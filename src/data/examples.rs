@@ -73,7 +73,13 @@ pub fn thomas_files(n: usize, seed: u64) -> (String, String) {
     let (states, _) = thomas(n, seed);
     let rounded: Vec<[f64; 3]> = states
         .iter()
-        .map(|r| r.map(|v| format!("{v:.6}").parse().expect("a formatted number parses")))
+        .map(|r| {
+            r.map(|v| {
+                format!("{v:.6}")
+                    .parse()
+                    .expect("a formatted number parses")
+            })
+        })
         .collect();
     let velocities: Vec<[f64; 3]> = rounded.iter().map(|&x| thomas_rhs(x)).collect();
     (

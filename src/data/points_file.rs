@@ -282,13 +282,19 @@ mod tests {
         let v = d.velocity.as_ref().unwrap();
         let cos = crate::metrics::alignment::abs_cosine(v, &truth);
         assert!((cos - 1.0).abs() < 1e-6, "{cos}");
-        assert!(v.iter().zip(&truth).all(|(a, b)| (a - b).abs() <= 1e-4 * (1.0 + b.abs())));
+        assert!(
+            v.iter()
+                .zip(&truth)
+                .all(|(a, b)| (a - b).abs() <= 1e-4 * (1.0 + b.abs()))
+        );
     }
 
     #[test]
     fn npy_and_csv_of_the_same_numbers_are_the_same_data() {
         let dir = tempfile::tempdir().unwrap();
-        let values: Vec<f64> = (0..600).map(|i| ((i * 37) % 101) as f64 * 0.013 - 0.4).collect();
+        let values: Vec<f64> = (0..600)
+            .map(|i| ((i * 37) % 101) as f64 * 0.013 - 0.4)
+            .collect();
         let csv: String = values
             .chunks(3)
             .map(|r| format!("{},{},{}\n", r[0], r[1], r[2]))

@@ -171,7 +171,9 @@ fn reserve(values: &mut Vec<f64>, more: usize, budget: usize) -> Result<(), ()> 
     if want * 8 > budget {
         return Err(());
     }
-    values.try_reserve_exact(want - values.len()).map_err(|_| ())
+    values
+        .try_reserve_exact(want - values.len())
+        .map_err(|_| ())
 }
 
 /// Cells of one line: `delim` or runs of blanks; surrounding blanks and double quotes removed.
@@ -366,12 +368,7 @@ fn read_text(
     })
 }
 
-fn read_npy(
-    reader: impl Read,
-    path: &str,
-    size: u64,
-    budget: usize,
-) -> Result<Table, DataError> {
+fn read_npy(reader: impl Read, path: &str, size: u64, budget: usize) -> Result<Table, DataError> {
     let file = npyz::NpyFile::new(reader).map_err(|e| DataError::NotNpy {
         path: path.into(),
         message: e.to_string(),
@@ -482,7 +479,7 @@ pub fn write_npy(w: &mut impl std::io::Write, values: &[f64], cols: usize) -> st
     let mut header =
         format!("{{'descr': '<f8', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
     // Magic (6) + version (2) + length (2) + header + newline, padded to a multiple of 64.
-    while (10 + header.len() + 1) % 64 != 0 {
+    while !(10 + header.len() + 1).is_multiple_of(64) {
         header.push(' ');
     }
     header.push('\n');
@@ -523,17 +520,26 @@ mod tests {
         let t = read(&tsv, BIG).unwrap();
         assert_eq!((t.rows, t.cols, t.names), (2, 2, None));
         let txt = write(dir.path(), "a.txt", b"  1   2\t3\n4 5 6  \n");
-        assert_eq!(read(&txt, BIG).unwrap().values, vec![1., 2., 3., 4., 5., 6.]);
+        assert_eq!(
+            read(&txt, BIG).unwrap().values,
+            vec![1., 2., 3., 4., 5., 6.]
+        );
     }
 
     #[test]
     fn every_bad_cell_says_its_line_and_column() {
         let dir = tempfile::tempdir().unwrap();
         let cases: [(&[u8], &str); 7] = [
-            (b"x,y\n1,2\n3,abc\n", "line 3, column 2 ('y'): 'abc' is not a number"),
+            (
+                b"x,y\n1,2\n3,abc\n",
+                "line 3, column 2 ('y'): 'abc' is not a number",
+            ),
             (b"1,2\n3,\n", "line 2, column 2: '(empty)' is not a number"),
             (b"1,2\n3,4,5\n", "line 2: 3 cells where line 1 has 2"),
-            (b"a,b\n1,2\n3\n", "line 3: 1 cells where the header (line 1) has 2"),
+            (
+                b"a,b\n1,2\n3\n",
+                "line 3: 1 cells where the header (line 1) has 2",
+            ),
             (b"1,2\nNaN,4\n", "line 2, column 1: NaN"),
             (b"1,2\n3,-inf\n", "line 2, column 2: infinity"),
             (b"# nothing\nx,y\n", "holds no numbers"),
@@ -575,7 +581,7 @@ mod tests {
         let header = "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3), }";
         let mut f32s = b"\x93NUMPY\x01\x00".to_vec();
         let mut h = header.to_string();
-        while (10 + h.len() + 1) % 64 != 0 {
+        while !(10 + h.len() + 1).is_multiple_of(64) {
             h.push(' ');
         }
         h.push('\n');
@@ -604,7 +610,7 @@ mod tests {
 
     fn f32s_header(descr: &str, shape: &str) -> Vec<u8> {
         let mut h = format!("{{'descr': {descr}, 'fortran_order': False, 'shape': {shape}, }}");
-        while (10 + h.len() + 1) % 64 != 0 {
+        while !(10 + h.len() + 1).is_multiple_of(64) {
             h.push(' ');
         }
         h.push('\n');

@@ -207,7 +207,11 @@ pub fn evaluate_with_curves(
     let file_2d = data.kind == DatasetKind::File && dim == 2;
     if let Some(learned) = learned.as_ref().filter(|_| ring || file_2d) {
         // About the data's centre (the ring's is the origin).
-        let centre = if ring { vec![0.0; 2] } else { mean_state(&x0, dim) };
+        let centre = if ring {
+            vec![0.0; 2]
+        } else {
+            mean_state(&x0, dim)
+        };
         let centred: Vec<f32> = x0
             .chunks(dim)
             .flat_map(|p| [p[0] - centre[0], p[1] - centre[1]])
@@ -275,7 +279,9 @@ pub fn evaluate_with_curves(
         let draws: Vec<f64> = (0..RANDOM_DRAWS as u64)
             .map(|k| match k {
                 0 => m.cos_truth_random.unwrap_or(f64::NAN),
-                _ => cos(&running_field(&random_flow_draw(preset, dim, &x0, device, k))),
+                _ => cos(&running_field(&random_flow_draw(
+                    preset, dim, &x0, device, k,
+                ))),
             })
             .collect();
         let (mean, sd) = mean_sd(&draws);
@@ -290,7 +296,15 @@ pub fn evaluate_with_curves(
 fn mean_state(points: &[f32], dim: usize) -> Vec<f32> {
     let n = (points.len() / dim).max(1) as f64;
     (0..dim)
-        .map(|a| (points.iter().skip(a).step_by(dim).map(|&x| x as f64).sum::<f64>() / n) as f32)
+        .map(|a| {
+            (points
+                .iter()
+                .skip(a)
+                .step_by(dim)
+                .map(|&x| x as f64)
+                .sum::<f64>()
+                / n) as f32
+        })
         .collect()
 }
 

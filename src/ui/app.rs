@@ -328,10 +328,7 @@ impl EquiflowApp {
     pub fn open_data_dialog(&self) {
         let pick = || {
             rfd::FileDialog::new()
-                .add_filter(
-                    "point snapshots",
-                    crate::data::table::Format::EXTENSIONS,
-                )
+                .add_filter("point snapshots", crate::data::table::Format::EXTENSIONS)
                 .pick_file()
         };
         dialog(self.files.0.clone(), pick, FileChoice::OpenData);
@@ -918,12 +915,7 @@ impl EquiflowApp {
             Tab::Loss => plots::loss_view(ui, &self.results),
             Tab::Metrics => plots::metrics_view(ui, &self.results),
             Tab::Lorenz3d => {
-                lorenz3d::lorenz_view(
-                    ui,
-                    &self.results,
-                    &mut self.state.camera,
-                    self.state.axes,
-                );
+                lorenz3d::lorenz_view(ui, &self.results, &mut self.state.camera, self.state.axes);
             }
             Tab::Solutions => {
                 let (seeds, stack) = (&mut self.state.sweep_seeds, &mut self.state.sweep_stack);

@@ -47,7 +47,10 @@ pub enum Command {
     /// Read the user's snapshot file and answer with the settings for it and its data
     /// (`Event::DataOpened`); `quick` picks the closest built-in's quick settings. A
     /// running job goes on.
-    OpenData { path: PathBuf, quick: bool },
+    OpenData {
+        path: PathBuf,
+        quick: bool,
+    },
     /// Draw the first training images of an image preset (what a job on it will learn),
     /// answered by `Event::Preview`; a running job pauses for as long as that takes.
     Preview(Box<Preset>),

@@ -840,7 +840,10 @@ mod tests {
             let ended = super::super::drive::run_to_end(&mut s, &|| None, &mut |_| {});
             assert_eq!(ended.stop, None);
             assert_eq!(s.dataset.points, data.points);
-            s.losses.iter().map(|l| l.loss.to_bits()).collect::<Vec<_>>()
+            s.losses
+                .iter()
+                .map(|l| l.loss.to_bits())
+                .collect::<Vec<_>>()
         };
         let (a, b) = (losses(ring), losses(own));
         assert!(a.len() == 5, "3 score and 2 flow epochs: {}", a.len());

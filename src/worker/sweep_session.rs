@@ -87,7 +87,9 @@ impl SweepSession {
         out: &mut Vec<Event>,
     ) -> Result<Self, crate::data::table::DataError> {
         let data = Dataset::generate(&base.dataset, base.data_seed())?;
-        Ok(Self::with_data(base, data, seeds, stack, backend, cancel, out))
+        Ok(Self::with_data(
+            base, data, seeds, stack, backend, cancel, out,
+        ))
     }
 
     /// [`SweepSession::new`] on the data already read (`base`'s, drawn with its data seed).

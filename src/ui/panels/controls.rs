@@ -69,7 +69,11 @@ fn file_settings(ui: &mut Ui, f: &mut preset::FileData) -> bool {
     let id = ui.scope_id().with("file-columns");
     let shown = columns_text(&f.columns);
     let mut text: String = ui.data_mut(|d| d.get_temp(id)).unwrap_or(shown.clone());
-    let resp = ui.add(egui::TextEdit::singleline(&mut text).hint_text("all").desired_width(120.0));
+    let resp = ui.add(
+        egui::TextEdit::singleline(&mut text)
+            .hint_text("all")
+            .desired_width(120.0),
+    );
     let resp = resp.on_hover_text(tip);
     if resp.lost_focus() {
         let picked = parse_columns(&text);
@@ -82,7 +86,9 @@ fn file_settings(ui: &mut Ui, f: &mut preset::FileData) -> bool {
     ui.end_row();
     changed |= ui
         .checkbox(&mut f.standardise, "standardise")
-        .on_hover_text("Shift and scale each axis to mean 0 and variance 1 (the settings assume it)")
+        .on_hover_text(
+            "Shift and scale each axis to mean 0 and variance 1 (the settings assume it)",
+        )
         .changed();
     ui.end_row();
     let mut sub = f.n.is_some();
@@ -96,7 +102,13 @@ fn file_settings(ui: &mut Ui, f: &mut preset::FileData) -> bool {
     }
     ui.end_row();
     if let Some(n) = &mut f.n {
-        changed |= number(ui, "rows", n, preset::MIN_FILE_ROWS..=100_000_000, "How many rows to draw");
+        changed |= number(
+            ui,
+            "rows",
+            n,
+            preset::MIN_FILE_ROWS..=100_000_000,
+            "How many rows to draw",
+        );
     }
     changed
 }
@@ -476,8 +488,9 @@ impl EquiflowApp {
         }
         let dim = self.results.dim().unwrap_or(2);
         if dim >= 3 {
-            ui.label("Axes shown")
-                .on_hover_text("Which data axes the views show as x, y and z (the plane views: x against z)");
+            ui.label("Axes shown").on_hover_text(
+                "Which data axes the views show as x, y and z (the plane views: x against z)",
+            );
             ui.horizontal(|ui| {
                 for (k, name) in ["x", "y", "z"].iter().enumerate() {
                     egui::ComboBox::from_id_salt(("axis", k))
@@ -485,7 +498,11 @@ impl EquiflowApp {
                         .selected_text(format!("{name}: {}", self.state.axes[k].min(dim - 1)))
                         .show_ui(ui, |ui| {
                             for a in 0..dim {
-                                ui.selectable_value(&mut self.state.axes[k], a, format!("axis {a}"));
+                                ui.selectable_value(
+                                    &mut self.state.axes[k],
+                                    a,
+                                    format!("axis {a}"),
+                                );
                             }
                         });
                 }

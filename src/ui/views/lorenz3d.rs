@@ -18,7 +18,11 @@ fn to_screen(cam: &OrbitCamera, rect: Rect, p: [f32; 3]) -> Option<(Pos2, f32)> 
 
 /// The three shown coordinates of a data row (`axes` are clamped to its dimension).
 fn xyz(p: &[f32], axes: [usize; 3]) -> [f32; 3] {
-    axes.map(|a| p.get(a.min(p.len().saturating_sub(1))).copied().unwrap_or(0.0))
+    axes.map(|a| {
+        p.get(a.min(p.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0.0)
+    })
 }
 
 /// Returns whether the camera moved (the app persists it).
@@ -89,8 +93,7 @@ pub fn lorenz_view(
             );
         }
     }
-    let cloud =
-        (0..started.data.len()).filter_map(|i| project(xyz(started.data.row(i), axes)));
+    let cloud = (0..started.data.len()).filter_map(|i| project(xyz(started.data.row(i), axes)));
     dots(
         &painter,
         cloud.map(|(p, _)| p),
