@@ -297,7 +297,7 @@ pub struct LoaderBench {
     pub seconds_load: f64,
     /// The numbers as the table holds them (f64).
     pub table_mib: f64,
-    /// The growth of the process's peak resident memory over the load.
+    /// The growth of the process's peak resident memory over the dataset's load.
     pub peak_mib: f64,
     pub peak_over_table: f64,
 }
@@ -313,8 +313,8 @@ fn max_rss_mib() -> f64 {
 }
 
 /// Write a CSV of `rows` × 3 random numbers (streamed, so writing it does not raise the
-/// peak memory), then load it twice: as a table and as a dataset. Run it in a fresh
-/// process: the peak is measured over the loads.
+/// peak memory), then load it as a dataset (the peak memory is measured over this load)
+/// and as a table. Run it in a fresh process.
 pub fn loader(rows: usize) -> std::io::Result<LoaderBench> {
     use std::io::Write;
     let dir = std::env::temp_dir().join(format!("equiflow-bench-loader-{}", std::process::id()));
@@ -330,14 +330,9 @@ pub fn loader(rows: usize) -> std::io::Result<LoaderBench> {
         }
     }
     let file_mib = std::fs::metadata(&path)?.len() as f64 / (1u64 << 20) as f64;
+    // The dataset first, in a process that has held nothing large yet: freed memory stays
+    // resident, so a load after another would count the first one's pages too.
     let before = max_rss_mib();
-    let t = Instant::now();
-    let table = crate::data::table::read(&path, crate::data::table::memory_budget())
-        .map_err(std::io::Error::other)?;
-    let seconds_read = t.elapsed().as_secs_f64();
-    let table_mib = table.bytes() as f64 / (1u64 << 20) as f64;
-    let cols = table.cols;
-    drop(table);
     let t = Instant::now();
     let file = crate::preset::FileData {
         path: path.display().to_string(),
@@ -347,6 +342,13 @@ pub fn loader(rows: usize) -> std::io::Result<LoaderBench> {
     let seconds_load = t.elapsed().as_secs_f64();
     let peak_mib = max_rss_mib() - before;
     drop(data);
+    let t = Instant::now();
+    let table = crate::data::table::read(&path, crate::data::table::memory_budget())
+        .map_err(std::io::Error::other)?;
+    let seconds_read = t.elapsed().as_secs_f64();
+    let table_mib = table.bytes() as f64 / (1u64 << 20) as f64;
+    let cols = table.cols;
+    drop(table);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(LoaderBench {
         rows,

@@ -375,6 +375,16 @@ impl DatasetSettings {
         }
     }
 
+    /// Point kinds drawn by equiflow: how many snapshots (a file's are known once read).
+    pub fn rows(&self) -> Option<usize> {
+        match &self.source {
+            Source::Ring(p) | Source::TwoPeaks(p) => Some(p.n),
+            Source::TwoMoons(m) => Some(m.n),
+            Source::Lorenz(l) => Some(l.runs * l.steps_per_run),
+            _ => None,
+        }
+    }
+
     /// Image kinds: how many snapshots and their side in pixels.
     pub fn images(&self) -> Option<(usize, usize)> {
         match &self.source {

@@ -908,6 +908,56 @@ fn own_snapshots_with_velocities_train_and_the_run_keeps_its_data() {
         num(&again, "cos_truth_learned"),
     );
     assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+
+    // Many flows on the same file: the consistency table has the truth from the velocities;
+    // aggregate refuses to mix runs of different files.
+    let (data, vel) = (ex.join("thomas2.csv"), ex.join("thomas2-v.csv"));
+    for (from, to) in [("data.csv", &data), ("velocity.csv", &vel)] {
+        let text = std::fs::read_to_string(out.join(from)).unwrap();
+        let head: Vec<&str> = text.lines().take(701).collect();
+        std::fs::write(to, head.join("\n")).unwrap();
+    }
+    let sweep = tmp.path().join("sweep");
+    let mut args = vec![
+        "sweep",
+        "--data",
+        data.to_str().unwrap(),
+        "--velocity",
+        vel.to_str().unwrap(),
+        "--seeds",
+        "2",
+        "--quick",
+        "--seed",
+        "1",
+        "--backend",
+        "cpu",
+        "--out",
+        sweep.to_str().unwrap(),
+    ];
+    args.extend_from_slice(TINY_POINTS);
+    let o = equiflow(&args);
+    assert!(o.status.success(), "sweep failed: {}", stderr(&o));
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(sweep.join("summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["models"], 2);
+    assert!(
+        num(&summary["cos_truth_learned"], "mean").is_finite(),
+        "{summary}"
+    );
+    let o = equiflow(&[
+        "aggregate",
+        "--backend",
+        "cpu",
+        sweep.join("seed-1").to_str().unwrap(),
+        out.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("trained on other snapshots"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 /// The same numbers as CSV and as `.npy` are the same run; 4-D data train with every

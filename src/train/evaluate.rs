@@ -223,7 +223,8 @@ pub fn evaluate_with_curves(
         m.not_measured.insert(
             "tangential_ratio".into(),
             format!(
-                "defined for 2-D data only (the share of the flow along circles about the                  data's centre); these data have {dim} dimensions"
+                "defined for 2-D data only (the share of the flow along circles about the \
+                 data's centre); these data have {dim} dimensions"
             ),
         );
     }
