@@ -869,6 +869,24 @@ fn a_dropped_csv_opens_as_a_new_experiment_and_plays_on_picked_axes() {
     assert!(m.mmd2_learned.is_finite() && m.lyapunov_mean.is_some());
     assert!(m.not_measured.contains_key("tangential_ratio"));
 
+    // The columns are picked in the panel: two of them make the next job 2-D.
+    h.get_by_label("columns").focus();
+    h.step();
+    h.get_by_label("columns").type_text("b, d");
+    h.step();
+    h.key_press(egui::Key::Enter);
+    h.step();
+    let picked = h.state().settings.dataset.file().unwrap().columns.clone();
+    assert_eq!(
+        picked,
+        [
+            equiflow::preset::Column::Name("b".into()),
+            equiflow::preset::Column::Name("d".into())
+        ]
+    );
+    click(&mut h, "Train");
+    step_until(&mut h, "the 2-D job", |a| a.results.dim() == Some(2));
+
     // A file that cannot be used: a sentence with the line, and nothing changes.
     let bad = dir.path().join("bad.csv");
     std::fs::write(&bad, "x,y\n1,2\n3,oops\n").unwrap();

@@ -65,15 +65,17 @@ fn file_settings(ui: &mut Ui, f: &mut preset::FileData) -> bool {
     }
     let tip = "The columns that are the axes, by header name or 0-based index, separated by \
                commas (empty: every column); applies at the next Train";
-    ui.label("columns").on_hover_text(tip);
+    let label = ui.label("columns").on_hover_text(tip);
     let id = ui.scope_id().with("file-columns");
     let shown = columns_text(&f.columns);
     let mut text: String = ui.data_mut(|d| d.get_temp(id)).unwrap_or(shown.clone());
-    let resp = ui.add(
-        egui::TextEdit::singleline(&mut text)
-            .hint_text("all")
-            .desired_width(120.0),
-    );
+    let resp = ui
+        .add(
+            egui::TextEdit::singleline(&mut text)
+                .hint_text("all")
+                .desired_width(120.0),
+        )
+        .labelled_by(label.id);
     let resp = resp.on_hover_text(tip);
     if resp.lost_focus() {
         let picked = parse_columns(&text);
