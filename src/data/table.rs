@@ -231,6 +231,23 @@ fn number(cell: &str) -> Option<f64> {
     cell.parse::<f64>().ok()
 }
 
+/// The separator a file really uses, from its first line with content: the extension's
+/// (`delim`, or blanks when `None`) unless that line holds none of it and holds another
+/// (a `.csv` written with semicolons or tabs, a `.txt` with commas).
+fn sniff(line: &str, delim: Option<u8>) -> Option<u8> {
+    let has = |c: u8| line.as_bytes().contains(&c);
+    // Blanks separate cells anyway where no delimiter is named, so a tab says nothing there.
+    let others: &[u8] = if delim.is_some() {
+        &[b',', b';', b'\t']
+    } else {
+        &[b',', b';']
+    };
+    match delim {
+        Some(d) if has(d) => Some(d),
+        _ => others.iter().copied().find(|&c| has(c)).or(delim),
+    }
+}
+
 fn read_text(
     mut reader: impl BufRead,
     path: &str,
@@ -238,6 +255,7 @@ fn read_text(
     delim: Option<u8>,
     budget: usize,
 ) -> Result<Table, DataError> {
+    let mut delim = delim;
     let mut line = String::new();
     let mut cells = Vec::new();
     let mut values: Vec<f64> = Vec::new();
@@ -287,6 +305,9 @@ fn read_text(
         let content = text.trim();
         if content.is_empty() || content.starts_with('#') {
             continue;
+        }
+        if cols == 0 {
+            delim = sniff(text, delim);
         }
         split_cells(text, delim, &mut cells);
         if cols == 0 {
@@ -525,6 +546,15 @@ mod tests {
             read(&txt, BIG).unwrap().values,
             vec![1., 2., 3., 4., 5., 6.]
         );
+        // The separator the file really uses: semicolons or tabs in a .csv, commas in a .txt.
+        for (name, text) in [
+            ("s.csv", "a;b\n1;2\n"),
+            ("t.csv", "a\tb\n1\t2\n"),
+            ("c.txt", "a, b\n1, 2\n"),
+        ] {
+            let t = read(&write(dir.path(), name, text.as_bytes()), BIG).unwrap();
+            assert_eq!((t.cols, t.values.clone()), (2, vec![1.0, 2.0]), "{name}");
+        }
     }
 
     #[test]
