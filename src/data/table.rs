@@ -237,11 +237,7 @@ fn number(cell: &str) -> Option<f64> {
 fn sniff(line: &str, delim: Option<u8>) -> Option<u8> {
     let has = |c: u8| line.as_bytes().contains(&c);
     // Blanks separate cells anyway where no delimiter is named, so a tab says nothing there.
-    let others: &[u8] = if delim.is_some() {
-        &[b',', b';', b'\t']
-    } else {
-        &[b',', b';']
-    };
+    let others: &[u8] = if delim.is_some() { b",;\t" } else { b",;" };
     match delim {
         Some(d) if has(d) => Some(d),
         _ => others.iter().copied().find(|&c| has(c)).or(delim),
