@@ -834,10 +834,42 @@ fn a_dropped_csv_opens_as_a_new_experiment_and_plays_on_picked_axes() {
         "{msg:?}"
     );
     assert_eq!(app.results.state, JobState::Idle, "shown, not trained");
-    assert!(
-        h.query_by_label("columns").is_some(),
-        "editable in the panel"
+
+    // The columns are picked in the panel; the data shown follow before anything trains.
+    h.get_by_label("columns").focus();
+    h.step();
+    h.get_by_label("columns").type_text("b, d");
+    h.step();
+    h.key_press(egui::Key::Enter);
+    h.step();
+    let picked = h.state().settings.dataset.file().unwrap().columns.clone();
+    assert_eq!(
+        picked,
+        [
+            equiflow::preset::Column::Name("b".into()),
+            equiflow::preset::Column::Name("d".into())
+        ]
     );
+    step_until(&mut h, "the 2-D preview", |a| a.results.dim() == Some(2));
+    assert_eq!(h.state().results.state, JobState::Idle);
+    // Emptied: every column again.
+    h.get_by_label("columns").focus();
+    h.step();
+    for _ in 0..8 {
+        h.key_press(egui::Key::Backspace);
+    }
+    h.key_press(egui::Key::Enter);
+    h.step();
+    assert!(
+        h.state()
+            .settings
+            .dataset
+            .file()
+            .unwrap()
+            .columns
+            .is_empty()
+    );
+    step_until(&mut h, "the 4-D preview", |a| a.results.dim() == Some(4));
 
     // Tiny training, then play it on axes b, c, d.
     let sets: Vec<String> = [
@@ -868,24 +900,6 @@ fn a_dropped_csv_opens_as_a_new_experiment_and_plays_on_picked_axes() {
     let m = &h.state().results.metrics.as_ref().unwrap().0;
     assert!(m.mmd2_learned.is_finite() && m.lyapunov_mean.is_some());
     assert!(m.not_measured.contains_key("tangential_ratio"));
-
-    // The columns are picked in the panel: two of them make the next job 2-D.
-    h.get_by_label("columns").focus();
-    h.step();
-    h.get_by_label("columns").type_text("b, d");
-    h.step();
-    h.key_press(egui::Key::Enter);
-    h.step();
-    let picked = h.state().settings.dataset.file().unwrap().columns.clone();
-    assert_eq!(
-        picked,
-        [
-            equiflow::preset::Column::Name("b".into()),
-            equiflow::preset::Column::Name("d".into())
-        ]
-    );
-    click(&mut h, "Train");
-    step_until(&mut h, "the 2-D job", |a| a.results.dim() == Some(2));
 
     // A file that cannot be used: a sentence with the line, and nothing changes.
     let bad = dir.path().join("bad.csv");

@@ -74,6 +74,8 @@ pub struct EquiflowApp {
     sent_preview: Option<(DatasetSettings, u64)>,
     /// One preview at a time: edits made meanwhile are previewed once it arrives.
     preview_in_flight: bool,
+    /// A file preset's snapshots: the dataset (and seed) last read to show before training.
+    sent_points_preview: Option<(DatasetSettings, u64)>,
     /// The first training images of the open image preset, drawn before training.
     pub preview: Option<Preview>,
     /// A live recording of the artificial-life view (MP4 through ffmpeg).
@@ -126,6 +128,7 @@ impl EquiflowApp {
             sent_sim: None,
             sent_preview: None,
             preview_in_flight: false,
+            sent_points_preview: None,
             preview: None,
             recorder: None,
             ffmpeg: crate::ui::export::find_ffmpeg(),
@@ -344,10 +347,32 @@ impl EquiflowApp {
         });
     }
 
+    /// A file preset's snapshots, read to show before anything trains: shown while no job
+    /// has started (a finished job's views stay), or why they cannot be read.
+    fn points_preview(&mut self, p: crate::worker::event::PointsPreview) {
+        if !p.matches(&self.settings) || self.results.state != JobState::Idle {
+            return;
+        }
+        match p.points {
+            Ok(points) => {
+                self.results = Results {
+                    job: Some(crate::worker::event::JobStarted {
+                        preset: self.settings.name.clone(),
+                        backend: String::new(),
+                        shows: crate::worker::event::Shows::Points(points),
+                    }),
+                    ..Results::default()
+                }
+            }
+            Err(e) => self.message = Some(Message::error(format!("Cannot read the data: {e}"))),
+        }
+    }
+
     /// What [`EquiflowApp::open_data`] got back.
     fn data_opened(&mut self, opened: Result<Box<crate::worker::event::OpenedData>, String>) {
         match opened {
             Ok(o) => {
+                self.sent_points_preview = Some((o.preset.dataset.clone(), o.preset.data_seed()));
                 self.state.preset_name = o.preset.name.clone();
                 self.state.preset_source = o.preset.to_toml();
                 self.set_settings(o.preset);
@@ -587,6 +612,10 @@ impl EquiflowApp {
                 self.data_opened(o);
                 continue;
             }
+            if let Event::PointsPreview(p) = e {
+                self.points_preview(*p);
+                continue;
+            }
             if let Some(m) = self.results.apply(e) {
                 self.message = Some(m);
             }
@@ -648,6 +677,15 @@ impl EquiflowApp {
                 .send(Command::Preview(Box::new(self.settings.clone())));
             self.sent_preview = Some(key);
             self.preview_in_flight = true;
+        }
+        let points_key = (self.settings.dataset.clone(), self.settings.data_seed());
+        if self.settings.dataset.kind() == DatasetKind::File
+            && self.results.state == JobState::Idle
+            && self.sent_points_preview.as_ref() != Some(&points_key)
+        {
+            self.worker
+                .send(Command::PreviewPoints(Box::new(self.settings.clone())));
+            self.sent_points_preview = Some(points_key);
         }
         let animate = self.state.tab.animates();
         if self.sent_animate != Some(animate) {

@@ -261,7 +261,7 @@ impl Results {
             }
             Event::Notice(text) => return Some(Message::info(text)),
             // The app keeps the preview itself: it outlives jobs, which reset the results.
-            Event::Preview(_) | Event::DataOpened(_) => {}
+            Event::Preview(_) | Event::DataOpened(_) | Event::PointsPreview(_) => {}
         }
         None
     }

@@ -51,6 +51,9 @@ pub enum Command {
         path: PathBuf,
         quick: bool,
     },
+    /// Read the snapshots of a point preset from a file, to show them before training
+    /// (answered by `Event::PointsPreview`).
+    PreviewPoints(Box<Preset>),
     /// Draw the first training images of an image preset (what a job on it will learn),
     /// answered by `Event::Preview`; a running job pauses for as long as that takes.
     Preview(Box<Preset>),

@@ -145,6 +145,21 @@ pub struct OpenedData {
     pub points: PointData,
 }
 
+/// A file preset's snapshots, read before training.
+#[derive(Debug, Clone)]
+pub struct PointsPreview {
+    /// What they were read for: shown only while the settings still match.
+    pub dataset: crate::preset::DatasetSettings,
+    pub seed: u64,
+    pub points: Result<PointData, String>,
+}
+
+impl PointsPreview {
+    pub fn matches(&self, p: &crate::preset::Preset) -> bool {
+        self.dataset == p.dataset && self.seed == p.data_seed()
+    }
+}
+
 /// Which images an [`Images`] event holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ImageKind {
@@ -307,6 +322,8 @@ pub enum Event {
     /// Answer to [`Command::OpenData`](super::command::Command::OpenData): the settings
     /// for the file and what its data look like, or why it cannot be used.
     DataOpened(Result<Box<OpenedData>, String>),
+    /// Answer to [`Command::PreviewPoints`](super::command::Command::PreviewPoints).
+    PointsPreview(Box<PointsPreview>),
     NcaRule(NcaRule),
     Progress(ProgressInfo),
     /// Mean loss of one finished epoch.

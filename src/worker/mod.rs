@@ -466,6 +466,16 @@ impl Loop {
                     "nothing to save yet: train a model first".into(),
                 )),
             },
+            Command::PreviewPoints(preset) => {
+                let points = crate::data::Dataset::generate(&preset.dataset, preset.data_seed())
+                    .map(|d| session::point_data(&preset, &d))
+                    .map_err(|e| e.to_string());
+                out.push(Event::PointsPreview(Box::new(event::PointsPreview {
+                    dataset: preset.dataset.clone(),
+                    seed: preset.data_seed(),
+                    points,
+                })));
+            }
             Command::OpenData { path, quick } => {
                 out.push(Event::DataOpened(open_data(&path, quick).map(Box::new)));
             }
