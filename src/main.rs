@@ -240,6 +240,14 @@ impl DataArgs {
             "{}",
             own_data::describe(&path.display().to_string(), &data, base)
         );
+        let steps = |epochs: usize, batch: usize| epochs * data.len().div_ceil(batch.max(1));
+        eprintln!(
+            "training length: {} score steps ({} epochs), {} flow steps ({} epochs)",
+            steps(p.score.epochs, p.score.batch),
+            p.score.epochs,
+            steps(p.flow.epochs, p.flow.batch),
+            p.flow.epochs
+        );
         Ok((p, Some(data)))
     }
 }
