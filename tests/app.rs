@@ -888,6 +888,18 @@ fn a_dropped_csv_opens_as_a_new_experiment_and_plays_on_picked_axes() {
     .iter()
     .map(|s| s.to_string())
     .collect();
+    // Velocities at the same states (picked with the panel's Open… beside "velocities").
+    let vel = dir.path().join("four-v.csv");
+    let vtext: String = std::iter::once("a,b,c,d\n".to_string())
+        .chain((0..600).map(|r| format!("{},{},{},{}\n", r % 7, r % 5, -(r % 3), r % 11)))
+        .collect();
+    std::fs::write(&vel, vtext).unwrap();
+    h.state_mut().set_velocity_file(&vel);
+    h.step();
+    assert!(
+        h.query_by_label("four-v.csv").is_some(),
+        "shown in the panel"
+    );
     let tiny = Preset::from_toml_str("four", &h.state().settings.to_toml(), false, &sets).unwrap();
     h.state_mut().set_settings(tiny);
     h.state_mut().state.axes = [1, 2, 3];
@@ -900,6 +912,7 @@ fn a_dropped_csv_opens_as_a_new_experiment_and_plays_on_picked_axes() {
     let m = &h.state().results.metrics.as_ref().unwrap().0;
     assert!(m.mmd2_learned.is_finite() && m.lyapunov_mean.is_some());
     assert!(m.not_measured.contains_key("tangential_ratio"));
+    assert!(m.cos_truth_learned.is_some() && m.cos_truth_random_sd.is_some());
 
     // A file that cannot be used: a sentence with the line, and nothing changes.
     let bad = dir.path().join("bad.csv");

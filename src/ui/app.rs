@@ -29,6 +29,7 @@ const PROGRESS_REPAINT: Duration = Duration::from_millis(250);
 enum FileChoice {
     OpenPreset(PathBuf),
     OpenData(PathBuf),
+    OpenVelocity(PathBuf),
     SaveTo(PathBuf),
     OpenTarget(PathBuf),
     SaveTarget(PathBuf),
@@ -337,6 +338,28 @@ impl EquiflowApp {
         dialog(self.files.0.clone(), pick, FileChoice::OpenData);
     }
 
+    /// Choose the velocity file of the open file preset.
+    pub fn open_velocity_dialog(&self) {
+        let pick = || {
+            rfd::FileDialog::new()
+                .add_filter("velocities", crate::data::table::Format::EXTENSIONS)
+                .pick_file()
+        };
+        dialog(self.files.0.clone(), pick, FileChoice::OpenVelocity);
+    }
+
+    /// The open file preset takes `path` as its velocity file (checked when it trains).
+    pub fn set_velocity_file(&mut self, path: &Path) {
+        if let Some(f) = self.settings.dataset.file_mut() {
+            f.velocity = Some(path.display().to_string());
+            self.state.settings_toml = self.settings.to_toml();
+            self.message = Some(Message::info(format!(
+                "Velocities from {}: used from the next Train.",
+                path.display()
+            )));
+        }
+    }
+
     /// Open the user's snapshot file: the worker reads it and answers with the settings of
     /// the closest built-in and the data, shown before anything trains.
     pub fn open_data(&mut self, path: &Path) {
@@ -638,6 +661,7 @@ impl EquiflowApp {
                     self.load_preset_file(&p, bytes);
                 }
                 FileChoice::OpenData(p) => self.open_data(&p),
+                FileChoice::OpenVelocity(p) => self.set_velocity_file(&p),
                 FileChoice::SaveTo(p) => self.save_run(Some(p)),
                 FileChoice::OpenTarget(p) => {
                     let bytes = std::fs::read(&p).map_err(|e| e.to_string());

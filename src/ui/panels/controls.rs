@@ -44,25 +44,44 @@ pub(super) fn seed(ui: &mut Ui, seed: &mut u64) -> bool {
     )
 }
 
-/// The user's snapshot file: which columns, how many rows, standardised or not.
-fn file_settings(ui: &mut Ui, f: &mut preset::FileData) -> bool {
+/// The user's snapshot file: which columns, how many rows, standardised or not, the
+/// velocity file; returns whether a setting changed and whether to pick a velocity file.
+fn file_settings(ui: &mut Ui, f: &mut preset::FileData) -> (bool, bool) {
     let mut changed = false;
+    let mut pick = false;
     let name = std::path::Path::new(&f.path)
         .file_name()
         .map_or(f.path.clone(), |n| n.to_string_lossy().to_string());
     ui.label("file");
     ui.label(name).on_hover_text(&f.path);
     ui.end_row();
-    if let Some(v) = &f.velocity {
-        ui.label("velocities");
-        ui.label(
-            std::path::Path::new(v)
-                .file_name()
-                .map_or(v.clone(), |n| n.to_string_lossy().to_string()),
-        )
-        .on_hover_text(v);
-        ui.end_row();
-    }
+    ui.label("velocities").on_hover_text(
+        "The true velocity at each snapshot (same rows and columns): the flows are compared \
+         with it (|cos| to the truth)",
+    );
+    ui.horizontal(|ui| {
+        if let Some(v) = &f.velocity {
+            ui.label(
+                std::path::Path::new(v)
+                    .file_name()
+                    .map_or(v.clone(), |n| n.to_string_lossy().to_string()),
+            )
+            .on_hover_text(v);
+            if ui
+                .small_button("×")
+                .on_hover_text("No velocities")
+                .clicked()
+            {
+                f.velocity = None;
+                changed = true;
+            }
+        }
+        pick = ui
+            .small_button("Open…")
+            .on_hover_text("Pick the velocity file")
+            .clicked();
+    });
+    ui.end_row();
     let tip = "The columns that are the axes, by header name or 0-based index, separated by \
                commas (empty: every column); applies at the next Train";
     let label = ui.label("columns").on_hover_text(tip);
@@ -112,7 +131,7 @@ fn file_settings(ui: &mut Ui, f: &mut preset::FileData) -> bool {
             "How many rows to draw",
         );
     }
-    changed
+    (changed, pick)
 }
 
 /// `columns` as the panel shows them: `x, 2, z`.
@@ -348,6 +367,7 @@ impl EquiflowApp {
     fn settings_editor(&mut self, ui: &mut Ui) {
         let mut changed = false;
         let mut lr_changed = false;
+        let mut pick_velocity = false;
         let s = &mut self.settings;
         egui::CollapsingHeader::new("Dataset")
             .default_open(true)
@@ -393,7 +413,11 @@ impl EquiflowApp {
                                 "States kept per trajectory (after burn-in)",
                             );
                         }
-                        Source::File(f) => changed |= file_settings(ui, f),
+                        Source::File(f) => {
+                            let (c, pick) = file_settings(ui, f);
+                            changed |= c;
+                            pick_velocity |= pick;
+                        }
                         // Image kinds have their own panel.
                         Source::GrayScott(_) | Source::Alife(_) => {}
                     }
@@ -461,6 +485,9 @@ impl EquiflowApp {
         });
         if let Some(s) = &self.results.job {
             ui.weak(format!("in use: {}", s.backend));
+        }
+        if pick_velocity {
+            self.open_velocity_dialog();
         }
         if changed || lr_changed {
             self.state.settings_toml = self.settings.to_toml();
