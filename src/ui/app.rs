@@ -320,32 +320,34 @@ impl EquiflowApp {
     }
 
     pub fn open_dialog(&self) {
-        let pick = || {
-            rfd::FileDialog::new()
-                .add_filter("equiflow preset", &["toml"])
-                .pick_file()
-        };
-        dialog(self.files.0.clone(), pick, FileChoice::OpenPreset);
+        self.pick_file("equiflow preset", &["toml"], FileChoice::OpenPreset);
     }
 
     /// Choose a file of point snapshots (the worker reads it and answers).
     pub fn open_data_dialog(&self) {
-        let pick = || {
-            rfd::FileDialog::new()
-                .add_filter("point snapshots", crate::data::table::Format::EXTENSIONS)
-                .pick_file()
-        };
-        dialog(self.files.0.clone(), pick, FileChoice::OpenData);
+        let tables = crate::data::table::Format::EXTENSIONS;
+        self.pick_file("point snapshots", tables, FileChoice::OpenData);
     }
 
     /// Choose the velocity file of the open file preset.
     pub fn open_velocity_dialog(&self) {
-        let pick = || {
+        let tables = crate::data::table::Format::EXTENSIONS;
+        self.pick_file("velocities", tables, FileChoice::OpenVelocity);
+    }
+
+    /// A file dialog for one kind of file (`what`, by its extensions), answered as `wrap`.
+    fn pick_file(
+        &self,
+        what: &'static str,
+        extensions: &'static [&'static str],
+        wrap: fn(PathBuf) -> FileChoice,
+    ) {
+        let pick = move || {
             rfd::FileDialog::new()
-                .add_filter("velocities", crate::data::table::Format::EXTENSIONS)
+                .add_filter(what, extensions)
                 .pick_file()
         };
-        dialog(self.files.0.clone(), pick, FileChoice::OpenVelocity);
+        dialog(self.files.0.clone(), pick, wrap);
     }
 
     /// The open file preset takes `path` as its velocity file (checked when it trains).
