@@ -16,10 +16,7 @@ pub const MAX_DIM: usize = 16;
 /// Read `f`'s snapshots (and velocities), with the generator seeded by `seed` for the
 /// subsample.
 pub fn load(f: &FileData, seed: u64) -> Result<Dataset, DataError> {
-    load_with_budget(f, seed, table::memory_budget())
-}
-
-pub fn load_with_budget(f: &FileData, seed: u64, budget: usize) -> Result<Dataset, DataError> {
+    let budget = table::memory_budget();
     let path = Path::new(&f.path);
     let t = table::read(path, budget)?;
     let picked = pick_columns(&t, &f.columns, &f.path)?;

@@ -101,6 +101,25 @@ pub enum DataError {
         estimate: f64,
         budget: f64,
     },
+    #[error(
+        "{path} is too large to load: its array needs {needed:.2} GiB of numbers, and equiflow \
+         may use at most {budget:.2} GiB for data here; take a subsample of the rows"
+    )]
+    NpyTooLarge {
+        path: String,
+        needed: f64,
+        budget: f64,
+    },
+    #[error(
+        "{path}, row {row}, column {column} (both from 0): {what}; every value must be a \
+         finite number (remove or fill the row)"
+    )]
+    NpyNotFinite {
+        path: String,
+        row: usize,
+        column: usize,
+        what: &'static str,
+    },
     #[error("{path} is not a NumPy array file: {message}")]
     NotNpy { path: String, message: String },
     #[error(
@@ -155,7 +174,7 @@ pub fn read(path: &Path, budget: usize) -> Result<Table, DataError> {
     let size = file.metadata().map_err(io)?.len();
     let reader = std::io::BufReader::with_capacity(1 << 16, file);
     match format {
-        Format::Npy => read_npy(reader, &name, size, budget),
+        Format::Npy => read_npy(reader, &name, budget),
         Format::Delimited(d) => read_text(reader, &name, size, Some(d), budget),
         Format::Whitespace => read_text(reader, &name, size, None, budget),
     }
@@ -226,7 +245,8 @@ fn split_cells(line: &str, delim: Option<u8>, out: &mut Vec<std::ops::Range<usiz
     }
 }
 
-/// A cell as a number: `Ok(None)` when it is not one at all.
+/// A cell as a number, `None` when it is not one (NaN and infinity are numbers here: the
+/// caller names them).
 fn number(cell: &str) -> Option<f64> {
     cell.parse::<f64>().ok()
 }
@@ -386,7 +406,7 @@ fn read_text(
     })
 }
 
-fn read_npy(reader: impl Read, path: &str, size: u64, budget: usize) -> Result<Table, DataError> {
+fn read_npy(reader: impl Read, path: &str, budget: usize) -> Result<Table, DataError> {
     let file = npyz::NpyFile::new(reader).map_err(|e| DataError::NotNpy {
         path: path.into(),
         message: e.to_string(),
@@ -400,26 +420,18 @@ fn read_npy(reader: impl Read, path: &str, size: u64, budget: usize) -> Result<T
     };
     let fortran = file.order() == npyz::Order::Fortran;
     let count = rows.saturating_mul(cols);
-    let needed = count.saturating_mul(8);
-    if needed > budget as u64 {
-        return Err(DataError::TooLarge {
-            path: path.into(),
-            line: 0,
-            needed: needed as f64 / GIB,
-            estimate: needed as f64 / GIB,
-            budget: budget as f64 / GIB,
-        });
+    let too_large = DataError::NpyTooLarge {
+        path: path.into(),
+        needed: count.saturating_mul(8) as f64 / GIB,
+        budget: budget as f64 / GIB,
+    };
+    if count.saturating_mul(8) > budget as u64 {
+        return Err(too_large);
     }
     let mut values: Vec<f64> = Vec::new();
     values
         .try_reserve_exact(count as usize)
-        .map_err(|_| DataError::TooLarge {
-            path: path.into(),
-            line: 0,
-            needed: needed as f64 / GIB,
-            estimate: needed as f64 / GIB,
-            budget: budget as f64 / GIB,
-        })?;
+        .map_err(|_| too_large)?;
     let dtype = match file.dtype() {
         npyz::DType::Plain(t) => t.to_string(),
         other => format!("{other:?}"),
@@ -458,7 +470,6 @@ fn read_npy(reader: impl Read, path: &str, size: u64, budget: usize) -> Result<T
             }
         },
     }
-    let _ = size;
     let (rows, cols) = (rows as usize, cols as usize);
     if fortran {
         let mut c = vec![0.0; values.len()];
@@ -471,10 +482,10 @@ fn read_npy(reader: impl Read, path: &str, size: u64, budget: usize) -> Result<T
     }
     for (i, x) in values.iter().enumerate() {
         if !x.is_finite() {
-            return Err(DataError::NotFinite {
+            return Err(DataError::NpyNotFinite {
                 path: path.into(),
-                line: i / cols.max(1),
-                column: format!("{} (row {}, 0-based)", i % cols, i / cols),
+                row: i / cols,
+                column: i % cols,
                 what: if x.is_nan() { "NaN" } else { "infinity" },
             });
         }
@@ -629,6 +640,15 @@ mod tests {
         let h3 = f32s_header("'<f8'", "(2, 2, 2)");
         let p = write(dir.path(), "r.npy", &h3);
         assert!(read(&p, BIG).unwrap_err().to_string().contains("2-D array"));
+        // NaN in an array: its row and column; an array over the budget: the numbers.
+        let mut nan = Vec::new();
+        write_npy(&mut nan, &[1.0, 2.0, 3.0, f64::NAN], 2).unwrap();
+        let p = write(dir.path(), "n.npy", &nan);
+        let e = read(&p, BIG).unwrap_err().to_string();
+        assert!(e.contains("row 1, column 1 (both from 0): NaN"), "{e}");
+        let p = write(dir.path(), "a.npy", &bytes);
+        let e = read(&p, 64).unwrap_err().to_string();
+        assert!(e.contains("its array needs") && e.contains("GiB"), "{e}");
         let hi = f32s_header("'<i8'", "(2, 2)");
         let p = write(dir.path(), "i.npy", &hi);
         let e = read(&p, BIG).unwrap_err().to_string();

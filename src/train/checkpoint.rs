@@ -73,11 +73,12 @@ fn is_run_file(name: &std::ffi::OsStr) -> bool {
             .any(|stem| name.starts_with(&format!("{stem}.")))
 }
 
-/// `STEM.EXT`, keeping `src`'s extension (lower case).
-fn copy_name(stem: &str, src: &Path) -> String {
+/// `STEM.EXT`, the name of a run's copy of `src`, keeping its extension (lower case;
+/// `default` when it has none).
+fn copy_name(stem: &str, src: &Path, default: &str) -> String {
     let ext = src
         .extension()
-        .map_or("csv".into(), |e| e.to_string_lossy().to_lowercase());
+        .map_or(default.into(), |e| e.to_string_lossy().to_lowercase());
     format!("{stem}.{ext}")
 }
 
@@ -114,10 +115,7 @@ fn target_file(preset: &Preset) -> Option<PathBuf> {
 
 /// `target.EXT`, keeping the picture's extension (PNG or JPEG).
 fn target_name(src: &Path) -> String {
-    let ext = src
-        .extension()
-        .map_or("png".into(), |e| e.to_string_lossy().to_lowercase());
-    format!("{TARGET}.{ext}")
+    copy_name(TARGET, src, "png")
 }
 
 pub struct RunDir {
@@ -306,7 +304,7 @@ impl RunDir {
             .and_then(|t| serde_json::from_str(&t).ok());
         let copy = |stem: &str, src: &str, old: Option<&DataFile>| {
             let src_path = Path::new(src);
-            let name = copy_name(stem, src_path);
+            let name = copy_name(stem, src_path, "csv");
             let dest = self.file(&name);
             let same = std::fs::canonicalize(src_path).ok() == std::fs::canonicalize(&dest).ok();
             if same && let Some(old) = old {

@@ -12,6 +12,7 @@ use crate::data::Dataset;
 use crate::method::diffusion::{self, Schedule};
 use crate::method::skew;
 use crate::metrics::alignment::{abs_cosine, tangential_ratio};
+use crate::metrics::consistency::Stats;
 use crate::metrics::lyapunov::{LyapunovConfig, largest_exponent};
 use crate::metrics::mmd::mmd2_rbf;
 use crate::metrics::report::{Metrics, MmdCurve};
@@ -285,9 +286,9 @@ pub fn evaluate_with_curves(
                 ))),
             })
             .collect();
-        let (mean, sd) = mean_sd(&draws);
-        m.cos_truth_random_mean = Some(mean);
-        m.cos_truth_random_sd = Some(sd);
+        let stats = Stats::of(&draws).expect("RANDOM_DRAWS is above 0");
+        m.cos_truth_random_mean = Some(stats.mean);
+        m.cos_truth_random_sd = Some(stats.sd);
         tick(obs);
     }
     (m, curves)
@@ -307,14 +308,6 @@ fn mean_state(points: &[f32], dim: usize) -> Vec<f32> {
                 / n) as f32
         })
         .collect()
-}
-
-/// Mean and sample standard deviation.
-pub fn mean_sd(x: &[f64]) -> (f64, f64) {
-    let n = x.len() as f64;
-    let mean = x.iter().sum::<f64>() / n;
-    let var = x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
-    (mean, var.sqrt())
 }
 
 #[cfg(test)]

@@ -99,10 +99,7 @@ fn fit_epochs(preset: &mut Preset, own: &[Preset; 2], quick: bool, rows: usize, 
 
 /// Whether `path` names what [`open`] reads (by its extension).
 pub fn is_point_file(path: &std::path::Path) -> bool {
-    path.extension().is_some_and(|e| {
-        let e = e.to_string_lossy().to_lowercase();
-        crate::data::table::Format::EXTENSIONS.contains(&e.as_str())
-    })
+    crate::data::table::Format::of(path).is_ok()
 }
 
 /// One line saying what was opened.

@@ -379,18 +379,21 @@ impl EquiflowApp {
             return;
         }
         match p.points {
-            Ok(points) => {
-                self.results = Results {
-                    job: Some(crate::worker::event::JobStarted {
-                        preset: self.settings.name.clone(),
-                        backend: String::new(),
-                        shows: crate::worker::event::Shows::Points(points),
-                    }),
-                    ..Results::default()
-                }
-            }
+            Ok(points) => self.show_data(points),
             Err(e) => self.message = Some(Message::error(format!("Cannot read the data: {e}"))),
         }
+    }
+
+    /// The views show `points` as the data of a job not started yet (nothing trained).
+    fn show_data(&mut self, points: crate::worker::event::PointData) {
+        self.results = Results {
+            job: Some(crate::worker::event::JobStarted {
+                preset: self.settings.name.clone(),
+                backend: String::new(),
+                shows: crate::worker::event::Shows::Points(points),
+            }),
+            ..Results::default()
+        };
     }
 
     /// What [`EquiflowApp::open_data`] got back.
@@ -402,14 +405,7 @@ impl EquiflowApp {
                 self.state.preset_source = o.preset.to_toml();
                 self.set_settings(o.preset);
                 if !self.results.is_running() {
-                    self.results = Results {
-                        job: Some(crate::worker::event::JobStarted {
-                            preset: self.settings.name.clone(),
-                            backend: String::new(),
-                            shows: crate::worker::event::Shows::Points(o.points),
-                        }),
-                        ..Results::default()
-                    };
+                    self.show_data(o.points);
                 }
                 self.message = Some(Message::info(format!(
                     "Opened {}. Press Train to learn its flow.",

@@ -49,11 +49,13 @@ pub(super) fn seed(ui: &mut Ui, seed: &mut u64) -> bool {
 fn file_settings(ui: &mut Ui, f: &mut preset::FileData) -> (bool, bool) {
     let mut changed = false;
     let mut pick = false;
-    let name = std::path::Path::new(&f.path)
-        .file_name()
-        .map_or(f.path.clone(), |n| n.to_string_lossy().to_string());
+    let file_name = |path: &str| {
+        std::path::Path::new(path)
+            .file_name()
+            .map_or(path.to_string(), |n| n.to_string_lossy().to_string())
+    };
     ui.label("file");
-    ui.label(name).on_hover_text(&f.path);
+    ui.label(file_name(&f.path)).on_hover_text(&f.path);
     ui.end_row();
     ui.label("velocities").on_hover_text(
         "The true velocity at each snapshot (same rows and columns): the flows are compared \
@@ -61,12 +63,7 @@ fn file_settings(ui: &mut Ui, f: &mut preset::FileData) -> (bool, bool) {
     );
     ui.horizontal(|ui| {
         if let Some(v) = &f.velocity {
-            ui.label(
-                std::path::Path::new(v)
-                    .file_name()
-                    .map_or(v.clone(), |n| n.to_string_lossy().to_string()),
-            )
-            .on_hover_text(v);
+            ui.label(file_name(v)).on_hover_text(v);
             if ui
                 .small_button("×")
                 .on_hover_text("No velocities")
