@@ -124,8 +124,9 @@ enum Cmd {
     },
     /// List the built-in presets.
     Presets,
-    /// Write the example snapshot files (the Thomas attractor's states and velocities, as
-    /// shipped in assets/examples) into a folder, to try --data and --velocity on.
+    /// Write the example snapshot files (the Thomas attractor's states and velocities, and a
+    /// Gray–Scott pattern picture, as shipped in assets/examples) into a folder, to try
+    /// --data and --velocity on.
     Examples {
         #[arg(long, default_value = "examples")]
         out: PathBuf,
@@ -191,9 +192,11 @@ impl RunArgs {
 /// Your own snapshots instead of a preset's built-in system.
 #[derive(Args)]
 struct DataArgs {
-    /// Point snapshots from a file (.csv, .tsv, .txt or .npy: one row per state, one column
-    /// per axis), trained with the settings of the closest built-in preset (or of --preset).
-    #[arg(long, value_name = "FILE")]
+    /// Your own snapshots: points from a file (.csv, .tsv, .txt or .npy: one row per state,
+    /// one column per axis), or pictures (a folder of PNG/JPEG snapshots of one size, or one
+    /// PNG/JPEG picture to take random crops from), trained with the settings of the
+    /// closest built-in preset (or of --preset).
+    #[arg(long, value_name = "FILE|DIR")]
     data: Option<PathBuf>,
     /// With --data: the true velocities at the same states (same rows and columns), to
     /// compare the learned flows with.
@@ -204,7 +207,7 @@ struct DataArgs {
 impl DataArgs {
     /// The preset and its data: `preset` (default `fallback`) as it is, or — with --data —
     /// the file's snapshots with the settings of `preset` or of the built-in closest to the
-    /// data's dimension. Point data are read here, so a file that cannot be used fails
+    /// data. Point data are read here (pictures' headers), so a file that cannot be used fails
     /// before anything is written.
     fn load(
         &self,
@@ -215,25 +218,42 @@ impl DataArgs {
     ) -> Result<(Preset, Option<Dataset>)> {
         let Some(path) = &self.data else {
             let preset = run.preset(preset.unwrap_or(fallback), extra_sets)?;
+            if let Some(i) = preset.dataset.user_images() {
+                equiflow::data::image_files::load(i, i.n, preset.data_seed())?;
+            }
             if preset.dataset.kind().is_image() {
                 return Ok((preset, None));
             }
             let data = Dataset::generate(&preset.dataset, preset.data_seed())?;
             return Ok((preset, Some(data)));
         };
-        if path.is_dir() {
-            bail!(
-                "{} is a folder: --data reads point snapshots from one .csv, .tsv, .txt or .npy \
-                 file (image snapshots from files are not supported yet)",
-                path.display()
+        let sets: Vec<String> = run.sets.iter().chain(extra_sets).cloned().collect();
+        if own_data::is_images(path) {
+            if self.velocity.is_some() {
+                bail!("--velocity gives the velocities of point snapshots; pictures have none");
+            }
+            let name = path.display().to_string();
+            let (p, summary) = own_data::open_images(&name, preset, run.quick, &sets, run.seed)?;
+            eprintln!("{summary}");
+            p.validate()?;
+            // Every picture decoded (and every crop placed) once before anything is written:
+            // a truncated file or a crop larger than the picture fails here.
+            let i = p.dataset.user_images().expect("image settings");
+            equiflow::data::image_files::load(i, i.n, p.data_seed())?;
+            let (n, _) = p.dataset.images().expect("image settings");
+            let steps = |epochs: usize, batch: usize| epochs * n.div_ceil(batch.max(1));
+            eprintln!(
+                "training length: {} score steps ({} epochs)",
+                steps(p.score.epochs, p.score.batch),
+                p.score.epochs,
             );
+            return Ok((p, None));
         }
         let file = preset::FileData {
             path: path.display().to_string(),
             velocity: self.velocity.as_ref().map(|v| v.display().to_string()),
             ..Default::default()
         };
-        let sets: Vec<String> = run.sets.iter().chain(extra_sets).cloned().collect();
         let (p, data) = own_data::open(file, preset, run.quick, &sets, run.seed)?;
         let base = preset.unwrap_or(Preset::closest_builtin(data.dim));
         eprintln!(
@@ -885,6 +905,22 @@ fn write_examples(out: &std::path::Path) -> Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
         eprintln!("wrote {}", path.display());
     }
+    let side = examples::PATTERN_SIDE;
+    let grey = examples::pattern_picture(side, examples::PATTERN_SEED);
+    let path = out.join("pattern.png");
+    equiflow::data::write_atomically(&path, |w| {
+        let png = image::codecs::png::PngEncoder::new(w);
+        image::ImageEncoder::write_image(
+            png,
+            &grey,
+            side as u32,
+            side as u32,
+            image::ExtendedColorType::L8,
+        )
+        .map_err(std::io::Error::other)
+    })
+    .with_context(|| format!("writing {}", path.display()))?;
+    eprintln!("wrote {}", path.display());
     Ok(())
 }
 

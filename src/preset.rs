@@ -60,6 +60,9 @@ pub enum DatasetKind {
     Alife,
     /// The user's own point snapshots, read from a CSV/TSV or `.npy` file (`data::points_file`).
     File,
+    /// The user's own image snapshots: a folder of pictures, or crops of one picture
+    /// (`data::image_files`).
+    Images,
 }
 
 impl DatasetKind {
@@ -74,7 +77,10 @@ impl DatasetKind {
 
     /// Snapshots are images, trained by the image pipeline rather than the point one.
     pub fn is_image(self) -> bool {
-        matches!(self, DatasetKind::GrayScott | DatasetKind::Alife)
+        matches!(
+            self,
+            DatasetKind::GrayScott | DatasetKind::Alife | DatasetKind::Images
+        )
     }
 }
 
@@ -114,6 +120,8 @@ pub enum Source {
     Alife(AlifeData),
     /// Point snapshots from the user's file.
     File(FileData),
+    /// Image snapshots from the user's pictures.
+    Images(ImagesData),
 }
 
 impl Default for Source {
@@ -310,6 +318,119 @@ impl Default for FileData {
     }
 }
 
+/// Where a user's image snapshots come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageLayout {
+    /// A folder of pictures, one snapshot each (fitted to `size`² when theirs differs:
+    /// the centre square, area-averaged).
+    Folder,
+    /// One large picture: `n` random crops of `size`², wrapping around its edges when
+    /// `periodic` (a pattern on a torus), else inside it.
+    Picture { periodic: bool },
+}
+
+/// The user's own image snapshots. In a preset file: `path`, `channels`, and for a folder
+/// `n` (at most that many pictures, picked with the seed) and `resize`; for a picture
+/// `crops`, `size` and `periodic`. What is not given is read from the pictures when the
+/// preset is read (`data::image_files::probe`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImagesData {
+    pub path: String,
+    pub layout: ImageLayout,
+    /// Snapshots: a folder's pictures used, or a picture's crops.
+    pub n: usize,
+    /// Snapshot side in pixels (a multiple of 4).
+    pub size: usize,
+    /// 1 (grey) or 3 (colour); by default what the pictures hold.
+    pub channels: usize,
+}
+
+impl ImagesData {
+    /// Crops of a picture when none are asked for.
+    pub const CROPS: usize = 1024;
+    /// Crop side of a picture when none is asked for (capped by the picture).
+    pub const CROP_SIDE: usize = 64;
+
+    /// The settings for the picture or folder at `path` (a folder's pictures fitted to
+    /// `resize`² when given), with every other value read from the pictures or defaulted:
+    /// what a preset file that names only `path` gives.
+    pub fn open(
+        path: &str,
+        resize: Option<usize>,
+    ) -> Result<Self, crate::data::image_files::ImageFileError> {
+        Self::resolve(path, None, None, resize, None, None)
+    }
+
+    /// Fill what a preset did not say from the pictures' headers.
+    fn resolve(
+        path: &str,
+        picture: Option<bool>,
+        n: Option<usize>,
+        size: Option<usize>,
+        channels: Option<usize>,
+        periodic: Option<bool>,
+    ) -> Result<Self, crate::data::image_files::ImageFileError> {
+        use crate::data::image_files::{check_sizes, probe};
+        let need_probe = picture.is_none() || n.is_none() || size.is_none() || channels.is_none();
+        let probe = if need_probe {
+            Some(probe(Path::new(path))?)
+        } else {
+            None
+        };
+        let picture = picture.unwrap_or_else(|| probe.as_ref().is_some_and(|p| p.picture));
+        let layout = if picture {
+            ImageLayout::Picture {
+                periodic: periodic.unwrap_or(false),
+            }
+        } else {
+            ImageLayout::Folder
+        };
+        let p = probe.as_ref();
+        let size = match size {
+            Some(s) => s,
+            None => {
+                let p = p.expect("probed");
+                if picture {
+                    Self::CROP_SIDE.min(p.fitted_side())
+                } else {
+                    check_sizes(Path::new(path))?;
+                    p.fitted_side().min(MAX_SIDE)
+                }
+            }
+        };
+        let n = match n {
+            Some(n) => n,
+            None if picture => Self::CROPS,
+            None => p.expect("probed").count,
+        };
+        let channels = channels.unwrap_or_else(|| p.expect("probed").channels);
+        Ok(Self {
+            path: path.into(),
+            layout,
+            n,
+            size,
+            channels,
+        })
+    }
+
+    /// `k` snapshots, or as many as a folder holds when it holds fewer (a picture gives any
+    /// number of crops).
+    pub fn at_most(&self, k: usize) -> usize {
+        match self.layout {
+            ImageLayout::Folder => k.min(self.n),
+            ImageLayout::Picture { .. } => k,
+        }
+    }
+
+    /// What the snapshots show, as `metrics.json`'s `pattern`: the file or folder's name.
+    pub fn name(&self) -> String {
+        Path::new(&self.path).file_stem().map_or_else(
+            || "images".into(),
+            |s| s.to_string_lossy().into_owned(),
+        )
+    }
+}
+
 impl Source {
     pub fn kind(&self) -> DatasetKind {
         match self {
@@ -320,6 +441,7 @@ impl Source {
             Source::GrayScott(_) => DatasetKind::GrayScott,
             Source::Alife(_) => DatasetKind::Alife,
             Source::File(_) => DatasetKind::File,
+            Source::Images(_) => DatasetKind::Images,
         }
     }
 }
@@ -368,6 +490,24 @@ impl DatasetSettings {
         }
     }
 
+    pub fn user_images(&self) -> Option<&ImagesData> {
+        match &self.source {
+            Source::Images(i) => Some(i),
+            _ => None,
+        }
+    }
+
+    /// Image kinds: channels of a pixel (Gray–Scott's u and v, an icon's RGB, a user's grey
+    /// or colour pictures); point kinds: 0.
+    pub fn channels(&self) -> usize {
+        match &self.source {
+            Source::GrayScott(_) => 2,
+            Source::Alife(_) => 3,
+            Source::Images(i) => i.channels,
+            _ => 0,
+        }
+    }
+
     pub fn alife_mut(&mut self) -> Option<&mut AlifeData> {
         match &mut self.source {
             Source::Alife(a) => Some(a),
@@ -390,6 +530,7 @@ impl DatasetSettings {
         match &self.source {
             Source::GrayScott(g) => Some((g.n, g.size)),
             Source::Alife(a) => Some((a.n, a.size)),
+            Source::Images(i) => Some((i.n, i.size)),
             _ => None,
         }
     }
@@ -399,6 +540,7 @@ impl DatasetSettings {
         match &mut self.source {
             Source::GrayScott(g) => Some((&mut g.n, &mut g.size)),
             Source::Alife(a) => Some((&mut a.n, &mut a.size)),
+            Source::Images(i) => Some((&mut i.n, &mut i.size)),
             _ => None,
         }
     }
@@ -409,6 +551,7 @@ impl DatasetSettings {
         match &self.source {
             Source::GrayScott(g) => g.pattern.name().into(),
             Source::Alife(a) => a.target.clone(),
+            Source::Images(i) => i.name(),
             _ => String::new(),
         }
     }
@@ -486,6 +629,14 @@ struct FlatDataset {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     velocity: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    crops: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    periodic: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    resize: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    channels: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     seed: Option<u64>,
 }
 
@@ -495,13 +646,16 @@ const DATASET_KEYS: &[(&str, &[DatasetKind])] = {
     &[
         (
             "kind",
-            &[Ring, TwoPeaks, TwoMoons, Lorenz, GrayScott, Alife, File],
+            &[Ring, TwoPeaks, TwoMoons, Lorenz, GrayScott, Alife, File, Images],
         ),
         (
             "seed",
-            &[Ring, TwoPeaks, TwoMoons, Lorenz, GrayScott, Alife, File],
+            &[Ring, TwoPeaks, TwoMoons, Lorenz, GrayScott, Alife, File, Images],
         ),
-        ("n", &[Ring, TwoPeaks, TwoMoons, GrayScott, Alife, File]),
+        (
+            "n",
+            &[Ring, TwoPeaks, TwoMoons, GrayScott, Alife, File, Images],
+        ),
         ("noise", &[TwoMoons]),
         ("runs", &[Lorenz]),
         ("steps_per_run", &[Lorenz]),
@@ -516,14 +670,18 @@ const DATASET_KEYS: &[(&str, &[DatasetKind])] = {
         ("dv", &[GrayScott]),
         ("sim_steps", &[GrayScott]),
         ("discs", &[GrayScott]),
-        ("size", &[GrayScott, Alife]),
+        ("size", &[GrayScott, Alife, Images]),
         ("target", &[Alife]),
         ("icon_size", &[Alife]),
         ("icons", &[Alife]),
-        ("path", &[File]),
+        ("path", &[File, Images]),
         ("columns", &[File]),
         ("standardise", &[File]),
         ("velocity", &[File]),
+        ("crops", &[Images]),
+        ("periodic", &[Images]),
+        ("resize", &[Images]),
+        ("channels", &[Images]),
     ]
 };
 
@@ -538,6 +696,7 @@ impl DatasetKind {
             DatasetKind::GrayScott => "gray_scott",
             DatasetKind::Alife => "alife",
             DatasetKind::File => "file",
+            DatasetKind::Images => "images",
         }
     }
 }
@@ -636,6 +795,7 @@ impl TryFrom<FlatDataset> for DatasetSettings {
                 n: f.n,
                 velocity: f.velocity,
             }),
+            DatasetKind::Images => Source::Images(images_from_flat(&f)?),
         };
         Ok(DatasetSettings {
             source,
@@ -678,9 +838,66 @@ impl FlatDataset {
             columns: None,
             standardise: None,
             velocity: None,
+            crops: None,
+            periodic: None,
+            resize: None,
+            channels: None,
             seed: None,
         }
     }
+}
+
+/// `kind = "images"`: a folder takes `n` and `resize`, a picture `crops`, `size` and
+/// `periodic`; a key of the other layout is an error, and what is missing is read from
+/// the pictures.
+fn images_from_flat(f: &FlatDataset) -> Result<ImagesData, String> {
+    let Some(path) = f.path.clone().filter(|p| !p.is_empty()) else {
+        return Err("dataset.path must name a folder of pictures or one picture".into());
+    };
+    let picture_keys = f.crops.is_some() || f.size.is_some() || f.periodic.is_some();
+    let folder_keys = f.n.is_some() || f.resize.is_some();
+    if picture_keys && folder_keys {
+        return Err(
+            "dataset.crops, size and periodic crop one picture; dataset.n and resize take the              pictures of a folder: give one set"
+                .into(),
+        );
+    }
+    let picture = if picture_keys {
+        Some(true)
+    } else if folder_keys {
+        Some(false)
+    } else {
+        None
+    };
+    let on_disk = Path::new(&path).is_dir();
+    if picture == Some(true) && on_disk {
+        return Err(format!(
+            "{path} is a folder: dataset.crops, size and periodic crop one picture (a folder              takes dataset.n and resize)"
+        ));
+    }
+    if picture == Some(false) && Path::new(&path).is_file() {
+        return Err(format!(
+            "{path} is one picture: dataset.n and resize take the pictures of a folder (a \
+             picture takes dataset.crops, size and periodic)"
+        ));
+    }
+    if let Some(c) = f.channels
+        && c != 1
+        && c != 3
+    {
+        return Err(format!(
+            "dataset.channels must be 1 (grey) or 3 (colour), not {c}"
+        ));
+    }
+    ImagesData::resolve(
+        &path,
+        picture,
+        f.crops.or(f.n),
+        f.size.or(f.resize),
+        f.channels,
+        f.periodic,
+    )
+    .map_err(|e| e.to_string())
 }
 
 impl From<DatasetSettings> for FlatDataset {
@@ -725,6 +942,21 @@ impl From<DatasetSettings> for FlatDataset {
                 f.standardise = Some(d.standardise);
                 f.n = d.n;
                 f.velocity = d.velocity;
+            }
+            Source::Images(i) => {
+                f.path = Some(i.path);
+                f.channels = Some(i.channels);
+                match i.layout {
+                    ImageLayout::Folder => {
+                        f.n = Some(i.n);
+                        f.resize = Some(i.size);
+                    }
+                    ImageLayout::Picture { periodic } => {
+                        f.crops = Some(i.n);
+                        f.size = Some(i.size);
+                        f.periodic = Some(periodic);
+                    }
+                }
             }
         }
         f
@@ -1248,26 +1480,45 @@ impl Preset {
         quick: bool,
         sets: &[String],
     ) -> Result<Self, PresetError> {
+        Self::for_data(base, Source::File(file), quick, sets)
+    }
+
+    /// The settings of `base` (a built-in or a file) on the user's `source` (a point file or
+    /// pictures), named after the file or folder.
+    pub fn for_data(
+        base: &str,
+        source: Source,
+        quick: bool,
+        sets: &[String],
+    ) -> Result<Self, PresetError> {
         let (origin, text) = read_source(base)?;
         let parse_err = |e: &dyn std::fmt::Display| PresetError::Parse {
             origin: origin.clone(),
             message: e.to_string().trim_end().to_string(),
         };
         let mut table: toml::Table = toml::from_str(&text).map_err(|e| parse_err(&e))?;
-        let name = Path::new(&file.path)
+        let path = match &source {
+            Source::File(f) => f.path.clone(),
+            Source::Images(i) => i.path.clone(),
+            _ => String::new(),
+        };
+        let name = Path::new(&path)
             .file_stem()
             .map_or("data".into(), |s| s.to_string_lossy().to_string());
         table.insert("name".into(), toml::Value::String(name));
-        let dataset = DatasetSettings::new(Source::File(file));
+        let dataset = DatasetSettings::new(source);
         let dataset = toml::Table::try_from(&dataset).map_err(|e| parse_err(&e))?;
         table.insert("dataset".into(), toml::Value::Table(dataset));
-        // The base's quick settings of its own data do not apply to a file.
+        // The base's quick settings of its own data do not apply to the user's.
         if let Some(toml::Value::Table(q)) = table.get_mut("quick") {
             q.retain(|k, _| !k.starts_with("dataset."));
         }
         let text = toml::to_string(&table).map_err(|e| parse_err(&e))?;
         Self::from_toml_str(&origin, &text, quick, sets)
     }
+
+    /// The built-in preset whose settings suit image snapshots: a pattern-forming system.
+    pub const IMAGE_BASE: &'static str = "gs-waves";
 
     /// The built-in preset whose settings suit snapshots of dimension `dim` best: two moons
     /// (standardised 2-D data) in the plane, Lorenz (standardised 3-D data) above.
@@ -1316,6 +1567,8 @@ impl Preset {
             Source::GrayScott(g) => Some(g.n),
             Source::Alife(a) => Some(a.n),
             Source::File(f) => f.n,
+            // Checked with the other image settings (`dataset.n` or `dataset.crops`).
+            Source::Images(_) => None,
         };
         if n.is_some_and(|n| n < 2) {
             return bad("dataset.n", "needs at least 2 points");
@@ -1420,10 +1673,22 @@ impl Preset {
             return Ok(());
         };
         let (alife, gray_scott) = (self.dataset.alife(), self.dataset.gray_scott());
-        let channels = self.dataset.kind().dim();
+        let channels = self.dataset.channels();
+        let folder = self
+            .dataset
+            .user_images()
+            .is_some_and(|i| i.layout == ImageLayout::Folder);
+        if n == 0 {
+            let key = if folder { "dataset.n" } else { "dataset.crops" };
+            return bad(key, "needs at least one snapshot".into());
+        }
         if size < 8 || !size.is_multiple_of(4) || size > MAX_SIDE {
             return bad(
-                "dataset.size",
+                if folder {
+                    "dataset.resize"
+                } else {
+                    "dataset.size"
+                },
                 format!("must be a multiple of 4 between 8 and {MAX_SIDE}"),
             );
         }
@@ -1446,8 +1711,7 @@ impl Preset {
                 ("eval.blob_steps", self.eval.blob_steps),
                 ("eval.blob_every", self.eval.blob_every),
             ]
-        } else {
-            let g = gray_scott.expect("an image kind is Gray–Scott or artificial life");
+        } else if let Some(g) = gray_scott {
             vec![
                 ("dataset.sim_steps", g.sim_steps),
                 ("dataset.discs", g.discs),
@@ -1456,6 +1720,8 @@ impl Preset {
                 ("eval.random_draws", self.eval.random_draws),
                 ("eval.cos_gs_steps", self.eval.cos_gs_steps),
             ]
+        } else {
+            Vec::new()
         };
         for (key, v) in checked.into_iter().chain([("sde.steps", self.sde.steps)]) {
             if v == 0 {
@@ -1535,6 +1801,14 @@ impl Preset {
             return bad(
                 "sde.kernel_size",
                 "must be odd and no wider than the image".into(),
+            );
+        }
+        if channels == 1 && self.sde.kernel == KernelKind::Mix {
+            return bad(
+                "sde.kernel",
+                "\"mix\" turns channels into one another, and grey pictures have one: use \
+                 \"shared\" or \"spatial\" (or dataset.channels = 3)"
+                    .into(),
             );
         }
         Ok(())

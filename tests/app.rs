@@ -925,3 +925,82 @@ fn a_dropped_csv_opens_as_a_new_experiment_and_plays_on_picked_axes() {
     assert!(msg.text.contains("line 3, column 2"), "{msg:?}");
     assert_eq!(h.state().settings.name, "four");
 }
+
+/// A user drops a folder of grey frames: it opens as an image experiment (the frames show
+/// before training, its choices are in the panel), trains and plays live in grey; a picture
+/// dropped while no artificial life is open opens as crops, and an empty folder gets a
+/// sentence and changes nothing.
+#[test]
+fn a_dropped_folder_of_pictures_opens_trains_and_plays() {
+    let dir = tempfile::tempdir().unwrap();
+    let frames = dir.path().join("frames");
+    std::fs::create_dir(&frames).unwrap();
+    for i in 0..8u32 {
+        image::GrayImage::from_fn(16, 16, |x, y| image::Luma([(((x + y + i) % 6) * 50) as u8]))
+            .save(frames.join(format!("{i}.png")))
+            .unwrap();
+    }
+    let mut h = harness();
+    h.step();
+    drop_file(&mut h, frames.to_str().unwrap(), "");
+    step_until(&mut h, "the frames' preview", |a| {
+        a.settings.name == "frames"
+            && a.preview.as_ref().is_some_and(|p| {
+                p.images
+                    .as_ref()
+                    .is_ok_and(|i| i.channels == 1 && i.h == 16)
+            })
+    });
+    let app = h.state();
+    let msg = app.message.clone().unwrap();
+    assert!(
+        !msg.error && msg.text.contains("8 pictures of 16²"),
+        "{msg:?}"
+    );
+    assert_eq!(app.results.state, JobState::Idle, "shown, not trained");
+    assert!(h.query_by_label("crops").is_none() && h.query_by_label("pictures").is_some());
+
+    let sets: Vec<String> = ["score.epochs=1", "score.samples=1"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let tiny =
+        Preset::from_toml_str("frames", &h.state().settings.to_toml(), false, &sets).unwrap();
+    h.state_mut().set_settings(tiny);
+    click(&mut h, "Train");
+    step_until(&mut h, "the job to finish", |a| {
+        matches!(a.results.state, JobState::Finished | JobState::Failed)
+    });
+    assert_eq!(
+        h.state().results.state,
+        JobState::Finished,
+        "{:?}",
+        h.state().message
+    );
+    let m = h.state().results.pattern_metrics.clone().unwrap();
+    assert!(m.denoise_mse.is_finite() && m.pattern == "frames");
+    click(&mut h, "Patterns");
+    play_on(&mut h, "grey frames playing", 10);
+    let f = h.state().results.pattern_frame.clone().unwrap();
+    assert_eq!((f.channels, f.learned.len()), (1, 16 * 16));
+
+    // One picture opens as crops of it.
+    let coat = dir.path().join("coat.png");
+    image::RgbImage::from_fn(40, 40, |x, y| image::Rgb([(x * 6) as u8, (y * 6) as u8, 90]))
+        .save(&coat)
+        .unwrap();
+    drop_file(&mut h, coat.to_str().unwrap(), "");
+    step_until(&mut h, "the picture opened", |a| a.settings.name == "coat");
+    assert!(h.query_by_label("crops").is_some());
+
+    // An empty folder: a sentence, and the experiment stays.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    drop_file(&mut h, empty.to_str().unwrap(), "");
+    step_until(&mut h, "the refusal", |a| {
+        a.message.as_ref().is_some_and(|m| m.error)
+    });
+    let msg = h.state().message.clone().unwrap();
+    assert!(msg.text.contains("holds no PNG or JPEG"), "{msg:?}");
+    assert_eq!(h.state().settings.name, "coat");
+}

@@ -1106,3 +1106,139 @@ fn bad_snapshot_files_are_refused_with_a_sentence_and_nothing_written() {
     assert!(!o.status.success());
     assert_eq!(std::fs::read(out.join("flow.bpk")).unwrap(), before);
 }
+
+/// Grey stripes, `w`×`h`, their phase shifted by `shift` pixels: a tiny travelling pattern.
+fn stripes(path: &Path, w: u32, h: u32, shift: u32) {
+    let img = image::GrayImage::from_fn(w, h, |x, y| {
+        let v = (((x + y + shift) % 8) as f32 / 8.0 * std::f32::consts::TAU).sin();
+        image::Luma([((v + 1.0) * 127.5) as u8])
+    });
+    img.save(path).unwrap();
+}
+
+/// The tiny image settings: one epoch, one sample, one trained NCA epoch.
+const TINY_IMAGES: &[&str] = &[
+    "--flow",
+    "nca",
+    "--set",
+    "score.epochs=1",
+    "--set",
+    "score.samples=1",
+    "--set",
+    "flow.epochs=1",
+];
+
+fn train_images(data: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--quick",
+        "--backend",
+        "cpu",
+        "--seed",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(TINY_IMAGES);
+    args.extend_from_slice(extra);
+    equiflow(&args)
+}
+
+/// A user's own image snapshots: a folder of grey frames and crops of one colour picture,
+/// each trained end to end (score and NCA) on tiny data; the run keeps its pictures and
+/// reopens without the originals; bad pictures are refused with a sentence, writing nothing.
+#[test]
+fn own_pictures_train_from_a_folder_and_from_crops_of_one_picture() {
+    let tmp = tempfile::tempdir().unwrap();
+    let frames = tmp.path().join("frames");
+    std::fs::create_dir(&frames).unwrap();
+    for i in 0..12 {
+        stripes(&frames.join(format!("f{i:02}.png")), 16, 16, i);
+    }
+    let run = tmp.path().join("run-folder");
+    let o = train_images(&frames, &run, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("12 pictures of 16²"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("grey"), "{}", stderr(&o));
+    let m = metrics(&run);
+    assert_eq!(m["pattern"], "frames");
+    let (d, id) = (num(&m, "denoise_mse"), num(&m, "denoise_mse_identity"));
+    assert!(d.is_finite() && id.is_finite() && d > 0.0, "{m}");
+    assert!(num(&m, "flow_loss_final").is_finite(), "{m}");
+    let preset = std::fs::read_to_string(run.join("preset.toml")).unwrap();
+    for line in ["kind = \"images\"", "channels = 1", "n = 12", "resize = 16"] {
+        assert!(preset.contains(line), "{line} not in {preset}");
+    }
+    assert_eq!(std::fs::read_dir(run.join("data")).unwrap().count(), 12);
+    // The run reopens without the original folder, and says it is gone.
+    std::fs::rename(&frames, tmp.path().join("moved")).unwrap();
+    let o = equiflow(&["eval", run.to_str().unwrap(), "--backend", "cpu"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("is gone"), "{}", stderr(&o));
+
+    // One colour picture (a transparent corner composited on white), 24 wrapping crops.
+    let coat = tmp.path().join("coat.png");
+    image::RgbaImage::from_fn(40, 40, |x, y| {
+        let spot = ((x / 5 + y / 5) % 2) as u8 * 200;
+        image::Rgba([spot, 80, 255 - spot, if x < 4 && y < 4 { 0 } else { 255 }])
+    })
+    .save(&coat)
+    .unwrap();
+    let run = tmp.path().join("run-picture");
+    let crops = [
+        "--set",
+        "dataset.crops=24",
+        "--set",
+        "dataset.size=16",
+        "--set",
+        "dataset.periodic=true",
+    ];
+    let o = train_images(&coat, &run, &crops);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("a 40×40 picture: 24 random crops of 16², wrapping around"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(metrics(&run)["pattern"], "coat");
+    assert_eq!(
+        std::fs::read(run.join("data.png")).unwrap(),
+        std::fs::read(&coat).unwrap()
+    );
+    let preset = std::fs::read_to_string(run.join("preset.toml")).unwrap();
+    assert!(preset.contains("channels = 3"), "{preset}");
+
+    // Bad pictures: a sentence, a non-zero exit, nothing written.
+    let mixed = tmp.path().join("mixed");
+    std::fs::create_dir(&mixed).unwrap();
+    stripes(&mixed.join("a.png"), 16, 16, 0);
+    stripes(&mixed.join("b.png"), 20, 16, 0);
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let junk = tmp.path().join("junk");
+    std::fs::create_dir(&junk).unwrap();
+    stripes(&junk.join("a.png"), 16, 16, 0);
+    let whole = std::fs::read(junk.join("a.png")).unwrap();
+    std::fs::write(junk.join("b.png"), &whole[..whole.len() / 2]).unwrap();
+    let out = tmp.path().join("bad");
+    let big_crop = ["--set", "dataset.size=48"];
+    let cases: [(&Path, &[&str], &str); 4] = [
+        (&mixed, &[], "mixed sizes (a.png is 16×16, b.png is 20×16)"),
+        (&empty, &[], "holds no PNG or JPEG pictures"),
+        (&junk, &[], "b.png is not a picture equiflow can read"),
+        (&coat, &big_crop, "larger than the picture"),
+    ];
+    for (path, extra, want) in cases {
+        let o = train_images(path, &out, extra);
+        let err = stderr(&o);
+        assert!(!o.status.success(), "{} was accepted", path.display());
+        assert!(err.contains(want), "{err:?} should contain {want:?}");
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(!out.exists(), "{}: something was written", path.display());
+    }
+    // Mixed sizes train once they are fitted to one side.
+    let o = train_images(&mixed, &out, &["--set", "dataset.resize=8"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}

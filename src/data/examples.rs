@@ -93,9 +93,49 @@ pub const THOMAS_ROWS: usize = 5000;
 /// Its seed.
 pub const THOMAS_SEED: u64 = 7;
 
+/// A pattern picture to crop (`assets/examples/pattern.png`): Gray–Scott 'fingerprints'
+/// grown on a `side`² torus from seeded discs, v drawn dark on light, grey 8-bit. Periodic,
+/// so its crops may wrap (`dataset.periodic = true`).
+pub fn pattern_picture(side: usize, seed: u64) -> Vec<u8> {
+    use super::gray_scott::{Grid, Regime, run};
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut grid = Grid::rest(side, side);
+    for _ in 0..24 {
+        let (cy, cx) = (rng.random_range(0..side), rng.random_range(0..side));
+        grid.seed_disc(cy, cx, rng.random_range(2..6));
+    }
+    run(&Regime::Fingerprints.params(), &mut grid, PATTERN_STEPS);
+    let top = grid.v.iter().fold(1e-6f32, |m, &v| m.max(v));
+    grid.v
+        .iter()
+        .map(|&v| (255.0 * (1.0 - v / top)).round().clamp(0.0, 255.0) as u8)
+        .collect()
+}
+
+/// The shipped pattern picture's side, seed and Gray–Scott steps.
+pub const PATTERN_SIDE: usize = 160;
+pub const PATTERN_SEED: u64 = 7;
+pub const PATTERN_STEPS: usize = 6000;
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The shipped picture is what this code makes, pixel for pixel.
+    #[test]
+    fn the_shipped_pattern_picture_is_made_by_our_own_code() {
+        let grey = pattern_picture(PATTERN_SIDE, PATTERN_SEED);
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/examples/pattern.png");
+        let shipped = image::open(path).map(|i| i.to_luma8().into_raw());
+        assert!(
+            shipped.as_ref().is_ok_and(|s| *s == grey),
+            "assets/examples/pattern.png differs from what the code makes: rebuild it with \
+             `equiflow examples --out assets/examples`"
+        );
+        // A pattern, not a blank: both inks cover a good share of the picture.
+        let dark = grey.iter().filter(|&&g| g < 128).count() as f64 / grey.len() as f64;
+        assert!((0.15..0.85).contains(&dark), "dark share {dark}");
+    }
 
     /// The shipped files are what this code makes (rebuild them with `equiflow examples
     /// --out assets/examples` when it changes).

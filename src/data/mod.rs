@@ -3,6 +3,7 @@
 pub mod examples;
 pub mod gray_scott;
 pub mod icon;
+pub mod image_files;
 pub mod image_set;
 pub mod lorenz;
 pub mod points_file;
@@ -118,8 +119,8 @@ impl Dataset {
                 lorenz::trajectories(l.runs, l.steps_per_run, l.dt, l.system(), &mut rng),
                 true,
             ),
-            Source::GrayScott(_) | Source::Alife(_) => {
-                panic!("image snapshots are made by data::turing and data::tiler, not as points")
+            Source::GrayScott(_) | Source::Alife(_) | Source::Images(_) => {
+                panic!("image snapshots are made by data::snapshots, not as points")
             }
         };
         let mut raw = raw;

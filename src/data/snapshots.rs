@@ -1,6 +1,8 @@
 //! Image snapshots made a chunk at a time (so the app can show progress and cancel):
-//! Gray–Scott simulation for Turing patterns, icon tiling for artificial life.
+//! Gray–Scott simulation for Turing patterns, icon tiling for artificial life, the user's
+//! pictures read.
 
+use super::image_files::FileLoader;
 use super::tiler::{TileGenerator, Tiling};
 use super::turing::{DataError, Generator, ImageSet};
 use crate::preset::{DatasetSettings, Source};
@@ -8,6 +10,7 @@ use crate::preset::{DatasetSettings, Source};
 pub enum SnapshotMaker {
     Turing(Box<Generator>),
     Tiles(Box<TileGenerator>),
+    Files(Box<FileLoader>),
 }
 
 impl SnapshotMaker {
@@ -19,6 +22,7 @@ impl SnapshotMaker {
                 seed,
             ))),
             Source::GrayScott(g) => Self::Turing(Box::new(Generator::new(g, n, seed))),
+            Source::Images(i) => Self::Files(Box::new(FileLoader::new(i, n, seed)?)),
             other => panic!("{:?} data are points, not images", other.kind()),
         })
     }
@@ -27,6 +31,7 @@ impl SnapshotMaker {
         match self {
             Self::Turing(g) => g.done(),
             Self::Tiles(g) => g.done(),
+            Self::Files(g) => g.done(),
         }
     }
 
@@ -34,6 +39,7 @@ impl SnapshotMaker {
         match self {
             Self::Turing(g) => g.total(),
             Self::Tiles(g) => g.total(),
+            Self::Files(g) => g.total(),
         }
     }
 
@@ -41,6 +47,7 @@ impl SnapshotMaker {
         match self {
             Self::Turing(g) => g.finished(),
             Self::Tiles(g) => g.finished(),
+            Self::Files(g) => g.finished(),
         }
     }
 
@@ -48,6 +55,7 @@ impl SnapshotMaker {
         match self {
             Self::Turing(g) => g.step(),
             Self::Tiles(g) => g.step()?,
+            Self::Files(g) => g.step()?,
         }
         Ok(())
     }
@@ -63,6 +71,7 @@ impl SnapshotMaker {
                 Ok(set)
             }
             Self::Tiles(g) => Ok(g.finish()),
+            Self::Files(g) => Ok(g.finish()),
         }
     }
 }

@@ -213,6 +213,8 @@ pub enum DataError {
     Target(#[from] super::icon::IconError),
     #[error(transparent)]
     Tiling(#[from] super::tiler::TileError),
+    #[error(transparent)]
+    Files(#[from] super::image_files::ImageFileError),
 }
 
 /// The cached set at `path` when it was made with the same settings, else a freshly

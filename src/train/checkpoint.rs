@@ -7,7 +7,7 @@ use crate::nn::flow_mlp::FlowMlp;
 use crate::nn::flow_nca::Nca;
 use crate::nn::score_mlp::{self, ScoreMlp};
 use crate::nn::score_unet::ScoreUnet;
-use crate::preset::{Preset, PresetError};
+use crate::preset::{Preset, PresetError, Source};
 use burn::module::Module;
 use burn::tensor::Device;
 use std::fmt::Write as _;
@@ -68,6 +68,7 @@ const VELOCITY_COPY: &str = "velocity";
 fn is_run_file(name: &std::ffi::OsStr) -> bool {
     let name = name.to_string_lossy();
     RUN_FILES.contains(&name.as_ref())
+        || name == DATA_COPY
         || [TARGET, DATA_COPY, VELOCITY_COPY]
             .iter()
             .any(|stem| name.starts_with(&format!("{stem}.")))
@@ -104,6 +105,16 @@ pub struct DataRecord {
     pub data: DataFile,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub velocity: Option<DataFile>,
+}
+
+/// The SHA-256 of a data file, or of a folder of pictures as a run records it.
+fn current_sha256(path: &Path) -> std::io::Result<String> {
+    if path.is_dir() {
+        return crate::data::image_files::sha256(path)
+            .map(|(sha, _)| sha)
+            .map_err(|e| std::io::Error::other(e.to_string()));
+    }
+    std::fs::read(path).map(|b| sha256_hex(&b))
 }
 
 /// The picture file an artificial-life preset's target names (not a built-in target).
@@ -295,8 +306,10 @@ impl RunDir {
     /// SHA-256 in [`DATA_RECORD`], so the run reopens without the originals. A preset read
     /// back from a run already names the copies; they stay as they are.
     fn copy_data(&self, preset: &Preset) -> Result<(), RunDirError> {
-        let Some(f) = preset.dataset.file() else {
-            return Ok(());
+        let (path, velocity) = match (preset.dataset.file(), preset.dataset.user_images()) {
+            (Some(f), _) => (&f.path, f.velocity.as_ref()),
+            (None, Some(i)) => (&i.path, None),
+            (None, None) => return Ok(()),
         };
         let record_path = self.file(DATA_RECORD);
         let old: Option<DataRecord> = std::fs::read_to_string(&record_path)
@@ -304,20 +317,27 @@ impl RunDir {
             .and_then(|t| serde_json::from_str(&t).ok());
         let copy = |stem: &str, src: &str, old: Option<&DataFile>| {
             let src_path = Path::new(src);
-            let name = copy_name(stem, src_path, "csv");
+            let name = if src_path.is_dir() {
+                stem.to_string()
+            } else {
+                copy_name(stem, src_path, "csv")
+            };
             let dest = self.file(&name);
             let same = std::fs::canonicalize(src_path).ok() == std::fs::canonicalize(&dest).ok();
             if same && let Some(old) = old {
                 return Ok(old.clone());
             }
-            let bytes = std::fs::read(src_path).map_err(io_err(src_path))?;
-            if !same {
-                self.write(&name, &bytes)?;
-            }
             let original = std::fs::canonicalize(src_path)
                 .unwrap_or_else(|_| src_path.to_path_buf())
                 .display()
                 .to_string();
+            if src_path.is_dir() {
+                return self.copy_folder(src_path, original);
+            }
+            let bytes = std::fs::read(src_path).map_err(io_err(src_path))?;
+            if !same {
+                self.write(&name, &bytes)?;
+            }
             Ok::<_, RunDirError>(DataFile {
                 copy: name,
                 original,
@@ -325,8 +345,8 @@ impl RunDir {
                 bytes: bytes.len() as u64,
             })
         };
-        let data = copy(DATA_COPY, &f.path, old.as_ref().map(|r| &r.data))?;
-        let velocity = match &f.velocity {
+        let data = copy(DATA_COPY, path, old.as_ref().map(|r| &r.data))?;
+        let velocity = match velocity {
             Some(v) => Some(copy(
                 VELOCITY_COPY,
                 v,
@@ -337,6 +357,27 @@ impl RunDir {
         let record = DataRecord { data, velocity };
         let json = serde_json::to_string_pretty(&record).expect("a data record serialises");
         self.write(DATA_RECORD, (json + "\n").as_bytes())
+    }
+
+    /// A folder of pictures: each copied into the run's `data/` folder; the record's hash
+    /// covers their names and bytes (`image_files::sha256`).
+    fn copy_folder(&self, src: &Path, original: String) -> Result<DataFile, RunDirError> {
+        let as_io = |e: crate::data::image_files::ImageFileError| RunDirError::Io {
+            path: src.to_path_buf(),
+            source: std::io::Error::other(e.to_string()),
+        };
+        for f in crate::data::image_files::list(src).map_err(as_io)? {
+            let bytes = std::fs::read(&f).map_err(io_err(&f))?;
+            let name = f.file_name().unwrap_or_default().to_string_lossy();
+            self.write(&format!("{DATA_COPY}/{name}"), &bytes)?;
+        }
+        let (sha256, bytes) = crate::data::image_files::sha256(src).map_err(as_io)?;
+        Ok(DataFile {
+            copy: DATA_COPY.into(),
+            original,
+            sha256,
+            bytes,
+        })
     }
 
     /// What `data.json` says of the files a file run was trained on.
@@ -354,8 +395,8 @@ impl RunDir {
         [Some(&r.data), r.velocity.as_ref()]
             .into_iter()
             .flatten()
-            .filter_map(|f| match std::fs::read(&f.original) {
-                Ok(bytes) if sha256_hex(&bytes) == f.sha256 => None,
+            .filter_map(|f| match current_sha256(Path::new(&f.original)) {
+                Ok(sha) if sha == f.sha256 => None,
                 Ok(_) => Some(format!(
                     "{} has changed since this run was trained on it; the run uses its own \
                      copy ({})",
@@ -376,6 +417,12 @@ impl RunDir {
     pub fn read_preset(&self) -> Result<Preset, RunDirError> {
         let path = self.file(PRESET);
         let mut preset = Preset::load(&path.to_string_lossy(), false, &[])?;
+        if let (Some(r), Source::Images(i)) = (self.data_record(), &mut preset.dataset.source) {
+            let data = self.file(&r.data.copy);
+            if data.exists() {
+                i.path = data.display().to_string();
+            }
+        }
         if let (Some(r), Some(f)) = (self.data_record(), preset.dataset.file_mut()) {
             let data = self.file(&r.data.copy);
             if data.is_file() {
@@ -452,7 +499,7 @@ impl RunDir {
         device: &Device,
     ) -> Result<ScoreUnet, RunDirError> {
         Ok(
-            match ScoreUnet::new(preset.dataset.kind().dim(), &preset.score, device) {
+            match ScoreUnet::new(preset.dataset.channels(), &preset.score, device) {
                 ScoreUnet::Plain(n) => ScoreUnet::Plain(self.load(SCORE, n)?),
                 ScoreUnet::Residual(n) => ScoreUnet::Residual(self.load(SCORE, n)?),
             },

@@ -24,7 +24,7 @@ const NCA_SEED: u64 = 0x0CA_5EED;
 pub fn nca_config(preset: &Preset) -> NcaConfig {
     let f = &preset.flow;
     NcaConfig {
-        channels: preset.dataset.kind().dim(),
+        channels: preset.dataset.channels(),
         hidden: f.hidden,
         depth: f.depth,
         output_bn: f.output_bn,

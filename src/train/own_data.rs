@@ -1,10 +1,12 @@
 //! A run on the user's own snapshots: the file read once, the settings of the built-in
 //! preset closest to the data (or of the one asked for), named after the file. The CLI's
-//! `--data` and the app's *Open data…* both come here.
+//! `--data` and the app's *Open data…* both come here, for point files and for pictures.
 
 use crate::data::Dataset;
+use crate::data::image_files::{self, ImageFileError};
 use crate::data::table::DataError;
-use crate::preset::{FileData, Preset, PresetError};
+use crate::preset::{FileData, ImageLayout, ImagesData, Preset, PresetError, Source};
+use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
@@ -12,6 +14,8 @@ pub enum OpenError {
     Preset(#[from] PresetError),
     #[error(transparent)]
     Data(#[from] DataError),
+    #[error(transparent)]
+    Images(#[from] ImageFileError),
 }
 
 /// The settings and the data for `file`: with the settings of `base` when given, else of
@@ -43,8 +47,94 @@ pub fn open(
         Preset::load(base, false, &[])?,
         Preset::load(base, true, &[])?,
     ];
-    fit_epochs(&mut preset, &own, quick, data.len(), sets);
+    fit_epochs(&mut preset, &own, quick, data.len(), MIN_STEPS, sets);
     Ok((preset, data))
+}
+
+/// The settings for the pictures at `path` (a folder of snapshots, or one picture to crop):
+/// those of `base`, else of [`Preset::IMAGE_BASE`]. A picture gives as many crops, of the
+/// side, as the base trains on (capped by the picture); a folder gives all its pictures,
+/// fitted to the base's side when theirs is larger. `dataset.resize` in `sets` fits a
+/// folder of mixed sizes. Returns the preset and a line saying what was opened.
+pub fn open_images(
+    path: &str,
+    base: Option<&str>,
+    quick: bool,
+    sets: &[String],
+    seed: Option<u64>,
+) -> Result<(Preset, String), OpenError> {
+    let base = base.unwrap_or(Preset::IMAGE_BASE);
+    let own = [
+        Preset::load(base, false, &[])?,
+        Preset::load(base, true, &[])?,
+    ];
+    let (base_n, base_side) = own[usize::from(quick)]
+        .dataset
+        .images()
+        .unwrap_or((ImagesData::CROPS, ImagesData::CROP_SIDE));
+    let probe = image_files::probe(Path::new(path))?;
+    let asked_resize = set_value(sets, "dataset.resize");
+    if !probe.picture && asked_resize.is_none() {
+        image_files::check_sizes(Path::new(path))?;
+    }
+    let mut images = ImagesData::open(path, asked_resize.filter(|_| !probe.picture))?;
+    let fitted = probe.fitted_side();
+    if probe.picture {
+        images.n = base_n;
+        images.size = base_side.min(fitted);
+    } else {
+        images.size = asked_resize.unwrap_or(fitted.min(base_side));
+    }
+    // A colour mixer turns an icon's inks; a picture of a pattern moves as a whole (and a
+    // grey one has no colours to turn).
+    let mut sets = sets.to_vec();
+    if !sets
+        .iter()
+        .any(|s| s.split_once('=').is_some_and(|(k, _)| k.trim() == "sde.kernel"))
+    {
+        sets.insert(0, "sde.kernel=\"shared\"".into());
+    }
+    let mut preset = Preset::for_data(base, Source::Images(images), quick, &sets)?;
+    if let Some(seed) = seed {
+        preset.seed = seed;
+    }
+    let (n, side) = preset.dataset.images().expect("image settings");
+    fit_epochs(&mut preset, &own, quick, n, (0, 0), &sets);
+    let i = preset.dataset.user_images().expect("image settings");
+    let what = match i.layout {
+        ImageLayout::Picture { periodic } => format!(
+            "a {}×{} picture: {n} random crops of {side}²{}",
+            probe.w,
+            probe.h,
+            if periodic { ", wrapping around" } else { "" }
+        ),
+        ImageLayout::Folder => format!(
+            "{n} pictures{}",
+            if probe.same_size && probe.w as usize == side && probe.h as usize == side {
+                format!(" of {side}²")
+            } else {
+                format!(" fitted to {side}² (dataset.resize)")
+            }
+        ),
+    };
+    let summary = format!(
+        "{path}: {what}, {}, with the settings of '{base}'",
+        if i.channels == 1 { "grey" } else { "colour" }
+    );
+    Ok((preset, summary))
+}
+
+/// The value `sets` gives `key` (`key=value`), if a whole number.
+fn set_value(sets: &[String], key: &str) -> Option<usize> {
+    sets.iter().rev().find_map(|s| {
+        let (k, v) = s.split_once('=')?;
+        (k.trim() == key).then(|| v.trim().parse().ok())?
+    })
+}
+
+/// Whether `path` names pictures [`open_images`] reads: a folder, or a PNG/JPEG file.
+pub fn is_images(path: &Path) -> bool {
+    path.is_dir() || image_files::is_picture(path)
 }
 
 /// At least this many optimisation steps (score, flow) on a file.
@@ -58,23 +148,34 @@ pub const MIN_STEPS: (usize, usize) = (4000, 2000);
 /// quick on and off keeps them. Epochs the user set (`--set score.epochs=…`) stay.
 /// Measured on other chaotic systems (docs/results.md): Lorenz's quick steps (800 score,
 /// 600 flow) leave both models short.
-fn fit_epochs(preset: &mut Preset, own: &[Preset; 2], quick: bool, rows: usize, sets: &[String]) {
+fn fit_epochs(
+    preset: &mut Preset,
+    own: &[Preset; 2],
+    quick: bool,
+    rows: usize,
+    min_steps: (usize, usize),
+    sets: &[String],
+) {
     let set = |key: &str| sets.iter().any(|s| s.trim_start().starts_with(key));
     let steps_to_epochs = |own: &Preset, score: bool| {
-        let own_rows = own.dataset.rows().unwrap_or(rows);
+        let own_rows = own
+            .dataset
+            .rows()
+            .or(own.dataset.images().map(|(n, _)| n))
+            .unwrap_or(rows);
         let (epochs, batch, now_batch, min) = if score {
             (
                 own.score.epochs,
                 own.score.batch,
                 preset.score.batch,
-                MIN_STEPS.0,
+                min_steps.0,
             )
         } else {
             (
                 own.flow.epochs,
                 own.flow.batch,
                 preset.flow.batch,
-                MIN_STEPS.1,
+                min_steps.1,
             )
         };
         let own_steps = epochs * own_rows.div_ceil(batch.max(1));

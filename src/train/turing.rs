@@ -5,6 +5,7 @@
 use super::job::{Lr, NonFiniteLoss, Observer, Phase, Progress, descend};
 use super::nca;
 use crate::backend::Backend;
+use crate::data::image_files::{self, FileLoader};
 use crate::data::tiler::{self, Tiling};
 use crate::data::turing::{self, DataError, ImageSet};
 use crate::method::diffusion::Schedule;
@@ -128,6 +129,24 @@ pub fn dataset(
             Some(path) => turing::load_or_generate(g, g.n, seed, path, &mut progress),
             None => Ok(turing::generate(g, g.n, seed, &mut progress)),
         },
+        Source::Images(i) => {
+            let mut loader = FileLoader::new(i, i.n, seed)?;
+            while !loader.finished() {
+                if !progress(loader.done(), loader.total()) {
+                    return Ok(turing::Generated {
+                        set: None,
+                        cell_updates_per_s: 0.0,
+                        from_cache: false,
+                    });
+                }
+                loader.step()?;
+            }
+            Ok(turing::Generated {
+                set: Some(loader.finish()),
+                cell_updates_per_s: 0.0,
+                from_cache: false,
+            })
+        }
         other => panic!("{:?} data are points, not images", other.kind()),
     }
 }
@@ -151,6 +170,8 @@ fn drawn(preset: &Preset, n: usize, seed: u64) -> Result<ImageSet, DataError> {
     let set = match &preset.dataset.source {
         Source::Alife(a) => tiler::generate(Tiling::from_settings(a)?, n, seed, &mut |_, _| true)?,
         Source::GrayScott(g) => turing::generate(g, n, seed, &mut |_, _| true).set,
+        // A folder has no pictures to spare: its held-out starts are its own pictures.
+        Source::Images(i) => Some(image_files::load(i, i.at_most(n), seed)?),
         other => panic!("{:?} data are points, not images", other.kind()),
     };
     Ok(set.expect("generation without a cancel hook completes"))
@@ -445,8 +466,12 @@ pub fn evaluate(
     let done = if let Some(a) = alife {
         let tiling = Tiling::from_settings(a)?;
         blob_metrics(preset, score, &sched, &starts, &tiling, ncas, &mut m, obs)
-    } else {
+    } else if preset.dataset.gray_scott().is_some() {
         truth_metrics(preset, score, &sched, &starts, ncas, &mut m, obs)
+    } else {
+        // The user's pictures: no true dynamics and no icon to compare with; the denoising
+        // above is what applies.
+        Some(())
     };
     if done.is_none() {
         return Ok(None);

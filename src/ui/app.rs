@@ -325,8 +325,19 @@ impl EquiflowApp {
 
     /// Choose a file of point snapshots (the worker reads it and answers).
     pub fn open_data_dialog(&self) {
-        let tables = crate::data::table::Format::EXTENSIONS;
-        self.pick_file("point snapshots", tables, FileChoice::OpenData);
+        let pick = || {
+            rfd::FileDialog::new()
+                .add_filter("point snapshots", crate::data::table::Format::EXTENSIONS)
+                .add_filter("a picture to crop", crate::data::image_files::EXTENSIONS)
+                .pick_file()
+        };
+        dialog(self.files.0.clone(), pick, FileChoice::OpenData);
+    }
+
+    /// Choose a folder of pictures to open as image snapshots.
+    pub fn open_folder_dialog(&self) {
+        let pick = || rfd::FileDialog::new().pick_folder();
+        dialog(self.files.0.clone(), pick, FileChoice::OpenData);
     }
 
     /// Choose the velocity file of the open file preset.
@@ -404,8 +415,8 @@ impl EquiflowApp {
                 self.state.preset_name = o.preset.name.clone();
                 self.state.preset_source = o.preset.to_toml();
                 self.set_settings(o.preset);
-                if !self.results.is_running() {
-                    self.show_data(o.points);
+                if let Some(points) = o.points.filter(|_| !self.results.is_running()) {
+                    self.show_data(points);
                 }
                 self.message = Some(Message::info(format!(
                     "Opened {}. Press Train to learn its flow.",
@@ -754,18 +765,22 @@ impl EquiflowApp {
     fn dropped_files(&mut self, ui: &Ui) {
         let dropped = ui.input(|i| i.raw.dropped_files.clone());
         for f in dropped {
-            if crate::train::own_data::is_point_file(f.path()) {
-                self.open_data(f.path());
+            let path = f.path();
+            if crate::train::own_data::is_point_file(path) || path.is_dir() {
+                self.open_data(path);
                 continue;
             }
-            let bytes = f.bytes();
-            let picture = f.path().extension().is_some_and(|e| {
-                ["png", "jpg", "jpeg"].contains(&e.to_string_lossy().to_lowercase().as_str())
-            });
-            if picture {
-                self.load_target_file(f.path(), bytes);
+            // A picture is a target to paint while painting or training artificial life,
+            // else a picture of a pattern to learn from.
+            let painting = self.state.tab == Tab::Paint
+                || self.settings.dataset.kind() == DatasetKind::Alife;
+            let picture = crate::data::image_files::is_picture(path);
+            if picture && !painting {
+                self.open_data(path);
+            } else if picture {
+                self.load_target_file(path, f.bytes());
             } else {
-                self.load_preset_file(f.path(), bytes);
+                self.load_preset_file(path, f.bytes());
             }
         }
     }
@@ -824,7 +839,7 @@ impl EquiflowApp {
             painter.text(
                 rect.center(),
                 egui::Align2::CENTER_CENTER,
-                "Drop a preset .toml, or a PNG/JPEG to paint on",
+                "Drop a preset .toml, your data (a table, a picture or a folder of them)",
                 egui::FontId::proportional(22.0),
                 egui::Color32::WHITE,
             );

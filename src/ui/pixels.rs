@@ -39,12 +39,19 @@ pub fn rgb_image(x: &[f32], h: usize, w: usize) -> ColorImage {
     ColorImage::new([w, h], pixels)
 }
 
-/// Any state the worker sends: two chemicals or RGB.
+/// One grey channel in [-1, 1] (the user's grey pictures).
+pub fn grey_image(x: &[f32], h: usize, w: usize) -> ColorImage {
+    let byte = |v: f32| (((v + 1.0) / 2.0).clamp(0.0, 1.0) * 255.0).round() as u8;
+    let pixels = x[..h * w].iter().map(|&v| Color32::from_gray(byte(v))).collect();
+    ColorImage::new([w, h], pixels)
+}
+
+/// Any state the worker sends: grey, two chemicals or RGB.
 pub fn state_image(x: &[f32], channels: usize, h: usize, w: usize) -> ColorImage {
-    if channels == 3 {
-        rgb_image(x, h, w)
-    } else {
-        pattern_image(x, h, w)
+    match channels {
+        1 => grey_image(x, h, w),
+        3 => rgb_image(x, h, w),
+        _ => pattern_image(x, h, w),
     }
 }
 

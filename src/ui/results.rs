@@ -110,7 +110,7 @@ impl Results {
     /// and the GIF buffer, and the new picture `(w, h, rgba)` is returned (for a recording).
     /// A restart (steps going back) starts the readouts afresh.
     pub fn take_pattern_frame(&mut self, f: PatternFrame) -> Option<&Picture> {
-        let picture = f.channels == 3;
+        let picture = f.channels != 2;
         if picture {
             if self
                 .blob_history
@@ -124,7 +124,7 @@ impl Results {
                 &mut self.blob_history,
                 [f.steps as f64, f.blobs as f64, f.blob_speed as f64],
             );
-            let pixels = crate::ui::pixels::rgb_image(&f.learned, f.h, f.w)
+            let pixels = crate::ui::pixels::state_image(&f.learned, f.channels, f.h, f.w)
                 .pixels
                 .iter()
                 .flat_map(|c| c.to_array())

@@ -142,7 +142,8 @@ pub struct OpenedData {
     pub preset: crate::preset::Preset,
     /// One line on what was opened (rows, dimensions, the settings' origin).
     pub summary: String,
-    pub points: PointData,
+    /// Point snapshots as read; pictures are previewed like any image preset.
+    pub points: Option<PointData>,
 }
 
 /// A file preset's snapshots, read before training.

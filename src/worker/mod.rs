@@ -68,13 +68,27 @@ fn interrupts(cmd: &Command) -> bool {
     }
 }
 
-/// [`Command::OpenData`]: the file read with the closest built-in's settings.
+/// [`Command::OpenData`]: the file (or folder of pictures) read with the closest built-in's
+/// settings.
 fn open_data(path: &std::path::Path, quick: bool) -> Result<event::OpenedData, String> {
     use crate::train::own_data;
+    let name = path
+        .file_name()
+        .map_or(String::new(), |n| n.to_string_lossy().to_string());
+    if own_data::is_images(path) {
+        let (preset, summary) =
+            own_data::open_images(&path.display().to_string(), None, quick, &[], None)
+                .map_err(|e| e.to_string())?;
+        return Ok(event::OpenedData {
+            preset,
+            summary,
+            points: None,
+        });
+    }
     if !own_data::is_point_file(path) {
         return Err(format!(
-            "{}: equiflow opens point snapshots from .csv, .tsv, .txt and .npy files (image \
-             snapshots from files are not supported yet)",
+            "{}: equiflow opens point snapshots from .csv, .tsv, .txt and .npy files, and \
+             image snapshots from a folder of PNG/JPEG pictures or one picture",
             path.display()
         ));
     }
@@ -84,12 +98,9 @@ fn open_data(path: &std::path::Path, quick: bool) -> Result<event::OpenedData, S
     };
     let (preset, data) = own_data::open(file, None, quick, &[], None).map_err(|e| e.to_string())?;
     let base = crate::preset::Preset::closest_builtin(data.dim);
-    let name = path
-        .file_name()
-        .map_or(String::new(), |n| n.to_string_lossy().to_string());
     Ok(event::OpenedData {
         summary: own_data::describe(&name, &data, base),
-        points: session::point_data(&preset, &data),
+        points: Some(session::point_data(&preset, &data)),
         preset,
     })
 }

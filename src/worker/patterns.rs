@@ -295,7 +295,7 @@ impl PatternSession {
             shows: Shows::Images { size },
         })));
         if tiling.is_some()
-            && let Some(why) = ImageKernel::inks_unused(&preset.sde, d.kind().dim(), inks.as_ref())
+            && let Some(why) = ImageKernel::inks_unused(&preset.sde, d.channels(), inks.as_ref())
         {
             out.push(Event::Notice(format!("Note: {why}.")));
         }
@@ -314,7 +314,7 @@ impl PatternSession {
             losses: Vec::new(),
             samples: Vec::new(),
             metrics: None,
-            kernel: ImageKernel::from_settings(&preset.sde, d.kind().dim(), inks.as_ref()),
+            kernel: ImageKernel::from_settings(&preset.sde, d.channels(), inks.as_ref()),
             inks,
             templates: tiling
                 .as_ref()
@@ -567,7 +567,13 @@ impl PatternSession {
                 .params
                 .is_some()
                 .then(|| Grid::from_scaled(&start, side, side)),
-            tracker: self.params.is_none().then(|| finder.tracker(side, side)),
+            // Blobs are an artificial-life reading: icons on a white canvas.
+            tracker: self
+                .preset
+                .dataset
+                .alife()
+                .is_some()
+                .then(|| finder.tracker(side, side)),
             h: side,
             w: side,
             gs_carry: 0.0,
@@ -665,7 +671,7 @@ impl PatternSession {
         sim.frames += 1;
         let (al, at) = sim.anchor.as_ref().expect("set above");
         Some(PatternFrame {
-            channels: self.preset.dataset.kind().dim(),
+            channels: self.preset.dataset.channels(),
             h,
             w,
             learned_delta: diff(&learned, al),
@@ -1027,7 +1033,7 @@ impl JobSession for PatternSession {
         if kernel(&c) != kernel(&old) {
             let mut sde = self.preset.sde.clone();
             (sde.sign, sde.kernel, sde.kernel_seed, sde.gain) = kernel(&c);
-            let channels = self.preset.dataset.kind().dim();
+            let channels = self.preset.dataset.channels();
             self.kernel = ImageKernel::from_settings(&sde, channels, self.inks.as_ref());
         }
         self.controls = c;

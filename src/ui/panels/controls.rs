@@ -226,12 +226,23 @@ impl EquiflowApp {
             if ui
                 .button("Open data…")
                 .on_hover_text(
-                    "Your own point snapshots: a .csv, .tsv, .txt or .npy file with one row per \
-                     state and one column per axis (you can also drop one on the window)",
+                    "Your own snapshots: points in a .csv, .tsv, .txt or .npy file with one row \
+                     per state and one column per axis, or one PNG/JPEG picture of a pattern to \
+                     take random crops from (you can also drop one on the window)",
                 )
                 .clicked()
             {
                 self.open_data_dialog();
+            }
+            if ui
+                .button("Open folder…")
+                .on_hover_text(
+                    "Your own image snapshots: a folder of PNG/JPEG pictures, one snapshot each \
+                     (you can also drop the folder on the window)",
+                )
+                .clicked()
+            {
+                self.open_folder_dialog();
             }
         });
         let mut quick = self.state.quick;
@@ -416,7 +427,7 @@ impl EquiflowApp {
                             pick_velocity |= pick;
                         }
                         // Image kinds have their own panel.
-                        Source::GrayScott(_) | Source::Alife(_) => {}
+                        Source::GrayScott(_) | Source::Alife(_) | Source::Images(_) => {}
                     }
                     changed |= seed(ui, &mut s.seed);
                 });

@@ -4,7 +4,9 @@
 use super::controls::{number, rate, seed};
 use crate::data::gray_scott::{Params, Regime};
 use crate::data::icon::BUILTIN;
-use crate::preset::{GrayScottData, ImageFlow, KernelKind, Preset, Source};
+use crate::preset::{
+    GrayScottData, ImageFlow, ImageLayout, ImagesData, KernelKind, Preset, Source,
+};
 use crate::ui::app::EquiflowApp;
 use crate::worker::command::Restart;
 use egui::{Slider, Ui};
@@ -17,6 +19,8 @@ impl EquiflowApp {
         let s = &mut self.settings;
         if s.dataset.alife().is_some() {
             changed |= alife_target(ui, s);
+        } else if let Source::Images(i) = &mut s.dataset.source {
+            changed |= user_images(ui, i, &mut s.seed);
         } else if let Source::GrayScott(g) = &mut s.dataset.source {
             egui::CollapsingHeader::new("Gray–Scott system")
                 .default_open(true)
@@ -399,6 +403,81 @@ fn alife_target(ui: &mut Ui, s: &mut Preset) -> bool {
                 );
                 s.sde.canvas = (canvas > 0).then_some(canvas);
                 changed |= seed(ui, &mut s.seed);
+            });
+        });
+    changed
+}
+
+/// The user's pictures: where they come from, and the choices that make snapshots of them.
+fn user_images(ui: &mut Ui, i: &mut ImagesData, seed_value: &mut u64) -> bool {
+    let mut changed = false;
+    egui::CollapsingHeader::new("Your pictures")
+        .default_open(true)
+        .show(ui, |ui| {
+            let from = match i.layout {
+                ImageLayout::Folder => "folder",
+                ImageLayout::Picture { .. } => "picture",
+            };
+            ui.label(format!("{from}: {}", i.path))
+                .on_hover_text("Open data… or Open folder… reads other pictures");
+            egui::Grid::new("user-images").num_columns(2).show(ui, |ui| {
+                match &mut i.layout {
+                    ImageLayout::Picture { periodic } => {
+                        changed |= number(
+                            ui,
+                            "crops",
+                            &mut i.n,
+                            1..=100_000,
+                            "How many random crops of the picture to train on",
+                        );
+                        changed |= number(
+                            ui,
+                            "crop side (px)",
+                            &mut i.size,
+                            8..=4096,
+                            "Side of each crop; a multiple of 4, at most the picture's side",
+                        );
+                        ui.label("wrap around");
+                        changed |= ui
+                            .checkbox(periodic, "")
+                            .on_hover_text(
+                                "Crops may cross the edges and continue on the other side (a \
+                                 pattern on a torus, a tiling texture)",
+                            )
+                            .changed();
+                        ui.end_row();
+                    }
+                    ImageLayout::Folder => {
+                        changed |= number(
+                            ui,
+                            "pictures",
+                            &mut i.n,
+                            1..=1_000_000,
+                            "How many of the folder's pictures to train on (picked with the seed \
+                             when fewer than it holds)",
+                        );
+                        changed |= number(
+                            ui,
+                            "side (px)",
+                            &mut i.size,
+                            8..=4096,
+                            "Each picture's centre square, fitted to this side; a multiple of 4",
+                        );
+                    }
+                }
+                ui.label("colour");
+                ui.horizontal(|ui| {
+                    changed |= ui
+                        .radio_value(&mut i.channels, 1, "grey")
+                        .on_hover_text("One channel: colours read by their luminance")
+                        .changed();
+                    changed |= ui
+                        .radio_value(&mut i.channels, 3, "colour")
+                        .on_hover_text("Three channels (alpha on white)")
+                        .changed();
+                });
+                ui.end_row();
+                changed |= seed(ui, seed_value);
             });
         });
     changed

@@ -2,7 +2,7 @@
 //! (the 3×3 stencil kernels as small pictures), and a live preview of it running.
 
 use super::pattern::Textures;
-use crate::ui::pixels::{pattern_image, rgb_image};
+use crate::ui::pixels::state_image;
 use crate::ui::results::Results;
 use crate::worker::event::{NcaRule, RuleAt};
 use egui::{Color32, ColorImage, Ui};
@@ -125,11 +125,7 @@ pub fn nca_view(ui: &mut Ui, results: &Results, tex: &mut Textures, nca_chosen: 
                  (centre, edges, corners; red +, blue −)",
             );
             if let Some(f) = &results.pattern_frame {
-                let image = if f.channels == 3 {
-                    rgb_image(&f.learned, f.h, f.w)
-                } else {
-                    pattern_image(&f.learned, f.h, f.w)
-                };
+                let image = state_image(&f.learned, f.channels, f.h, f.w);
                 tex.show(
                     ui,
                     "nca-preview",

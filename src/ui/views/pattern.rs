@@ -1,7 +1,7 @@
 //! Turing-pattern views: images the worker sent, drawn as textures (coloured by
 //! [`crate::ui::pixels`]).
 
-use crate::ui::pixels::{displacement_image, pattern_image, rgb_image, state_image};
+use crate::ui::pixels::{displacement_image, pattern_image, state_image};
 use crate::ui::results::Results;
 use crate::worker::event::{Images, Preview};
 use egui::{Color32, ColorImage, TextureHandle, TextureOptions, Ui, Vec2};
@@ -156,7 +156,8 @@ pub fn pattern_view(
         preview_view(ui, preview, tex);
         return None;
     };
-    if f.channels == 3 {
+    // Pictures (artificial life, the user's own): no true dynamics to show beside them.
+    if f.channels != 2 {
         return alife_view(ui, results, f, recording, tex);
     }
     let avail = ui.available_width();
@@ -273,7 +274,7 @@ fn alife_view(
         .min(ui.available_height() - 24.0)
         .clamp(128.0, 640.0);
     ui.horizontal_top(|ui| {
-        let image = rgb_image(&f.learned, f.h, f.w);
+        let image = state_image(&f.learned, f.channels, f.h, f.w);
         let response = ui.vertical(|ui| {
             tex.show(
                 ui,
