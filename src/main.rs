@@ -219,7 +219,7 @@ impl DataArgs {
         let Some(path) = &self.data else {
             let preset = run.preset(preset.unwrap_or(fallback), extra_sets)?;
             if let Some(i) = preset.dataset.user_images() {
-                equiflow::data::image_files::load(i, i.n, preset.data_seed())?;
+                equiflow::data::image_files::load(&i.spec(), i.n, preset.data_seed())?;
             }
             if preset.dataset.kind().is_image() {
                 return Ok((preset, None));
@@ -239,7 +239,7 @@ impl DataArgs {
             // Every picture decoded (and every crop placed) once before anything is written:
             // a truncated file or a crop larger than the picture fails here.
             let i = p.dataset.user_images().expect("image settings");
-            equiflow::data::image_files::load(i, i.n, p.data_seed())?;
+            equiflow::data::image_files::load(&i.spec(), i.n, p.data_seed())?;
             let (n, _) = p.dataset.images().expect("image settings");
             let steps = |epochs: usize, batch: usize| epochs * n.div_ceil(batch.max(1));
             eprintln!(
@@ -698,7 +698,7 @@ fn sweep(a: SweepArgs) -> Result<()> {
     let Some(data) = data.filter(|_| !base.dataset.kind().is_image()) else {
         bail!(
             "sweep compares the flows of point systems (ring, two_peaks, two_moons, lorenz, \
-             your own --data); '{}' is an image preset",
+             your own point snapshots with --data); '{}' holds images",
             base.name
         );
     };

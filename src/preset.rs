@@ -318,16 +318,7 @@ impl Default for FileData {
     }
 }
 
-/// Where a user's image snapshots come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ImageLayout {
-    /// A folder of pictures, one snapshot each (fitted to `size`² when theirs differs:
-    /// the centre square, area-averaged).
-    Folder,
-    /// One large picture: `n` random crops of `size`², wrapping around its edges when
-    /// `periodic` (a pattern on a torus), else inside it.
-    Picture { periodic: bool },
-}
+pub use crate::data::image_files::ImageLayout;
 
 /// The user's own image snapshots. In a preset file: `path`, `channels`, and for a folder
 /// `n` (at most that many pictures, picked with the seed) and `resize`; for a picture
@@ -413,6 +404,16 @@ impl ImagesData {
         })
     }
 
+    /// What `data::image_files` reads.
+    pub fn spec(&self) -> crate::data::image_files::Spec<'_> {
+        crate::data::image_files::Spec {
+            path: &self.path,
+            layout: self.layout,
+            size: self.size,
+            channels: self.channels,
+        }
+    }
+
     /// `k` snapshots, or as many as a folder holds when it holds fewer (a picture gives any
     /// number of crops).
     pub fn at_most(&self, k: usize) -> usize {
@@ -424,10 +425,9 @@ impl ImagesData {
 
     /// What the snapshots show, as `metrics.json`'s `pattern`: the file or folder's name.
     pub fn name(&self) -> String {
-        Path::new(&self.path).file_stem().map_or_else(
-            || "images".into(),
-            |s| s.to_string_lossy().into_owned(),
-        )
+        Path::new(&self.path)
+            .file_stem()
+            .map_or_else(|| "images".into(), |s| s.to_string_lossy().into_owned())
     }
 }
 
@@ -646,11 +646,15 @@ const DATASET_KEYS: &[(&str, &[DatasetKind])] = {
     &[
         (
             "kind",
-            &[Ring, TwoPeaks, TwoMoons, Lorenz, GrayScott, Alife, File, Images],
+            &[
+                Ring, TwoPeaks, TwoMoons, Lorenz, GrayScott, Alife, File, Images,
+            ],
         ),
         (
             "seed",
-            &[Ring, TwoPeaks, TwoMoons, Lorenz, GrayScott, Alife, File, Images],
+            &[
+                Ring, TwoPeaks, TwoMoons, Lorenz, GrayScott, Alife, File, Images,
+            ],
         ),
         (
             "n",
@@ -1969,6 +1973,82 @@ mod tests {
     /// Each kind holds only its own settings; files written while the settings were one
     /// flat bag (every key of every kind) load to the same settings; a key that would do
     /// nothing for the kind is an error that names it.
+    #[test]
+    fn image_files_are_read_for_what_a_preset_leaves_out_and_keys_follow_the_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("frames");
+        std::fs::create_dir(&folder).unwrap();
+        for i in 0..3 {
+            image::GrayImage::from_pixel(22, 18, image::Luma([i * 40]))
+                .save(folder.join(format!("{i}.png")))
+                .unwrap();
+        }
+        let picture = dir.path().join("coat.png");
+        image::RgbImage::from_pixel(30, 40, image::Rgb([10, 200, 30]))
+            .save(&picture)
+            .unwrap();
+        let load = |dataset: String| {
+            Preset::from_toml_str(
+                "mine",
+                &format!("[dataset]\nkind = \"images\"\n{dataset}\n[sde]\nkernel = \"shared\"\n"),
+                false,
+                &[],
+            )
+        };
+        let path = |p: &Path| format!("path = {:?}", p.display().to_string());
+        // A folder: every picture, their side fitted down to a multiple of 4, grey.
+        let p = load(path(&folder)).unwrap();
+        let i = p.dataset.user_images().unwrap().clone();
+        assert_eq!(
+            (i.layout, i.n, i.size, i.channels),
+            (ImageLayout::Folder, 3, 16, 1)
+        );
+        assert_eq!(p.dataset.channels(), 1);
+        p.validate().unwrap();
+        let back = Preset::from_toml_str("saved", &p.to_toml(), false, &[]).unwrap();
+        assert_eq!(back, p, "round trip");
+        // A picture: crops of the default side, capped by the picture; colour.
+        let p = load(path(&picture)).unwrap();
+        let i = p.dataset.user_images().unwrap().clone();
+        assert_eq!(
+            (i.layout, i.n, i.size, i.channels),
+            (
+                ImageLayout::Picture { periodic: false },
+                ImagesData::CROPS,
+                28,
+                3
+            )
+        );
+        let text = p.to_toml();
+        assert!(
+            text.contains("crops = 1024") && !text.contains("resize"),
+            "{text}"
+        );
+        assert_eq!(
+            Preset::from_toml_str("saved", &text, false, &[]).unwrap(),
+            p
+        );
+        // Keys of the other layout, a bad channel count, a grey mixer: sentences.
+        for (dataset, want) in [
+            (format!("{}\nresize = 8", path(&picture)), "is one picture"),
+            (format!("{}\ncrops = 8", path(&folder)), "is a folder"),
+            (
+                format!("{}\ncrops = 8\nn = 3", path(&picture)),
+                "give one set",
+            ),
+            (format!("{}\nchannels = 2", path(&folder)), "1 (grey) or 3"),
+            ("path = \"/no/such/frames\"".into(), "no such file"),
+            (String::new(), "dataset.path must name"),
+        ] {
+            let err = load(dataset.clone()).unwrap_err().to_string();
+            assert!(err.contains(want), "{dataset}: {err}");
+        }
+        let mut p = load(path(&folder)).unwrap();
+        p.sde.kernel = KernelKind::Mix;
+        let err = p.validate().unwrap_err().to_string();
+        assert!(err.contains("grey pictures have one"), "{err}");
+    }
+
     #[test]
     fn dataset_settings_are_typed_per_kind_and_old_flat_files_still_load() {
         for (name, _) in BUILTIN {

@@ -986,9 +986,11 @@ fn a_dropped_folder_of_pictures_opens_trains_and_plays() {
 
     // One picture opens as crops of it.
     let coat = dir.path().join("coat.png");
-    image::RgbImage::from_fn(40, 40, |x, y| image::Rgb([(x * 6) as u8, (y * 6) as u8, 90]))
-        .save(&coat)
-        .unwrap();
+    image::RgbImage::from_fn(40, 40, |x, y| {
+        image::Rgb([(x * 6) as u8, (y * 6) as u8, 90])
+    })
+    .save(&coat)
+    .unwrap();
     drop_file(&mut h, coat.to_str().unwrap(), "");
     step_until(&mut h, "the picture opened", |a| a.settings.name == "coat");
     assert!(h.query_by_label("crops").is_some());

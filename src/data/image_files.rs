@@ -4,7 +4,6 @@
 //! colour of the image views); values are scaled to [-1, 1] like every image set.
 
 use super::image_set::ImageSet;
-use crate::preset::{ImageLayout, ImagesData};
 use rand::rngs::StdRng;
 use rand::seq::index;
 use rand::{RngExt, SeedableRng};
@@ -66,6 +65,26 @@ pub enum ImageFileError {
         wanted: usize,
         found: usize,
     },
+}
+
+/// Where a user's image snapshots come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageLayout {
+    /// A folder of pictures, one snapshot each (fitted to `size`² when theirs differs:
+    /// the centre square, area-averaged).
+    Folder,
+    /// One large picture: `n` random crops of `size`², wrapping around its edges when
+    /// `periodic` (a pattern on a torus), else inside it.
+    Picture { periodic: bool },
+}
+
+/// What to read: the pictures at `path`, as snapshots of `size`² with `channels`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spec<'a> {
+    pub path: &'a str,
+    pub layout: ImageLayout,
+    pub size: usize,
+    pub channels: usize,
 }
 
 /// What a path holds, read from the pictures' headers only.
@@ -334,7 +353,7 @@ enum From {
     Picture {
         plane: Plane,
         periodic: bool,
-        rng: StdRng,
+        rng: Box<StdRng>,
     },
 }
 
@@ -353,7 +372,7 @@ pub struct FileLoader {
 impl FileLoader {
     /// `n` snapshots: a folder's first `n` pictures by name when it holds exactly `n`, else
     /// `n` of them picked with `seed`; a picture's `n` crops placed with `seed`.
-    pub fn new(d: &ImagesData, n: usize, seed: u64) -> Result<Self, ImageFileError> {
+    pub fn new(d: &Spec, n: usize, seed: u64) -> Result<Self, ImageFileError> {
         let path = Path::new(&d.path);
         let budget = super::table::memory_budget();
         let from = match d.layout {
@@ -361,7 +380,7 @@ impl FileLoader {
                 let files = list(path)?;
                 if n > files.len() {
                     return Err(ImageFileError::TooFew {
-                        path: d.path.clone(),
+                        path: d.path.into(),
                         wanted: n,
                         found: files.len(),
                     });
@@ -380,7 +399,7 @@ impl FileLoader {
                 let plane = decode(path, d.channels, budget)?;
                 if d.size > plane.w.min(plane.h) {
                     return Err(ImageFileError::CropTooLarge {
-                        path: d.path.clone(),
+                        path: d.path.into(),
                         size: d.size,
                         w: plane.w as u32,
                         h: plane.h as u32,
@@ -390,7 +409,7 @@ impl FileLoader {
                 From::Picture {
                     plane,
                     periodic,
-                    rng: StdRng::seed_from_u64(seed),
+                    rng: Box::new(StdRng::seed_from_u64(seed)),
                 }
             }
         };
@@ -464,7 +483,7 @@ impl FileLoader {
 }
 
 /// All `n` snapshots at once.
-pub fn load(d: &ImagesData, n: usize, seed: u64) -> Result<ImageSet, ImageFileError> {
+pub fn load(d: &Spec, n: usize, seed: u64) -> Result<ImageSet, ImageFileError> {
     let mut loader = FileLoader::new(d, n, seed)?;
     while !loader.finished() {
         loader.step()?;
@@ -492,7 +511,10 @@ pub fn sha256(path: &Path) -> Result<(String, u64), ImageFileError> {
         h.update(&b);
         bytes += b.len() as u64;
     }
-    Ok((h.finalize().iter().map(|b| format!("{b:02x}")).collect(), bytes))
+    Ok((
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect(),
+        bytes,
+    ))
 }
 
 #[cfg(test)]
@@ -505,11 +527,10 @@ mod tests {
         img.save(path).unwrap();
     }
 
-    fn folder_data(path: &Path, n: usize, size: usize, channels: usize) -> ImagesData {
-        ImagesData {
-            path: path.display().to_string(),
+    fn folder_data(path: &Path, size: usize, channels: usize) -> Spec<'_> {
+        Spec {
+            path: path.to_str().unwrap(),
             layout: ImageLayout::Folder,
-            n,
             size,
             channels,
         }
@@ -530,8 +551,11 @@ mod tests {
         rgba.save(dir.path().join("b.png")).unwrap();
         std::fs::write(dir.path().join("notes.txt"), "not a picture").unwrap();
         let p = probe(dir.path()).unwrap();
-        assert_eq!((p.picture, p.count, p.w, p.h, p.channels), (false, 2, 8, 8, 3));
-        let set = load(&folder_data(dir.path(), 2, 8, 3), 2, 0).unwrap();
+        assert_eq!(
+            (p.picture, p.count, p.w, p.h, p.channels),
+            (false, 2, 8, 8, 3)
+        );
+        let set = load(&folder_data(dir.path(), 8, 3), 2, 0).unwrap();
         assert_eq!((set.n, set.channels, set.h, set.w), (2, 3, 8, 8));
         assert!(set.data.iter().all(|v| (-1.0..=1.0).contains(v)));
         // Grey repeated into each channel: x = 0 is black (-1) in all three.
@@ -542,7 +566,7 @@ mod tests {
         assert_eq!((b[0], b[64], b[128]), (1.0, -1.0, -1.0));
         assert_eq!((b[7], b[64 + 7], b[128 + 7]), (1.0, 1.0, 1.0));
         // The same folder read as grey: one channel, red by its luminance.
-        let grey = load(&folder_data(dir.path(), 2, 8, 1), 2, 0).unwrap();
+        let grey = load(&folder_data(dir.path(), 8, 1), 2, 0).unwrap();
         assert_eq!(grey.channels, 1);
         assert!((grey.image(1)[0] - (0.299 * 2.0 - 1.0)).abs() < 1e-6);
     }
@@ -554,16 +578,24 @@ mod tests {
             // 12×8: the centre square is x 2..10, black outside it; its one-pixel stripes
             // average to mid-grey (0) two columns at a time.
             grey_png(&dir.path().join(format!("{i}.png")), 12, 8, |x, _| {
-                if (2..10).contains(&x) && x % 2 == 0 { 255 } else { 0 }
+                if (2..10).contains(&x) && x % 2 == 0 {
+                    255
+                } else {
+                    0
+                }
             });
         }
-        let set = load(&folder_data(dir.path(), 5, 4, 1), 5, 0).unwrap();
+        let set = load(&folder_data(dir.path(), 4, 1), 5, 0).unwrap();
         assert_eq!((set.n, set.h), (5, 4));
-        assert!(set.data.iter().all(|v| v.abs() < 1e-5), "{:?}", set.image(0));
-        let a = load(&folder_data(dir.path(), 3, 8, 1), 3, 7).unwrap();
-        let b = load(&folder_data(dir.path(), 3, 8, 1), 3, 7).unwrap();
+        assert!(
+            set.data.iter().all(|v| v.abs() < 1e-5),
+            "{:?}",
+            set.image(0)
+        );
+        let a = load(&folder_data(dir.path(), 8, 1), 3, 7).unwrap();
+        let b = load(&folder_data(dir.path(), 8, 1), 3, 7).unwrap();
         assert_eq!(a, b);
-        let err = load(&folder_data(dir.path(), 6, 8, 1), 6, 7).unwrap_err();
+        let err = load(&folder_data(dir.path(), 8, 1), 6, 7).unwrap_err();
         assert!(err.to_string().contains("holds 5"), "{err}");
     }
 
@@ -573,10 +605,9 @@ mod tests {
         let path = dir.path().join("coat.png");
         // Each pixel's value names its column: a crop's first row tells where it was cut.
         grey_png(&path, 20, 10, |x, _| (x * 10) as u8);
-        let d = |size, periodic| ImagesData {
-            path: path.display().to_string(),
+        let d = |size, periodic| Spec {
+            path: path.to_str().unwrap(),
             layout: ImageLayout::Picture { periodic },
-            n: 300,
             size,
             channels: 1,
         };
@@ -604,14 +635,22 @@ mod tests {
         grey_png(&dir.path().join("a.png"), 8, 8, |_, _| 0);
         grey_png(&dir.path().join("b.png"), 12, 8, |_, _| 0);
         let err = check_sizes(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("mixed sizes") && err.contains("b.png is 12×8"), "{err}");
+        assert!(
+            err.contains("mixed sizes") && err.contains("b.png is 12×8"),
+            "{err}"
+        );
         std::fs::write(dir.path().join("c.png"), b"\x89PNG\r\n\x1a\n garbage").unwrap();
         let err = probe(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("c.png") && err.contains("damaged or truncated"), "{err}");
+        assert!(
+            err.contains("c.png") && err.contains("damaged or truncated"),
+            "{err}"
+        );
         let empty = tempfile::tempdir().unwrap();
         let err = probe(empty.path()).unwrap_err().to_string();
         assert!(err.contains("holds no PNG or JPEG"), "{err}");
-        let err = probe(&dir.path().join("missing.png")).unwrap_err().to_string();
+        let err = probe(&dir.path().join("missing.png"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("no such file"), "{err}");
     }
 

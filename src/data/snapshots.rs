@@ -22,7 +22,7 @@ impl SnapshotMaker {
                 seed,
             ))),
             Source::GrayScott(g) => Self::Turing(Box::new(Generator::new(g, n, seed))),
-            Source::Images(i) => Self::Files(Box::new(FileLoader::new(i, n, seed)?)),
+            Source::Images(i) => Self::Files(Box::new(FileLoader::new(&i.spec(), n, seed)?)),
             other => panic!("{:?} data are points, not images", other.kind()),
         })
     }

@@ -88,10 +88,10 @@ pub fn open_images(
     // A colour mixer turns an icon's inks; a picture of a pattern moves as a whole (and a
     // grey one has no colours to turn).
     let mut sets = sets.to_vec();
-    if !sets
-        .iter()
-        .any(|s| s.split_once('=').is_some_and(|(k, _)| k.trim() == "sde.kernel"))
-    {
+    if !sets.iter().any(|s| {
+        s.split_once('=')
+            .is_some_and(|(k, _)| k.trim() == "sde.kernel")
+    }) {
         sets.insert(0, "sde.kernel=\"shared\"".into());
     }
     let mut preset = Preset::for_data(base, Source::Images(images), quick, &sets)?;

@@ -130,7 +130,7 @@ pub fn dataset(
             None => Ok(turing::generate(g, g.n, seed, &mut progress)),
         },
         Source::Images(i) => {
-            let mut loader = FileLoader::new(i, i.n, seed)?;
+            let mut loader = FileLoader::new(&i.spec(), i.n, seed)?;
             while !loader.finished() {
                 if !progress(loader.done(), loader.total()) {
                     return Ok(turing::Generated {
@@ -171,7 +171,7 @@ fn drawn(preset: &Preset, n: usize, seed: u64) -> Result<ImageSet, DataError> {
         Source::Alife(a) => tiler::generate(Tiling::from_settings(a)?, n, seed, &mut |_, _| true)?,
         Source::GrayScott(g) => turing::generate(g, n, seed, &mut |_, _| true).set,
         // A folder has no pictures to spare: its held-out starts are its own pictures.
-        Source::Images(i) => Some(image_files::load(i, i.at_most(n), seed)?),
+        Source::Images(i) => Some(image_files::load(&i.spec(), i.at_most(n), seed)?),
         other => panic!("{:?} data are points, not images", other.kind()),
     };
     Ok(set.expect("generation without a cancel hook completes"))

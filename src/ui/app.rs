@@ -772,8 +772,8 @@ impl EquiflowApp {
             }
             // A picture is a target to paint while painting or training artificial life,
             // else a picture of a pattern to learn from.
-            let painting = self.state.tab == Tab::Paint
-                || self.settings.dataset.kind() == DatasetKind::Alife;
+            let painting =
+                self.state.tab == Tab::Paint || self.settings.dataset.kind() == DatasetKind::Alife;
             let picture = crate::data::image_files::is_picture(path);
             if picture && !painting {
                 self.open_data(path);

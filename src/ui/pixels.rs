@@ -42,7 +42,10 @@ pub fn rgb_image(x: &[f32], h: usize, w: usize) -> ColorImage {
 /// One grey channel in [-1, 1] (the user's grey pictures).
 pub fn grey_image(x: &[f32], h: usize, w: usize) -> ColorImage {
     let byte = |v: f32| (((v + 1.0) / 2.0).clamp(0.0, 1.0) * 255.0).round() as u8;
-    let pixels = x[..h * w].iter().map(|&v| Color32::from_gray(byte(v))).collect();
+    let pixels = x[..h * w]
+        .iter()
+        .map(|&v| Color32::from_gray(byte(v)))
+        .collect();
     ColorImage::new([w, h], pixels)
 }
 

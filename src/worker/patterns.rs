@@ -285,6 +285,7 @@ impl PatternSession {
         let (_, size) = d.images().expect("a pattern job has image data");
         let controls = SimControls::from_preset(&preset);
         let alife = d.alife().is_some();
+        let user_images = d.user_images().is_some();
         let tiling = d.alife().and_then(|a| Tiling::from_settings(a).ok());
         let inks = tiling
             .as_ref()
@@ -331,8 +332,9 @@ impl PatternSession {
             params,
             backend,
             preset,
-            // A painted target may change under the same path: tiling is fast, never cached.
-            cache: if alife { None } else { cache },
+            // A painted target or the user's pictures may change under the same path: tiling
+            // and reading are fast, never cached (a run keeps its own copy of the pictures).
+            cache: if alife || user_images { None } else { cache },
         }
     }
 
