@@ -960,10 +960,15 @@ fn a_dropped_folder_of_pictures_opens_trains_and_plays() {
     assert_eq!(app.results.state, JobState::Idle, "shown, not trained");
     assert!(h.query_by_label("crops").is_none() && h.query_by_label("pictures").is_some());
 
-    let sets: Vec<String> = ["score.epochs=1", "score.samples=1"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let sets: Vec<String> = [
+        "score.epochs=1",
+        "score.samples=1",
+        "eval.cos_starts=2",
+        "eval.cos_sde_steps=10",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     let tiny =
         Preset::from_toml_str("frames", &h.state().settings.to_toml(), false, &sets).unwrap();
     h.state_mut().set_settings(tiny);

@@ -1116,7 +1116,7 @@ fn stripes(path: &Path, w: u32, h: u32, shift: u32) {
     img.save(path).unwrap();
 }
 
-/// The tiny image settings: one epoch, one sample, one trained NCA epoch.
+/// The tiny image settings: one epoch, one sample, one trained NCA epoch, short metrics.
 const TINY_IMAGES: &[&str] = &[
     "--flow",
     "nca",
@@ -1126,6 +1126,10 @@ const TINY_IMAGES: &[&str] = &[
     "score.samples=1",
     "--set",
     "flow.epochs=1",
+    "--set",
+    "eval.cos_starts=2",
+    "--set",
+    "eval.cos_sde_steps=10",
 ];
 
 fn train_images(data: &Path, out: &Path, extra: &[&str]) -> Output {
@@ -1167,6 +1171,14 @@ fn own_pictures_train_from_a_folder_and_from_crops_of_one_picture() {
     let (d, id) = (num(&m, "denoise_mse"), num(&m, "denoise_mse_identity"));
     assert!(d.is_finite() && id.is_finite() && d > 0.0, "{m}");
     assert!(num(&m, "flow_loss_final").is_finite(), "{m}");
+    // The readings that apply to any pictures, for the training-free flow, v = 0 and the NCA.
+    for key in ["look_tone_w1", "look_edge_ratio", "moved_rms"] {
+        for run in ["_end", "_still", "_nca"] {
+            let key = format!("{key}{run}").replace("moved_rms_end", "moved_rms");
+            assert!(num(&m, &key).is_finite(), "{key} in {m}");
+        }
+    }
+    assert!(m.get("blob_count_end").is_none() && m.get("cos_truth_training_free").is_none());
     let preset = std::fs::read_to_string(run.join("preset.toml")).unwrap();
     for line in ["kind = \"images\"", "channels = 1", "n = 12", "resize = 16"] {
         assert!(preset.contains(line), "{line} not in {preset}");

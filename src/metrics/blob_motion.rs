@@ -156,7 +156,7 @@ pub fn frame_fidelity(
 /// state; `each(k, ema)` sees it at the start (k = 0) and after every step k. `tick(k)`
 /// returns false to cancel (then None).
 #[allow(clippy::too_many_arguments)]
-fn simulate(
+pub(crate) fn simulate(
     model: &ScoreUnet,
     sched: &Schedule,
     p: &Protocol,

@@ -8,4 +8,5 @@ pub mod gs_alignment;
 pub mod icon_fidelity;
 pub mod lyapunov;
 pub mod mmd;
+pub mod picture_look;
 pub mod report;

@@ -15,6 +15,7 @@ use crate::method::skew::{ImageKernel, Inks};
 use crate::metrics::blob_motion::{self, Finder};
 use crate::metrics::gs_alignment::{self, Protocol};
 use crate::metrics::icon_fidelity::IconTemplates;
+use crate::metrics::picture_look;
 use crate::metrics::report::nullable;
 use crate::nn::flow_nca::Nca;
 use crate::nn::score_unet::ScoreUnet;
@@ -383,6 +384,65 @@ pub struct ImageMetrics {
         deserialize_with = "nullable::opt"
     )]
     pub blob_speed_nca: Option<f64>,
+    /// The user's pictures: after `eval.cos_sde_steps` SDE steps from held-out snapshots under
+    /// the training-free flow, the 1-Wasserstein distance between its pixel values and the
+    /// clean snapshots' (`metrics::picture_look`; 0: the same tones), its sharpness over theirs
+    /// (1: as sharp), and the RMS change per pixel over the run; the same with v = 0 (`_still`)
+    /// and under a trained NCA (`_nca`).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "nullable::opt"
+    )]
+    pub look_tone_w1_end: Option<f64>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "nullable::opt"
+    )]
+    pub look_tone_w1_still: Option<f64>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "nullable::opt"
+    )]
+    pub look_tone_w1_nca: Option<f64>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "nullable::opt"
+    )]
+    pub look_edge_ratio_end: Option<f64>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "nullable::opt"
+    )]
+    pub look_edge_ratio_still: Option<f64>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "nullable::opt"
+    )]
+    pub look_edge_ratio_nca: Option<f64>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "nullable::opt"
+    )]
+    pub moved_rms: Option<f64>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "nullable::opt"
+    )]
+    pub moved_rms_still: Option<f64>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "nullable::opt"
+    )]
+    pub moved_rms_nca: Option<f64>,
     /// Runs with a trained NCA: its training time and last epoch's loss.
     #[serde(
         skip_serializing_if = "Option::is_none",
@@ -469,9 +529,7 @@ pub fn evaluate(
     } else if preset.dataset.gray_scott().is_some() {
         truth_metrics(preset, score, &sched, &starts, ncas, &mut m, obs)
     } else {
-        // The user's pictures: no true dynamics and no icon to compare with; the denoising
-        // above is what applies.
-        Some(())
+        picture_metrics(preset, score, &sched, &starts, ncas, &mut m, obs)
     };
     if done.is_none() {
         return Ok(None);
@@ -622,6 +680,57 @@ pub(crate) fn fields_of(
         .iter()
         .map(|f| move |x: Tensor<4>, s: Tensor<4>| f.at(x, s))
         .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn picture_metrics(
+    preset: &Preset,
+    score: &ScoreUnet,
+    sched: &Schedule,
+    starts: &ImageSet,
+    ncas: Option<(Velocity, Velocity)>,
+    m: &mut ImageMetrics,
+    obs: &mut dyn Observer,
+) -> Option<()> {
+    let e = &preset.eval;
+    let protocol = blob_motion::Protocol {
+        sde: Sde {
+            eta: preset.sde.eta,
+            dt: preset.sde.dt,
+        },
+        ema: preset.sde.ema,
+        steps: e.cos_sde_steps,
+        every: e.cos_sde_steps,
+        tau: preset.score.tau_step,
+        clip_x0: preset.sde.clip_x0,
+        finder: Finder::from_preset(preset),
+    };
+    let kernel = ImageKernel::from_settings(&preset.sde, starts.channels, None);
+    let mut fields = vec![Velocity::Kernel(kernel), Velocity::Still];
+    fields.extend(ncas.map(|(trained, _)| trained));
+    let steps = e.cos_sde_steps;
+    let mut tick = metrics_tick(obs, fields.len() * steps);
+    // Every run shares the start and every noise draw.
+    let seed = preset.seed ^ 0x100C;
+    let mut looks = Vec::new();
+    for (i, f) in fields.iter().enumerate() {
+        let v = |x: Tensor<4>, s: Tensor<4>| f.at(x, s);
+        let mut step = |k: usize| tick(i * steps + k);
+        looks.push(picture_look::look(
+            score, sched, starts, &v, &protocol, seed, &mut step,
+        )?);
+    }
+    let at = |i: usize, f: fn(&picture_look::Look) -> f64| looks.get(i).map(f);
+    m.look_tone_w1_end = at(0, |l| l.tone_w1);
+    m.look_tone_w1_still = at(1, |l| l.tone_w1);
+    m.look_tone_w1_nca = at(2, |l| l.tone_w1);
+    m.look_edge_ratio_end = at(0, |l| l.edge_ratio);
+    m.look_edge_ratio_still = at(1, |l| l.edge_ratio);
+    m.look_edge_ratio_nca = at(2, |l| l.edge_ratio);
+    m.moved_rms = at(0, |l| l.moved_rms);
+    m.moved_rms_still = at(1, |l| l.moved_rms);
+    m.moved_rms_nca = at(2, |l| l.moved_rms);
+    Some(())
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -28,8 +28,8 @@ use crate::metrics::gs_alignment;
 use crate::metrics::icon_fidelity::IconTemplates;
 use crate::nn::flow_nca::Nca;
 use crate::nn::score_unet::ScoreUnet;
-use crate::preset::ImageFlow;
 use crate::preset::Preset;
+use crate::preset::{ImageFlow, ImageLayout};
 use crate::sim::sde::{Ema, Sde, State};
 use crate::tensor_util::to_vec;
 use crate::train::checkpoint::{self, RunDir, RunDirError};
@@ -501,8 +501,9 @@ impl PatternSession {
         }
     }
 
-    /// A start image of the live canvas: a data image, or a fresh tiling with as many icons
-    /// per area when the canvas is larger than the training images.
+    /// A start image of the live canvas: a data image, or — when the canvas is larger than
+    /// the training images — a fresh tiling with as many icons per area, or a crop of the
+    /// user's picture.
     fn sample_start(&mut self, data: &ImageSet, side: usize) -> Vec<f32> {
         let i = self.next_start % data.n;
         self.next_start += 1;
@@ -510,6 +511,18 @@ impl PatternSession {
             return data.image(i).to_vec();
         }
         let blank = vec![1.0; data.channels * side * side];
+        // A picture of the user's: a crop of the canvas' size (white if it is smaller).
+        if let Some(pics) = self.preset.dataset.user_images() {
+            let spec = crate::data::image_files::Spec {
+                size: side,
+                ..pics.spec()
+            };
+            let picture = matches!(pics.layout, ImageLayout::Picture { .. });
+            let crop = picture
+                .then(|| crate::data::image_files::load(&spec, 1, self.preset.seed ^ i as u64))
+                .and_then(Result::ok);
+            return crop.map_or(blank, |c| c.data);
+        }
         let Some(a) = self.preset.dataset.alife() else {
             return blank;
         };
