@@ -826,6 +826,12 @@ const TINY_POINTS: &[&str] = &[
 
 /// `equiflow train --data FILE [extra] --quick --backend cpu --out DIR` with tiny settings.
 fn train_data(data: &Path, out: &Path, extra: &[&str]) -> Output {
+    train_own(data, out, TINY_POINTS, extra)
+}
+
+/// `equiflow train --data FILE --quick --backend cpu --seed 1 --out DIR`, then `tiny` and
+/// `extra` arguments.
+fn train_own(data: &Path, out: &Path, tiny: &[&str], extra: &[&str]) -> Output {
     let mut args = vec![
         "train",
         "--data",
@@ -838,7 +844,7 @@ fn train_data(data: &Path, out: &Path, extra: &[&str]) -> Output {
         "--out",
         out.to_str().unwrap(),
     ];
-    args.extend_from_slice(TINY_POINTS);
+    args.extend_from_slice(tiny);
     args.extend_from_slice(extra);
     equiflow(&args)
 }
@@ -1133,21 +1139,7 @@ const TINY_IMAGES: &[&str] = &[
 ];
 
 fn train_images(data: &Path, out: &Path, extra: &[&str]) -> Output {
-    let mut args = vec![
-        "train",
-        "--data",
-        data.to_str().unwrap(),
-        "--quick",
-        "--backend",
-        "cpu",
-        "--seed",
-        "1",
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    args.extend_from_slice(TINY_IMAGES);
-    args.extend_from_slice(extra);
-    equiflow(&args)
+    train_own(data, out, TINY_IMAGES, extra)
 }
 
 /// A user's own image snapshots: a folder of grey frames and crops of one colour picture,

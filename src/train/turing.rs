@@ -682,7 +682,28 @@ pub(crate) fn fields_of(
         .collect()
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The preset's SDE, run `steps` steps and observed every `every`.
+fn sde_protocol(
+    preset: &Preset,
+    steps: usize,
+    every: usize,
+    finder: Finder,
+) -> blob_motion::Protocol {
+    blob_motion::Protocol {
+        sde: Sde {
+            eta: preset.sde.eta,
+            dt: preset.sde.dt,
+        },
+        ema: preset.sde.ema,
+        steps,
+        every,
+        tau: preset.score.tau_step,
+        clip_x0: preset.sde.clip_x0,
+        finder,
+    }
+}
+
+/// The user's pictures: their look and motion under each flow (`metrics::picture_look`).
 fn picture_metrics(
     preset: &Preset,
     score: &ScoreUnet,
@@ -693,18 +714,12 @@ fn picture_metrics(
     obs: &mut dyn Observer,
 ) -> Option<()> {
     let e = &preset.eval;
-    let protocol = blob_motion::Protocol {
-        sde: Sde {
-            eta: preset.sde.eta,
-            dt: preset.sde.dt,
-        },
-        ema: preset.sde.ema,
-        steps: e.cos_sde_steps,
-        every: e.cos_sde_steps,
-        tau: preset.score.tau_step,
-        clip_x0: preset.sde.clip_x0,
-        finder: Finder::from_preset(preset),
-    };
+    let protocol = sde_protocol(
+        preset,
+        e.cos_sde_steps,
+        e.cos_sde_steps,
+        Finder::from_preset(preset),
+    );
     let kernel = ImageKernel::from_settings(&preset.sde, starts.channels, None);
     let mut fields = vec![Velocity::Kernel(kernel), Velocity::Still];
     fields.extend(ncas.map(|(trained, _)| trained));
@@ -745,18 +760,8 @@ fn blob_metrics(
     obs: &mut dyn Observer,
 ) -> Option<()> {
     let e = &preset.eval;
-    let protocol = blob_motion::Protocol {
-        sde: Sde {
-            eta: preset.sde.eta,
-            dt: preset.sde.dt,
-        },
-        ema: preset.sde.ema,
-        steps: e.blob_steps,
-        every: e.blob_every,
-        tau: preset.score.tau_step,
-        clip_x0: preset.sde.clip_x0,
-        finder: Finder::for_tiling(tiling, e.blob_threshold as f32),
-    };
+    let finder = Finder::for_tiling(tiling, e.blob_threshold as f32);
+    let protocol = sde_protocol(preset, e.blob_steps, e.blob_every, finder);
     let inks = Inks::from_premultiplied(&tiling.icon);
     let kernel = ImageKernel::from_settings(&preset.sde, starts.channels, inks.as_ref());
     m.mixer_ink_turned = inks.zip(kernel.mixer_axis()).map(|(i, u)| i.moved(u));

@@ -320,6 +320,7 @@ mod tests {
             truth_delta: Vec::new(),
             steps,
             trails: Vec::new(),
+            tracked: true,
             blobs: 2,
             blob_speed: 0.5,
             icon_fidelity: None,

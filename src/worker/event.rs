@@ -209,6 +209,8 @@ pub struct PatternFrame {
     /// Artificial life: recent positions of each tracked blob (pixels, on the torus), the
     /// newest last, and the blob count and mean speed (pixels per SDE time unit) now.
     pub trails: Vec<Vec<[f32; 2]>>,
+    /// Blobs are found and tracked (artificial life; not the user's own pictures).
+    pub tracked: bool,
     pub blobs: usize,
     pub blob_speed: f32,
     /// Artificial life: how much the blobs look like the target now (1 = the icon itself).

@@ -695,6 +695,7 @@ impl PatternSession {
             truth,
             steps: sim.steps,
             trails,
+            tracked: sim.tracker.is_some(),
             blobs,
             blob_speed,
             icon_fidelity: sim.icon_fidelity,

@@ -213,14 +213,19 @@ fn alife_view(
             .icon_fidelity
             .map(|v| format!(" · look {v:.2}"))
             .unwrap_or_default();
-        ui.label(format!(
-            "{} blobs{fidelity} · speed {:.2} px per time unit · {} SDE steps",
-            f.blobs, f.blob_speed, f.steps
-        ))
-        .on_hover_text(
-            "look: how much the blobs resemble the target icon at its best rotation \
+        let blobs = if f.tracked {
+            format!(
+                "{} blobs{fidelity} · speed {:.2} px per time unit · ",
+                f.blobs, f.blob_speed
+            )
+        } else {
+            String::new()
+        };
+        ui.label(format!("{blobs}{} SDE steps", f.steps))
+            .on_hover_text(
+                "look: how much the blobs resemble the target icon at its best rotation \
              (normalised correlation, 1 = the icon itself)",
-        );
+            );
         ui.separator();
         if ui
             .button("Save PNG")
@@ -262,10 +267,11 @@ fn alife_view(
         if record.clicked() {
             export = Some(Export::Record);
         }
-        if ui
-            .button("Save tracks CSV")
-            .on_hover_text("Every tracked blob's positions over time (track, t, x, y)")
-            .clicked()
+        if f.tracked
+            && ui
+                .button("Save tracks CSV")
+                .on_hover_text("Every tracked blob's positions over time (track, t, x, y)")
+                .clicked()
         {
             export = Some(Export::TracksCsv);
         }
@@ -310,6 +316,10 @@ fn alife_view(
                     egui::Stroke::new(1.5, Color32::from_rgb(255, 140, 0)),
                 );
             }
+        }
+        // Blob readouts are for icons; the user's own pictures have none to count.
+        if !f.tracked {
+            return;
         }
         ui.vertical(|ui| {
             let h = ((side - 20.0) / 2.0).max(80.0);
@@ -460,6 +470,52 @@ pub fn metrics_view(ui: &mut Ui, results: &Results) {
                     "ink the mixer turns",
                     m.mixer_ink_turned,
                     "share of the target's colours the 3-channel mixer turns: near 0, icons cannot move",
+                ),
+                (
+                    "moved (RMS per pixel)",
+                    m.moved_rms,
+                    "how far the pictures changed over the run under the training-free flow",
+                ),
+                (
+                    "moved with v = 0",
+                    m.moved_rms_still,
+                    "the same without the flow: jitter from denoising and noise alone",
+                ),
+                (
+                    "moved under the NCA",
+                    m.moved_rms_nca,
+                    "the same under the trained neural cellular automaton",
+                ),
+                (
+                    "tones apart at the end",
+                    m.look_tone_w1_end,
+                    "distance between the pixel values after the run and the clean pictures' \
+                     (1-Wasserstein; 0 = the same tones)",
+                ),
+                (
+                    "tones apart, v = 0",
+                    m.look_tone_w1_still,
+                    "the same without the flow",
+                ),
+                (
+                    "tones apart, NCA",
+                    m.look_tone_w1_nca,
+                    "the same under the trained NCA",
+                ),
+                (
+                    "sharpness at the end",
+                    m.look_edge_ratio_end,
+                    "edges after the run over the clean pictures' (1 = as sharp; lower: blurred)",
+                ),
+                (
+                    "sharpness, v = 0",
+                    m.look_edge_ratio_still,
+                    "the same without the flow",
+                ),
+                (
+                    "sharpness, NCA",
+                    m.look_edge_ratio_nca,
+                    "the same under the trained NCA",
                 ),
                 (
                     "denoising error",
