@@ -59,6 +59,19 @@ pub enum ImageFileError {
         needed: f64,
         budget: f64,
     },
+    #[error(
+        "{n} snapshots of {size}² with {channels} channel(s) from {path} need {needed:.2} GiB, \
+         and equiflow may use at most {budget:.2} GiB for data here; use fewer (dataset.n or \
+         dataset.crops) or smaller ones"
+    )]
+    SetTooLarge {
+        path: String,
+        n: usize,
+        size: usize,
+        channels: usize,
+        needed: f64,
+        budget: f64,
+    },
     #[error("dataset.n asks for {wanted} images, and {path} holds {found}")]
     TooFew {
         path: String,
@@ -373,8 +386,24 @@ impl FileLoader {
     /// `n` snapshots: a folder's first `n` pictures by name when it holds exactly `n`, else
     /// `n` of them picked with `seed`; a picture's `n` crops placed with `seed`.
     pub fn new(d: &Spec, n: usize, seed: u64) -> Result<Self, ImageFileError> {
+        Self::within(d, n, seed, super::table::memory_budget())
+    }
+
+    /// [`FileLoader::new`] taking at most `budget` bytes: refused with the numbers, before
+    /// anything is read, when the snapshots would not fit.
+    pub fn within(d: &Spec, n: usize, seed: u64, budget: usize) -> Result<Self, ImageFileError> {
         let path = Path::new(&d.path);
-        let budget = super::table::memory_budget();
+        let needed = n as f64 * d.channels as f64 * (d.size * d.size) as f64 * 4.0;
+        if needed > budget as f64 {
+            return Err(ImageFileError::SetTooLarge {
+                path: d.path.into(),
+                n,
+                size: d.size,
+                channels: d.channels,
+                needed: needed / GIB,
+                budget: budget as f64 / GIB,
+            });
+        }
         let from = match d.layout {
             ImageLayout::Folder => {
                 let files = list(path)?;
@@ -655,11 +684,26 @@ mod tests {
     }
 
     #[test]
-    fn a_picture_beyond_the_budget_is_refused_with_numbers_before_decoding() {
+    fn pictures_beyond_the_budget_are_refused_with_numbers_before_reading() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("big.png");
         grey_png(&path, 64, 64, |_, _| 0);
         let err = decode(&path, 1, 1000).unwrap_err().to_string();
         assert!(err.contains("64×64") && err.contains("GiB"), "{err}");
+        let spec = Spec {
+            path: path.to_str().unwrap(),
+            layout: ImageLayout::Picture { periodic: true },
+            size: 16,
+            channels: 1,
+        };
+        let err = FileLoader::within(&spec, 10, 0, 4000)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("10 snapshots of 16²") && err.contains("GiB"),
+            "{err}"
+        );
+        assert!(FileLoader::within(&spec, 10, 0, 1 << 20).is_ok());
     }
 }
