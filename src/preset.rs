@@ -862,7 +862,8 @@ fn images_from_flat(f: &FlatDataset) -> Result<ImagesData, String> {
     let folder_keys = f.n.is_some() || f.resize.is_some();
     if picture_keys && folder_keys {
         return Err(
-            "dataset.crops, size and periodic crop one picture; dataset.n and resize take the              pictures of a folder: give one set"
+            "dataset.crops, size and periodic crop one picture; dataset.n and resize take the \
+             pictures of a folder: give one set"
                 .into(),
         );
     }
@@ -876,7 +877,8 @@ fn images_from_flat(f: &FlatDataset) -> Result<ImagesData, String> {
     let on_disk = Path::new(&path).is_dir();
     if picture == Some(true) && on_disk {
         return Err(format!(
-            "{path} is a folder: dataset.crops, size and periodic crop one picture (a folder              takes dataset.n and resize)"
+            "{path} is a folder: dataset.crops, size and periodic crop one picture (a folder \
+             takes dataset.n and resize)"
         ));
     }
     if picture == Some(false) && Path::new(&path).is_file() {

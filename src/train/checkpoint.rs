@@ -331,12 +331,6 @@ impl RunDir {
                 .unwrap_or_else(|_| src_path.to_path_buf())
                 .display()
                 .to_string();
-            // Saved again (the app's autosave): the copy made from this original stays.
-            if let Some(old) = old.filter(|o| o.original == original && o.copy == name)
-                && dest.exists()
-            {
-                return Ok(old.clone());
-            }
             if src_path.is_dir() {
                 return self.copy_folder(src_path, original);
             }

@@ -47,7 +47,12 @@ pub fn text(tab: Tab) -> &'static str {
              η adds Langevin noise that keeps the state on the pattern manifold."
         }
         Tab::Paint => {
-            "Artificial life by inverse design. Paint a small icon (or load a PNG/JPEG, or              start from a built-in target), then press Use as target and Train. The icon is              stamped many times at random positions and rotations; a diffusion model learns              what such pictures look like, and the training-free flow v = K * ∇log p moves              the icons while keeping the picture's statistics: they swim, flock, attract and              repel. Ctrl+Z undoes, Ctrl+Shift+Z or Ctrl+Y redoes."
+            "Artificial life by inverse design. Paint a small icon (or load a PNG/JPEG, or \
+             start from a built-in target), then press Use as target and Train. The icon is \
+             stamped many times at random positions and rotations; a diffusion model learns \
+             what such pictures look like, and the training-free flow v = K * ∇log p moves \
+             the icons while keeping the picture's statistics: they swim, flock, attract and \
+             repel. Ctrl+Z undoes, Ctrl+Shift+Z or Ctrl+Y redoes."
         }
         Tab::Rule => {
             "A neural cellular automaton (NCA) learns the flow instead of the fixed skew \
